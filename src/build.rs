@@ -1,0 +1,253 @@
+//! The build: discover → load (read, hash, decode) → sync the salsa inputs → evaluate the
+//! per-file queries in parallel → render the artifacts → write them atomically.
+
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use rayon::prelude::*;
+use serde::Serialize;
+
+use crate::config::Config;
+use crate::db::{LoadedFile, SourceFile, Workspace};
+use crate::diagnostics::{Problem, ProblemKind};
+use crate::discover::{FoundFile, OUTPUT_MARKER, discover};
+use crate::module_path::module_path;
+use crate::source;
+use crate::stages::imports::{Import, imports};
+use crate::stages::outline::{Symbol, outline};
+use crate::stages::parse::syntax_errors;
+use crate::stages::record::{ModuleRecord, module_record};
+use crate::writers::{Artifact, jsonl, write_atomic};
+
+/// Files evaluated between two LRU evictions of parse trees: bounds the memory held by trees.
+const CHUNK_FILES: usize = 1024;
+
+/// What a build did.
+#[derive(Debug, Default)]
+pub struct BuildReport {
+    pub modules: usize,
+    pub symbols: usize,
+    pub imports: usize,
+    /// Modules with at least one syntax error (still in the outputs).
+    pub syntax_error_modules: usize,
+    /// Every problem, sorted by path.
+    pub problems: Vec<Problem>,
+    /// The artifacts written (or, with `--dry-run`, that would have been written).
+    pub artifacts: Vec<ArtifactSummary>,
+    pub dry_run: bool,
+    pub elapsed: Duration,
+}
+
+/// Name and size of one artifact.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ArtifactSummary {
+    pub path: String,
+    pub rows: usize,
+    pub bytes: usize,
+}
+
+impl BuildReport {
+    /// Files that could not be read or decoded (exit code 1 when non-zero).
+    pub fn file_errors(&self) -> usize {
+        self.problems.iter().filter(|p| p.kind.is_file_error()).count()
+    }
+
+    /// Files skipped by policy (too large).
+    pub fn skipped(&self) -> usize {
+        self.problems.iter().filter(|p| p.kind == ProblemKind::Oversized).count()
+    }
+
+    pub fn summary_line(&self) -> String {
+        format!(
+            "{} modules, {} symbols, {} imports; {} skipped, {} errors, {} with syntax errors; {:.2}s{}",
+            self.modules,
+            self.symbols,
+            self.imports,
+            self.skipped(),
+            self.file_errors(),
+            self.syntax_error_modules,
+            self.elapsed.as_secs_f64(),
+            if self.dry_run { " (dry run: nothing written)" } else { "" },
+        )
+    }
+}
+
+/// Run a build with a fresh database.
+pub fn build(config: &Config) -> Result<BuildReport> {
+    build_in(&mut Workspace::default(), config)
+}
+
+/// Run a build in `workspace`, reusing whatever its database already computed.
+pub fn build_in(workspace: &mut Workspace, config: &Config) -> Result<BuildReport> {
+    let started = Instant::now();
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(config.jobs)
+        .thread_name(|i| format!("codeintel-worker-{i}"))
+        .build()
+        .context("cannot start worker threads")?;
+
+    let discovery = discover(config)?;
+    let mut problems = discovery.problems;
+    let src_layout = discovery.src_layout;
+    let loaded: Vec<Result<LoadedFile, Problem>> = pool.install(|| {
+        discovery.files.par_iter().map(|file| load(file, src_layout, config.max_file_bytes)).collect()
+    });
+    let mut files_to_sync = Vec::with_capacity(loaded.len());
+    for result in loaded {
+        match result {
+            Ok(file) => files_to_sync.push(file),
+            Err(problem) => problems.push(problem),
+        }
+    }
+    let files = workspace.sync(files_to_sync);
+
+    let progress = progress_bar(config, files.len());
+    let outputs = evaluate(workspace, &pool, &files, &progress);
+    progress.finish_and_clear();
+
+    let mut report = BuildReport { dry_run: config.dry_run, ..BuildReport::default() };
+    for output in &outputs {
+        if let Some((line, col)) = output.syntax_first {
+            report.syntax_error_modules += 1;
+            let mut problem = Problem::new(
+                output.record.path.clone(),
+                ProblemKind::Syntax,
+                format!("{} syntax error(s), first at line {line} column {col}", output.record.parse_errors),
+            );
+            problem.line = Some(line);
+            problems.push(problem);
+        }
+    }
+    problems.sort();
+    report.modules = outputs.len();
+    report.symbols = outputs.iter().map(|o| o.symbols.len()).sum();
+    report.imports = outputs.iter().map(|o| o.imports.len()).sum();
+
+    let artifacts = render(&outputs, &problems);
+    report.artifacts = artifacts
+        .iter()
+        .map(|a| ArtifactSummary { path: a.path.clone(), rows: a.rows, bytes: a.bytes })
+        .collect();
+    report.problems = problems;
+    if !config.dry_run {
+        write_outputs(config, &artifacts)?;
+    }
+    report.elapsed = started.elapsed();
+    Ok(report)
+}
+
+fn load(file: &FoundFile, src_layout: bool, max_file_bytes: u64) -> Result<LoadedFile, Problem> {
+    let problem = |kind, message: String| Problem::new(file.rel_path.clone(), kind, message);
+    let bytes = std::fs::read(&file.abs_path).map_err(|err| problem(ProblemKind::Unreadable, err.to_string()))?;
+    if bytes.len() as u64 > max_file_bytes {
+        let message = format!("{} bytes is over --max-file-bytes {max_file_bytes}", bytes.len());
+        return Err(problem(ProblemKind::Oversized, message));
+    }
+    let decoded = source::decode(&bytes).map_err(|err| problem(ProblemKind::Undecodable, err.to_string()))?;
+    let module = module_path(&file.rel_path, src_layout);
+    Ok(LoadedFile {
+        path: file.rel_path.clone(),
+        module: module.module,
+        is_package: module.is_package,
+        encoding: decoded.encoding,
+        hash: decoded.hash,
+        text: decoded.text,
+    })
+}
+
+/// Everything one file contributes to the outputs.
+struct FileOutput {
+    record: ModuleRecord,
+    symbols: Vec<Symbol>,
+    imports: Vec<Import>,
+    syntax_first: Option<(u32, u32)>,
+}
+
+fn evaluate(
+    workspace: &mut Workspace,
+    pool: &rayon::ThreadPool,
+    files: &[SourceFile],
+    progress: &ProgressBar,
+) -> Vec<FileOutput> {
+    let mut outputs = Vec::with_capacity(files.len());
+    for chunk in files.chunks(CHUNK_FILES) {
+        // `Database` is `Send` but not `Sync`: workers clone it through a mutex.
+        let db = std::sync::Mutex::new(workspace.db.clone());
+        let part: Vec<FileOutput> = pool.install(|| {
+            chunk
+                .par_iter()
+                .map_init(
+                    || db.lock().unwrap().clone(),
+                    |db, &file| {
+                        let mut symbols = outline(db, file).symbols.clone();
+                        symbols.sort_by_key(|s| (s.line, s.col));
+                        let mut file_imports = imports(db, file).imports.clone();
+                        file_imports.sort_by(|a, b| (a.line, &a.target, a.col).cmp(&(b.line, &b.target, b.col)));
+                        let output = FileOutput {
+                            record: module_record(db, file).clone(),
+                            symbols,
+                            imports: file_imports,
+                            syntax_first: syntax_errors(db, file).first,
+                        };
+                        progress.inc(1);
+                        output
+                    },
+                )
+                .collect()
+        });
+        outputs.extend(part);
+        drop(db);
+        salsa::Database::trigger_lru_eviction(&mut workspace.db);
+    }
+    outputs
+}
+
+#[derive(Serialize)]
+struct PathRow<'a, T> {
+    path: &'a str,
+    #[serde(flatten)]
+    row: &'a T,
+}
+
+/// Render every artifact; `outputs` are sorted by path.
+fn render(outputs: &[FileOutput], problems: &[Problem]) -> Vec<Artifact> {
+    let (rows, modules) = jsonl::render(outputs.iter().map(|o| &o.record));
+    let mut artifacts = vec![Artifact::new("modules.jsonl", rows, modules)];
+    let (rows, symbols) = jsonl::render(
+        outputs.iter().flat_map(|o| o.symbols.iter().map(|row| PathRow { path: &o.record.path, row })),
+    );
+    artifacts.push(Artifact::new("symbols.jsonl", rows, symbols));
+    let (rows, imports) = jsonl::render(
+        outputs.iter().flat_map(|o| o.imports.iter().map(|row| PathRow { path: &o.record.path, row })),
+    );
+    artifacts.push(Artifact::new("imports.jsonl", rows, imports));
+    let (rows, diagnostics) = jsonl::render(problems);
+    artifacts.push(Artifact::new("diagnostics.jsonl", rows, diagnostics));
+    artifacts
+}
+
+fn write_outputs(config: &Config, artifacts: &[Artifact]) -> Result<()> {
+    let out = &config.out;
+    std::fs::create_dir_all(out).with_context(|| format!("cannot create output directory {}", out.display()))?;
+    write_atomic(&out.join(OUTPUT_MARKER), b"codeintel-enrich output directory: never scanned\n")?;
+    if config.out_is_default {
+        write_atomic(&out.join(".gitignore"), b"# Written by codeintel-enrich.\n*\n")?;
+    }
+    for artifact in artifacts {
+        write_atomic(&out.join(&artifact.path), &artifact.contents)?;
+    }
+    Ok(())
+}
+
+fn progress_bar(config: &Config, total: usize) -> ProgressBar {
+    if !config.progress || total < 200 {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::with_draw_target(Some(total as u64), ProgressDrawTarget::stderr());
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} {pos}/{len} modules {wide_bar} {elapsed}")
+            .expect("valid progress template"),
+    );
+    bar
+}

@@ -1,0 +1,222 @@
+//! The command line: clap derive types, turned into a plain [`Config`] by
+//! [`construct_config`]. This is the only module that imports clap.
+//!
+//! Exit codes: `0` success; `1` outputs were written but some files could not be read or
+//! decoded (each is reported with its path); `2` fatal error or bad usage (nothing written).
+
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::{Context, Result, bail};
+use clap::{ArgAction, CommandFactory, Parser, Subcommand};
+use clap_complete::Shell;
+
+use crate::build::{self, BuildReport};
+use crate::config::{Config, DEFAULT_MAX_FILE_BYTES, DEFAULT_OUT_DIR};
+
+/// Exit code: some files could not be read or decoded; everything else was written.
+pub const EXIT_FILE_ERRORS: u8 = 1;
+/// Exit code: fatal error or bad usage; nothing was written.
+pub const EXIT_FATAL: u8 = 2;
+
+/// Turn a Python repository into code-intelligence artifacts, incrementally.
+#[derive(Debug, Parser)]
+#[command(name = "codeintel-enrich", version, about, propagate_version = true)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+
+    /// Repository to scan.
+    #[arg(long, global = true, value_name = "DIR", default_value = ".")]
+    pub root: PathBuf,
+
+    /// Output directory [default: <root>/.codeintel]. Never scanned.
+    #[arg(long, global = true, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+
+    /// Only process files whose repo-relative path matches GLOB (repeatable; any match wins).
+    #[arg(long, global = true, value_name = "GLOB")]
+    pub only: Vec<String>,
+
+    /// Skip (and report) source files larger than this many bytes.
+    #[arg(long, global = true, value_name = "BYTES", default_value_t = DEFAULT_MAX_FILE_BYTES)]
+    pub max_file_bytes: u64,
+
+    /// Worker threads [default: number of CPUs].
+    #[arg(long, short = 'j', global = true, value_name = "N")]
+    pub jobs: Option<usize>,
+
+    /// Compute everything, write nothing, and say what would be written.
+    #[arg(long, global = true)]
+    pub dry_run: bool,
+
+    /// Descend into symlinked directories (symlink loops are detected and reported).
+    #[arg(long, global = true)]
+    pub follow_links: bool,
+
+    /// More log output (-v: info, -vv: debug, -vvv: trace).
+    #[arg(long, short = 'v', global = true, action = ArgAction::Count, conflicts_with = "quiet")]
+    pub verbose: u8,
+
+    /// Print only errors: no progress bar, no summary line.
+    #[arg(long, short = 'q', global = true)]
+    pub quiet: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Scan the repository and write the artifacts.
+    Build,
+    /// Print a shell completion script to stdout.
+    Completions {
+        /// The shell to generate completions for.
+        shell: Shell,
+    },
+}
+
+/// Turn parsed arguments into a [`Config`], resolving paths against `cwd`.
+pub fn construct_config(cli: &Cli, cwd: &Path) -> Result<Config> {
+    let root = cwd.join(&cli.root);
+    let root = root
+        .canonicalize()
+        .with_context(|| format!("cannot open root directory {}", root.display()))?;
+    if !root.is_dir() {
+        bail!("root {} is not a directory", root.display());
+    }
+    let (out, out_is_default) = match &cli.out {
+        Some(out) => (absolute(&cwd.join(out)), false),
+        None => (root.join(DEFAULT_OUT_DIR), true),
+    };
+    if let Some(0) = cli.jobs {
+        bail!("--jobs must be at least 1");
+    }
+    for glob in &cli.only {
+        globset::Glob::new(glob).with_context(|| format!("invalid --only glob {glob:?}"))?;
+    }
+    let mut config = Config::new(root, out);
+    config.out_is_default = out_is_default;
+    config.only = cli.only.clone();
+    config.max_file_bytes = cli.max_file_bytes;
+    if let Some(jobs) = cli.jobs {
+        config.jobs = jobs;
+    }
+    config.dry_run = cli.dry_run;
+    config.follow_links = cli.follow_links;
+    config.progress = !cli.quiet && std::io::stderr().is_terminal();
+    Ok(config)
+}
+
+/// Make `path` absolute and lexically normalized (it may not exist yet).
+fn absolute(path: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for component in path.components() {
+        match component {
+            std::path::Component::ParentDir => {
+                out.pop();
+            }
+            std::path::Component::CurDir => {}
+            other => out.push(other),
+        }
+    }
+    // Resolve symlinks in the part that exists, so that comparisons with walked paths work.
+    let mut existing = out.clone();
+    let mut rest = Vec::new();
+    while !existing.exists() {
+        match existing.file_name() {
+            Some(name) => rest.push(name.to_owned()),
+            None => break,
+        }
+        existing.pop();
+    }
+    let mut resolved = existing.canonicalize().unwrap_or(existing);
+    resolved.extend(rest.iter().rev());
+    resolved
+}
+
+fn init_logging(cli: &Cli) {
+    let level = match (cli.quiet, cli.verbose) {
+        (true, _) => "error",
+        (false, 0) => "warn",
+        (false, 1) => "info",
+        (false, 2) => "debug",
+        _ => "trace",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("CODEINTEL_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(format!("codeintel_enrich={level}")));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .without_time()
+        .with_target(false)
+        .try_init();
+}
+
+/// Entry point of the binary.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(&cli);
+    match run(&cli) {
+        Ok(code) => code,
+        Err(err) => {
+            if is_broken_pipe(&err) {
+                return ExitCode::SUCCESS;
+            }
+            eprintln!("codeintel-enrich: error: {err:#}");
+            ExitCode::from(EXIT_FATAL)
+        }
+    }
+}
+
+fn run(cli: &Cli) -> Result<ExitCode> {
+    match &cli.command {
+        Command::Completions { shell } => {
+            let mut out = std::io::stdout().lock();
+            clap_complete::generate(*shell, &mut Cli::command(), "codeintel-enrich", &mut out);
+            out.flush()?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Build => {
+            let cwd = std::env::current_dir().context("cannot read the current directory")?;
+            let config = construct_config(cli, &cwd)?;
+            let report = build::build(&config)?;
+            print_report(cli, &config, &report)?;
+            Ok(if report.file_errors() > 0 {
+                ExitCode::from(EXIT_FILE_ERRORS)
+            } else {
+                ExitCode::SUCCESS
+            })
+        }
+    }
+}
+
+fn print_report(cli: &Cli, config: &Config, report: &BuildReport) -> Result<()> {
+    let mut err = std::io::stderr().lock();
+    for problem in &report.problems {
+        if problem.kind.is_file_error() || !cli.quiet {
+            writeln!(err, "codeintel-enrich: {}: {}: {}", problem.kind.label(), problem.path, problem.message)?;
+        }
+    }
+    if config.dry_run {
+        let mut out = std::io::stdout().lock();
+        for artifact in &report.artifacts {
+            writeln!(
+                out,
+                "would write {} ({} rows, {} bytes)",
+                artifact.path, artifact.rows, artifact.bytes
+            )?;
+        }
+    }
+    if !cli.quiet {
+        writeln!(err, "codeintel-enrich: {}", report.summary_line())?;
+    }
+    Ok(())
+}
+
+fn is_broken_pipe(err: &anyhow::Error) -> bool {
+    err.chain().any(|cause| {
+        cause
+            .downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
+}

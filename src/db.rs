@@ -1,0 +1,163 @@
+//! The salsa database and its inputs.
+//!
+//! [`SourceFile`] is the one input: a file's path, module name and decoded text, whose
+//! revision is its blake3 content hash — [`Workspace::sync`] calls a setter only when the hash
+//! (or the module name) really changed, because every setter call bumps the revision.
+//! Everything else is a tracked query in [`crate::stages`].
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+use salsa::{Database as _, Setter as _};
+
+use crate::source::ContentHash;
+
+/// The database trait every query takes.
+#[salsa::db]
+pub trait Db: salsa::Database {}
+
+/// The concrete database. Cloning is cheap and shares the storage: each rayon worker takes
+/// its own clone.
+#[salsa::db]
+#[derive(Clone, Default)]
+pub struct Database {
+    storage: salsa::Storage<Self>,
+}
+
+#[salsa::db]
+impl salsa::Database for Database {}
+
+#[salsa::db]
+impl Db for Database {}
+
+impl Database {
+    /// A database that records the name and subject of every query it executes, for tests
+    /// and diagnostics (`"outline(pkg/a.py)"`).
+    pub fn with_execution_log() -> (Self, ExecutionLog) {
+        let log = ExecutionLog::default();
+        let sink = log.clone();
+        let storage = salsa::Storage::new(Some(Box::new(move |event: salsa::Event| {
+            if let salsa::EventKind::WillExecute { database_key } = event.kind {
+                sink.0.lock().unwrap().push(database_key);
+            }
+        })));
+        (Database { storage }, log)
+    }
+}
+
+/// Query executions recorded by [`Database::with_execution_log`].
+#[derive(Clone, Default)]
+pub struct ExecutionLog(Arc<Mutex<Vec<salsa::DatabaseKeyIndex>>>);
+
+impl ExecutionLog {
+    /// Take the recorded executions as sorted `"query(path)"` strings.
+    pub fn take(&self, db: &Database) -> Vec<String> {
+        let keys = std::mem::take(&mut *self.0.lock().unwrap());
+        let mut names: Vec<String> = keys
+            .into_iter()
+            .map(|key| {
+                let query = db.ingredient_debug_name(key.ingredient_index()).into_owned();
+                let file = SourceFile::lookup(db, key.key_index());
+                format!("{query}({})", file.map_or("?".to_string(), |f| f.path(db).clone()))
+            })
+            .collect();
+        names.sort();
+        names
+    }
+}
+
+/// One Python source file.
+#[salsa::input(debug)]
+pub struct SourceFile {
+    /// Repo-relative `/` path.
+    #[returns(ref)]
+    pub path: String,
+    /// Dotted module name.
+    #[returns(ref)]
+    pub module: String,
+    /// `__init__.py` of a package.
+    #[returns(copy)]
+    pub is_package: bool,
+    /// blake3 of the raw bytes: the input's revision.
+    #[returns(copy)]
+    pub content_hash: ContentHash,
+    /// Name of the encoding the text was decoded from.
+    #[returns(ref)]
+    pub encoding: String,
+    /// Decoded text (see [`crate::source::decode`]).
+    #[returns(ref)]
+    pub text: Arc<str>,
+}
+
+impl SourceFile {
+    /// The file a query key names. Every tracked query here is keyed by a `SourceFile`.
+    fn lookup(_db: &Database, id: salsa::Id) -> Option<SourceFile> {
+        use salsa::plumbing::FromId as _;
+        Some(SourceFile::from_id(id))
+    }
+}
+
+/// A file ready to become (or update) a [`SourceFile`] input.
+#[derive(Debug, Clone)]
+pub struct LoadedFile {
+    pub path: String,
+    pub module: String,
+    pub is_package: bool,
+    pub encoding: String,
+    pub hash: ContentHash,
+    pub text: Arc<str>,
+}
+
+/// The database plus the inputs of the current file set, by path. Kept across builds in one
+/// process, so a rebuild only re-executes the queries whose inputs changed.
+#[derive(Default)]
+pub struct Workspace {
+    pub db: Database,
+    files: BTreeMap<String, SourceFile>,
+}
+
+impl Workspace {
+    pub fn new(db: Database) -> Self {
+        Workspace { db, files: BTreeMap::new() }
+    }
+
+    /// Make the inputs match `loaded` (sorted or not): create new files, update changed ones
+    /// (only when their hash or name changed), forget removed ones. Returns the current files
+    /// sorted by path.
+    pub fn sync(&mut self, loaded: Vec<LoadedFile>) -> Vec<SourceFile> {
+        let mut next = BTreeMap::new();
+        for file in loaded {
+            let input = match self.files.remove(&file.path) {
+                Some(input) => {
+                    let db = &mut self.db;
+                    if input.content_hash(db) != file.hash {
+                        input.set_content_hash(db).to(file.hash);
+                        input.set_text(db).to(file.text);
+                        if *input.encoding(db) != file.encoding {
+                            input.set_encoding(db).to(file.encoding);
+                        }
+                    }
+                    if *input.module(db) != file.module {
+                        input.set_module(db).to(file.module);
+                    }
+                    if input.is_package(db) != file.is_package {
+                        input.set_is_package(db).to(file.is_package);
+                    }
+                    input
+                }
+                None => SourceFile::new(
+                    &self.db,
+                    file.path.clone(),
+                    file.module,
+                    file.is_package,
+                    file.hash,
+                    file.encoding,
+                    file.text,
+                ),
+            };
+            next.insert(file.path, input);
+        }
+        self.files = next;
+        self.files.values().copied().collect()
+    }
+}

@@ -1,0 +1,65 @@
+//! Problems found while scanning: one per file, with its repo-relative path.
+//!
+//! A problem never stops a build. File errors (unreadable, undecodable, symlink loop) make the
+//! exit code 1; skips by policy (oversized) and syntax errors are reported but are not errors
+//! of the run.
+
+use serde::Serialize;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProblemKind {
+    /// The file is larger than `--max-file-bytes`; skipped.
+    Oversized,
+    /// The file or directory could not be read (permissions, I/O error, vanished); skipped.
+    Unreadable,
+    /// The bytes are not valid in the file's declared (PEP 263) or default encoding; skipped.
+    Undecodable,
+    /// A symlink points back into one of its ancestors; not followed.
+    SymlinkLoop,
+    /// The path is not valid UTF-8, so it has no portable name; skipped.
+    InvalidPath,
+    /// The module has syntax errors; it is still processed with what could be read.
+    Syntax,
+}
+
+impl ProblemKind {
+    /// Whether this problem means some input was lost (exit code 1).
+    pub fn is_file_error(self) -> bool {
+        matches!(self, Self::Unreadable | Self::Undecodable | Self::SymlinkLoop | Self::InvalidPath)
+    }
+
+    /// Whether the file was left out of the outputs.
+    pub fn is_skip(self) -> bool {
+        !matches!(self, Self::Syntax)
+    }
+
+    pub fn label(self) -> &'static str {
+        match self {
+            Self::Oversized => "skipped (too large)",
+            Self::Unreadable => "unreadable",
+            Self::Undecodable => "undecodable",
+            Self::SymlinkLoop => "symlink loop",
+            Self::InvalidPath => "invalid path",
+            Self::Syntax => "syntax error",
+        }
+    }
+}
+
+/// One reported problem; written to `diagnostics.jsonl` sorted by (path, kind, line).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub struct Problem {
+    /// Repo-relative `/` path (or the lossy form of an invalid path).
+    pub path: String,
+    pub kind: ProblemKind,
+    /// 1-based line of the first error, for syntax errors.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub line: Option<u32>,
+    pub message: String,
+}
+
+impl Problem {
+    pub fn new(path: impl Into<String>, kind: ProblemKind, message: impl Into<String>) -> Self {
+        Problem { path: path.into(), kind, line: None, message: message.into() }
+    }
+}

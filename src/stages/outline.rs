@@ -1,0 +1,235 @@
+//! The outline: every class, function and method of a module, at any depth, with its
+//! qualname, position, decorators, parameters, return annotation and docstring summary.
+//!
+//! Positions follow Python's `ast`: `line` is the `def`/`class` line (not the decorator's),
+//! `col` the 0-based UTF-8 byte column of `def`, `async` or `class`.
+
+use std::sync::LazyLock;
+
+use serde::Serialize;
+use streaming_iterator::StreamingIterator as _;
+use tree_sitter::{Node, Query, QueryCursor};
+
+use crate::db::{Db, SourceFile};
+use crate::stages::parse::{language, parsed_module};
+use crate::stages::text::{docstring_first_line, is_public_name, node_text, string_value};
+
+/// Bump when the outline's logic or fields change.
+pub const OUTLINE_VERSION: u32 = 1;
+
+static OUTLINE_QUERY: LazyLock<Query> = LazyLock::new(|| {
+    Query::new(&language(), include_str!("../../queries/outline.scm")).expect("queries/outline.scm compiles")
+});
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SymbolKind {
+    Class,
+    /// A module-level or nested function.
+    Function,
+    /// A function defined directly in a class body.
+    Method,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ParamKind {
+    PositionalOnly,
+    PositionalOrKeyword,
+    VarPositional,
+    KeywordOnly,
+    VarKeyword,
+}
+
+/// One parameter of a function.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Param {
+    pub name: String,
+    pub kind: ParamKind,
+    /// Source text of the annotation.
+    pub annotation: Option<String>,
+    pub has_default: bool,
+}
+
+/// One class, function or method.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Symbol {
+    /// Enclosing class and function names joined with `.` (`Outer.method`, `func.inner`).
+    pub qualname: String,
+    pub name: String,
+    pub kind: SymbolKind,
+    /// 1-based line of `def`/`class`.
+    pub line: u32,
+    /// 0-based UTF-8 byte column of `def`/`async`/`class`.
+    pub col: u32,
+    pub end_line: u32,
+    pub end_col: u32,
+    pub is_async: bool,
+    /// Source text of each decorator expression (without `@`), in order.
+    pub decorators: Vec<String>,
+    /// Source text of each base class / keyword in a class statement's parentheses.
+    pub bases: Vec<String>,
+    pub params: Vec<Param>,
+    /// Source text of the return annotation.
+    pub returns: Option<String>,
+    /// Every part of the qualname is public and it is not local to a function.
+    pub is_public: bool,
+    /// First line of the cleaned docstring.
+    pub docstring: Option<String>,
+}
+
+/// The outline of one module, in document order.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Outline {
+    pub symbols: Vec<Symbol>,
+}
+
+/// The outline of `file`; a firewall: equal outlines stop the cascade.
+#[salsa::tracked(returns(ref))]
+pub fn outline(db: &dyn Db, file: SourceFile) -> Outline {
+    let parsed = parsed_module(db, file);
+    extract_outline(parsed.root(), file.text(db))
+}
+
+struct Scope {
+    end_byte: usize,
+    name: String,
+    is_class: bool,
+}
+
+/// Extract the outline from a parsed tree.
+pub fn extract_outline(root: Node<'_>, text: &str) -> Outline {
+    let mut cursor = QueryCursor::new();
+    let mut captures = cursor.captures(&OUTLINE_QUERY, root, text.as_bytes());
+    let mut stack: Vec<Scope> = Vec::new();
+    let mut symbols = Vec::new();
+    while let Some((m, index)) = captures.next() {
+        let node = m.captures()[*index].node;
+        while stack.last().is_some_and(|scope| scope.end_byte <= node.start_byte()) {
+            stack.pop();
+        }
+        let Some(name_node) = node.child_by_field_name("name") else { continue };
+        let name = node_text(name_node, text).to_string();
+        let is_class = node.kind() == "class_definition";
+        let kind = match (is_class, stack.last()) {
+            (true, _) => SymbolKind::Class,
+            (false, Some(parent)) if parent.is_class => SymbolKind::Method,
+            (false, _) => SymbolKind::Function,
+        };
+        let mut qualname = String::new();
+        for scope in &stack {
+            qualname.push_str(&scope.name);
+            qualname.push('.');
+        }
+        qualname.push_str(&name);
+        let is_public = stack.iter().all(|s| s.is_class && is_public_name(&s.name)) && is_public_name(&name);
+        let start = node.start_position();
+        let end = node.end_position();
+        let body = node.child_by_field_name("body");
+        symbols.push(Symbol {
+            qualname,
+            kind,
+            line: start.row as u32 + 1,
+            col: start.column as u32,
+            end_line: end.row as u32 + 1,
+            end_col: end.column as u32,
+            is_async: !is_class && node.child(0).is_some_and(|c| c.kind() == "async"),
+            decorators: decorators(node, text),
+            bases: node
+                .child_by_field_name("superclasses")
+                .map(|args| named_texts(args, text))
+                .unwrap_or_default(),
+            params: node
+                .child_by_field_name("parameters")
+                .map(|params| parameters(params, text))
+                .unwrap_or_default(),
+            returns: node.child_by_field_name("return_type").map(|t| node_text(t, text).to_string()),
+            is_public,
+            docstring: body.and_then(|body| docstring(body, text)),
+            name: name.clone(),
+        });
+        stack.push(Scope { end_byte: node.end_byte(), name, is_class });
+    }
+    Outline { symbols }
+}
+
+fn named_texts(node: Node<'_>, text: &str) -> Vec<String> {
+    let mut cursor = node.walk();
+    node.named_children(&mut cursor)
+        .filter(|child| child.kind() != "comment")
+        .map(|child| node_text(child, text).to_string())
+        .collect()
+}
+
+fn decorators(definition: Node<'_>, text: &str) -> Vec<String> {
+    let Some(parent) = definition.parent().filter(|p| p.kind() == "decorated_definition") else {
+        return Vec::new();
+    };
+    let mut cursor = parent.walk();
+    parent
+        .named_children(&mut cursor)
+        .filter(|child| child.kind() == "decorator")
+        .filter_map(|decorator| decorator.named_child(0))
+        .map(|expr| node_text(expr, text).to_string())
+        .collect()
+}
+
+fn parameters(params: Node<'_>, text: &str) -> Vec<Param> {
+    let mut out: Vec<Param> = Vec::new();
+    let mut keyword_only = false;
+    let mut cursor = params.walk();
+    for param in params.named_children(&mut cursor) {
+        let positional = if keyword_only { ParamKind::KeywordOnly } else { ParamKind::PositionalOrKeyword };
+        let (target, annotation, has_default) = match param.kind() {
+            "identifier" | "tuple_pattern" | "list_splat_pattern" | "dictionary_splat_pattern" => (param, None, false),
+            "typed_parameter" => {
+                let Some(target) = param.named_child(0) else { continue };
+                (target, param.child_by_field_name("type"), false)
+            }
+            "default_parameter" | "typed_default_parameter" => {
+                let Some(target) = param.child_by_field_name("name") else { continue };
+                (target, param.child_by_field_name("type"), true)
+            }
+            "keyword_separator" => {
+                keyword_only = true;
+                continue;
+            }
+            "positional_separator" => {
+                for earlier in &mut out {
+                    if earlier.kind == ParamKind::PositionalOrKeyword {
+                        earlier.kind = ParamKind::PositionalOnly;
+                    }
+                }
+                continue;
+            }
+            _ => continue,
+        };
+        let (kind, name_node) = match target.kind() {
+            "list_splat_pattern" => {
+                keyword_only = true;
+                (ParamKind::VarPositional, target.named_child(0))
+            }
+            "dictionary_splat_pattern" => (ParamKind::VarKeyword, target.named_child(0)),
+            _ => (positional, Some(target)),
+        };
+        let Some(name_node) = name_node else { continue };
+        out.push(Param {
+            name: node_text(name_node, text).to_string(),
+            kind,
+            annotation: annotation.map(|a| node_text(a, text).to_string()),
+            has_default,
+        });
+    }
+    out
+}
+
+/// The docstring summary of a body block: its first statement, when that is a plain string.
+pub fn docstring(body: Node<'_>, text: &str) -> Option<String> {
+    let mut cursor = body.walk();
+    let first = body.named_children(&mut cursor).find(|n| n.kind() != "comment")?;
+    if first.kind() != "expression_statement" || first.named_child_count() != 1 {
+        return None;
+    }
+    let value = string_value(first.named_child(0)?, text)?;
+    Some(docstring_first_line(&value))
+}

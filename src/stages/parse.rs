@@ -1,0 +1,96 @@
+//! Parsing with tree-sitter-python: one parser per thread, one parse per file per revision.
+
+use std::cell::RefCell;
+use std::sync::Arc;
+
+use tree_sitter::{Node, Parser, Tree};
+
+use crate::db::{Db, SourceFile};
+
+/// Bump when the parse (or the grammar) changes in a way that affects downstream stages.
+pub const PARSE_VERSION: u32 = 1;
+
+thread_local! {
+    static PARSER: RefCell<Parser> = RefCell::new({
+        let mut parser = Parser::new();
+        parser
+            .set_language(&tree_sitter_python::LANGUAGE.into())
+            .expect("tree-sitter-python matches the tree-sitter ABI");
+        parser
+    });
+}
+
+/// The tree-sitter language every query is compiled for.
+pub fn language() -> tree_sitter::Language {
+    tree_sitter_python::LANGUAGE.into()
+}
+
+/// A parsed module: the tree-sitter tree of a [`SourceFile`]'s text.
+#[derive(Clone, Debug)]
+pub struct ParsedModule {
+    tree: Arc<Tree>,
+}
+
+impl ParsedModule {
+    pub fn root(&self) -> Node<'_> {
+        self.tree.root_node()
+    }
+}
+
+/// Parse `text` (never fails: syntax errors become `ERROR`/`MISSING` nodes).
+pub fn parse_text(text: &str) -> ParsedModule {
+    let tree = PARSER
+        .with_borrow_mut(|parser| parser.parse(text, None))
+        .expect("parsing without a timeout or cancellation flag always yields a tree");
+    ParsedModule { tree: Arc::new(tree) }
+}
+
+/// The tree of `file`. `no_eq`: trees are never compared, every consumer re-checks its own
+/// output instead. LRU-bounded (the build evicts between chunks) because trees are ~10× the
+/// size of their source; it is never persisted.
+#[salsa::tracked(returns(ref), no_eq, lru = 128)]
+pub fn parsed_module(db: &dyn Db, file: SourceFile) -> ParsedModule {
+    parse_text(file.text(db))
+}
+
+/// How many syntax errors a module has, and where the first one is.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SyntaxErrors {
+    /// `ERROR` and `MISSING` nodes in the tree.
+    pub count: u32,
+    /// 1-based line and 0-based byte column of the first one.
+    pub first: Option<(u32, u32)>,
+}
+
+/// The syntax errors of `file`; a narrow `Eq` value.
+#[salsa::tracked(returns(copy))]
+pub fn syntax_errors(db: &dyn Db, file: SourceFile) -> SyntaxErrors {
+    count_errors(parsed_module(db, file).root())
+}
+
+/// Count error nodes, descending only into subtrees that contain one.
+pub fn count_errors(root: Node<'_>) -> SyntaxErrors {
+    let mut errors = SyntaxErrors::default();
+    if !root.has_error() {
+        return errors;
+    }
+    let mut stack = vec![root];
+    let mut found = Vec::new();
+    while let Some(node) = stack.pop() {
+        if node.is_error() || node.is_missing() {
+            errors.count += 1;
+            found.push(node.start_position());
+            if node.is_missing() {
+                continue;
+            }
+        }
+        let mut cursor = node.walk();
+        for child in node.children(&mut cursor) {
+            if child.has_error() || child.is_missing() {
+                stack.push(child);
+            }
+        }
+    }
+    errors.first = found.into_iter().min().map(|p| (p.row as u32 + 1, p.column as u32));
+    errors
+}
