@@ -39,6 +39,10 @@ pub struct Cli {
     #[arg(long, global = true, value_name = "GLOB")]
     pub only: Vec<String>,
 
+    /// Skip files and directories whose repo-relative path matches GLOB (repeatable).
+    #[arg(long, global = true, value_name = "GLOB")]
+    pub exclude: Vec<String>,
+
     /// Skip (and report) source files larger than this many bytes.
     #[arg(long, global = true, value_name = "BYTES", default_value_t = DEFAULT_MAX_FILE_BYTES)]
     pub max_file_bytes: u64,
@@ -91,12 +95,13 @@ pub fn construct_config(cli: &Cli, cwd: &Path) -> Result<Config> {
     if let Some(0) = cli.jobs {
         bail!("--jobs must be at least 1");
     }
-    for glob in &cli.only {
-        globset::Glob::new(glob).with_context(|| format!("invalid --only glob {glob:?}"))?;
+    for glob in cli.only.iter().chain(&cli.exclude) {
+        globset::Glob::new(glob).with_context(|| format!("invalid glob {glob:?}"))?;
     }
     let mut config = Config::new(root, out);
     config.out_is_default = out_is_default;
     config.only = cli.only.clone();
+    config.exclude = cli.exclude.clone();
     config.max_file_bytes = cli.max_file_bytes;
     if let Some(jobs) = cli.jobs {
         config.jobs = jobs;

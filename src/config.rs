@@ -22,6 +22,9 @@ pub struct Config {
     pub out_is_default: bool,
     /// Repo-relative globs; when non-empty only matching `.py` files are processed.
     pub only: Vec<String>,
+    /// Repo-relative globs; matching files and directories are skipped (directories are not
+    /// descended into).
+    pub exclude: Vec<String>,
     /// Files larger than this many bytes are skipped and reported.
     pub max_file_bytes: u64,
     /// Worker threads (>= 1).
@@ -42,6 +45,7 @@ impl Config {
             out,
             out_is_default: false,
             only: Vec::new(),
+            exclude: Vec::new(),
             max_file_bytes: DEFAULT_MAX_FILE_BYTES,
             jobs: std::thread::available_parallelism().map_or(1, |n| n.get()),
             dry_run: false,

@@ -1,8 +1,8 @@
 //! Problems found while scanning: one per file, with its repo-relative path.
 //!
-//! A problem never stops a build. File errors (unreadable, undecodable, symlink loop) make the
-//! exit code 1; skips by policy (oversized) and syntax errors are reported but are not errors
-//! of the run.
+//! A problem never stops a build. File errors (unreadable, undecodable, invalid path) make the
+//! exit code 1; skips by policy (oversized), symlink loops (which hide no file) and syntax
+//! errors are reported but are not errors of the run.
 
 use serde::Serialize;
 
@@ -26,7 +26,7 @@ pub enum ProblemKind {
 impl ProblemKind {
     /// Whether this problem means some input was lost (exit code 1).
     pub fn is_file_error(self) -> bool {
-        matches!(self, Self::Unreadable | Self::Undecodable | Self::SymlinkLoop | Self::InvalidPath)
+        matches!(self, Self::Unreadable | Self::Undecodable | Self::InvalidPath)
     }
 
     /// Whether the file was left out of the outputs.

@@ -1,5 +1,6 @@
 //! Discovery: walk the root with the `ignore` crate (honouring `.gitignore`, `.ignore` and
-//! hidden files) and list the `.py` files to process, sorted by repo-relative path.
+//! hidden files, plus `--exclude` globs) and list the `.py` files to process, sorted by
+//! repo-relative path; `--only` globs narrow the files (not the directories walked).
 //!
 //! Never descends into the output directory, any directory holding the output marker (an
 //! output directory of an earlier run, wherever it was), or the root-level `stubs/` and
@@ -46,6 +47,7 @@ pub fn discover(config: &Config) -> Result<Discovery> {
     let root = config.root.clone();
     let only = build_globset(&config.only)?;
     let out = config.out.clone();
+    let exclude = build_globset(&config.exclude)?;
 
     let mut builder = WalkBuilder::new(&root);
     builder
@@ -54,7 +56,7 @@ pub fn discover(config: &Config) -> Result<Discovery> {
         .threads(config.jobs)
         .filter_entry({
             let root = root.clone();
-            move |entry| keep_entry(entry, &root, &out)
+            move |entry| keep_entry(entry, &root, &out, exclude.as_ref())
         });
 
     let files = Mutex::new(Vec::new());
@@ -97,12 +99,21 @@ fn build_globset(globs: &[String]) -> Result<Option<GlobSet>> {
     Ok(Some(builder.build()?))
 }
 
-fn keep_entry(entry: &DirEntry, root: &Path, out: &Path) -> bool {
-    let is_dir = entry.file_type().is_some_and(|t| t.is_dir());
-    if !is_dir || entry.depth() == 0 {
+fn keep_entry(entry: &DirEntry, root: &Path, out: &Path, exclude: Option<&GlobSet>) -> bool {
+    if entry.depth() == 0 {
         return true;
     }
     let path = entry.path();
+    if let Some(exclude) = exclude {
+        let rel = path.strip_prefix(root).unwrap_or(path);
+        if portable_path(rel).is_some_and(|rel| exclude.is_match(rel)) {
+            return false;
+        }
+    }
+    let is_dir = entry.file_type().is_some_and(|t| t.is_dir());
+    if !is_dir {
+        return true;
+    }
     if path == out || path.join(OUTPUT_MARKER).exists() {
         return false;
     }

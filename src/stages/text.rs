@@ -183,7 +183,7 @@ mod tests {
 
     #[test]
     fn literals() {
-        assert_eq!(literal_value(r#""""Doc."""#).as_deref(), Some("Doc."));
+        assert_eq!(literal_value(r##""""Doc.""""##).as_deref(), Some("Doc."));
         assert_eq!(literal_value(r#"r'a\nb'"#).as_deref(), Some(r"a\nb"));
         assert_eq!(literal_value(r#"'a\nb\x41\101\u00e9'"#).as_deref(), Some("a\nbAAé"));
         assert_eq!(literal_value("'''a\\\nb'''").as_deref(), Some("ab"));

@@ -40,6 +40,15 @@ pub fn write_atomic(path: &Path, contents: &[u8]) -> Result<()> {
         .tempfile_in(dir)
         .with_context(|| format!("cannot create a temporary file in {}", dir.display()))?;
     tmp.write_all(contents).with_context(|| format!("cannot write {}", path.display()))?;
+    // Temporary files are created 0600; outputs are ordinary readable files.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(path).map_or(0o644, |m| m.permissions().mode() & 0o777);
+        tmp.as_file()
+            .set_permissions(std::fs::Permissions::from_mode(mode))
+            .with_context(|| format!("cannot set permissions of {}", path.display()))?;
+    }
     tmp.as_file().sync_all().with_context(|| format!("cannot sync {}", path.display()))?;
     tmp.persist(path).with_context(|| format!("cannot replace {}", path.display()))?;
     Ok(())

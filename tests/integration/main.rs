@@ -1,0 +1,9 @@
+//! The one integration test binary: fixture snapshots, the `ast` oracle, determinism, the CLI
+//! contract and in-process incrementality.
+
+mod cli;
+mod determinism;
+mod fixtures;
+mod incremental;
+mod oracle;
+mod support;
