@@ -88,6 +88,7 @@ pub fn build_in(workspace: &mut Workspace, config: &Config) -> Result<BuildRepor
         .context("cannot start worker threads")?;
 
     let discovery = discover(config)?;
+    tracing::info!(files = discovery.files.len(), elapsed = ?started.elapsed(), "discovered");
     let mut problems = discovery.problems;
     let src_layout = discovery.src_layout;
     let loaded: Vec<Result<LoadedFile, Problem>> = pool.install(|| {
@@ -101,19 +102,21 @@ pub fn build_in(workspace: &mut Workspace, config: &Config) -> Result<BuildRepor
         }
     }
     let files = workspace.sync(files_to_sync);
+    tracing::info!(files = files.len(), elapsed = ?started.elapsed(), "loaded");
 
     let progress = progress_bar(config, files.len());
     let outputs = evaluate(workspace, &pool, &files, &progress);
     progress.finish_and_clear();
+    tracing::info!(elapsed = ?started.elapsed(), "evaluated");
 
     let mut report = BuildReport { dry_run: config.dry_run, ..BuildReport::default() };
     for output in &outputs {
         if let Some((line, col)) = output.syntax_first {
             report.syntax_error_modules += 1;
             let mut problem = Problem::new(
-                output.record.path.clone(),
+                output.path.clone(),
                 ProblemKind::Syntax,
-                format!("{} syntax error(s), first at line {line} column {col}", output.record.parse_errors),
+                format!("{} syntax error(s), first at line {line} column {col}", output.parse_errors),
             );
             problem.line = Some(line);
             problems.push(problem);
@@ -121,8 +124,8 @@ pub fn build_in(workspace: &mut Workspace, config: &Config) -> Result<BuildRepor
     }
     problems.sort();
     report.modules = outputs.len();
-    report.symbols = outputs.iter().map(|o| o.symbols.len()).sum();
-    report.imports = outputs.iter().map(|o| o.imports.len()).sum();
+    report.symbols = outputs.iter().map(|o| o.symbols).sum();
+    report.imports = outputs.iter().map(|o| o.imports).sum();
 
     let artifacts = render(&outputs, &problems);
     report.artifacts = artifacts
@@ -130,8 +133,10 @@ pub fn build_in(workspace: &mut Workspace, config: &Config) -> Result<BuildRepor
         .map(|a| ArtifactSummary { path: a.path.clone(), rows: a.rows, bytes: a.bytes })
         .collect();
     report.problems = problems;
+    tracing::info!(elapsed = ?started.elapsed(), "rendered");
     if !config.dry_run {
         write_outputs(config, &artifacts)?;
+        tracing::info!(elapsed = ?started.elapsed(), "written");
     }
     report.elapsed = started.elapsed();
     Ok(report)
@@ -156,12 +161,40 @@ fn load(file: &FoundFile, src_layout: bool, max_file_bytes: u64) -> Result<Loade
     })
 }
 
-/// Everything one file contributes to the outputs.
+/// Everything one file contributes to the outputs, rendered to JSON Lines by the worker
+/// that computed it (rendering is a large share of a cold build and parallelizes per file).
 struct FileOutput {
-    record: ModuleRecord,
-    symbols: Vec<Symbol>,
-    imports: Vec<Import>,
+    path: String,
+    parse_errors: u32,
     syntax_first: Option<(u32, u32)>,
+    module_jsonl: Vec<u8>,
+    symbols: usize,
+    symbols_jsonl: Vec<u8>,
+    imports: usize,
+    imports_jsonl: Vec<u8>,
+}
+
+impl FileOutput {
+    fn render(record: &ModuleRecord, symbols: &[Symbol], imports: &[Import], syntax_first: Option<(u32, u32)>) -> Self {
+        let path = record.path.as_str();
+        let mut symbols: Vec<&Symbol> = symbols.iter().collect();
+        symbols.sort_by_key(|s| (s.line, s.col));
+        let mut imports: Vec<&Import> = imports.iter().collect();
+        imports.sort_by(|a, b| (a.line, &a.target, a.col).cmp(&(b.line, &b.target, b.col)));
+        let (_, module_jsonl) = jsonl::render([record]);
+        let (symbol_rows, symbols_jsonl) = jsonl::render(symbols.into_iter().map(|row| PathRow { path, row }));
+        let (import_rows, imports_jsonl) = jsonl::render(imports.into_iter().map(|row| PathRow { path, row }));
+        FileOutput {
+            path: record.path.clone(),
+            parse_errors: record.parse_errors,
+            syntax_first,
+            module_jsonl,
+            symbols: symbol_rows,
+            symbols_jsonl,
+            imports: import_rows,
+            imports_jsonl,
+        }
+    }
 }
 
 fn evaluate(
@@ -180,16 +213,12 @@ fn evaluate(
                 .map_init(
                     || db.lock().unwrap().clone(),
                     |db, &file| {
-                        let mut symbols = outline(db, file).symbols.clone();
-                        symbols.sort_by_key(|s| (s.line, s.col));
-                        let mut file_imports = imports(db, file).imports.clone();
-                        file_imports.sort_by(|a, b| (a.line, &a.target, a.col).cmp(&(b.line, &b.target, b.col)));
-                        let output = FileOutput {
-                            record: module_record(db, file).clone(),
-                            symbols,
-                            imports: file_imports,
-                            syntax_first: syntax_errors(db, file).first,
-                        };
+                        let output = FileOutput::render(
+                            module_record(db, file),
+                            &outline(db, file).symbols,
+                            &imports(db, file).imports,
+                            syntax_errors(db, file).first,
+                        );
                         progress.inc(1);
                         output
                     },
@@ -212,16 +241,12 @@ struct PathRow<'a, T> {
 
 /// Render every artifact; `outputs` are sorted by path.
 fn render(outputs: &[FileOutput], problems: &[Problem]) -> Vec<Artifact> {
-    let (rows, modules) = jsonl::render(outputs.iter().map(|o| &o.record));
-    let mut artifacts = vec![Artifact::new("modules.jsonl", rows, modules)];
-    let (rows, symbols) = jsonl::render(
-        outputs.iter().flat_map(|o| o.symbols.iter().map(|row| PathRow { path: &o.record.path, row })),
-    );
-    artifacts.push(Artifact::new("symbols.jsonl", rows, symbols));
-    let (rows, imports) = jsonl::render(
-        outputs.iter().flat_map(|o| o.imports.iter().map(|row| PathRow { path: &o.record.path, row })),
-    );
-    artifacts.push(Artifact::new("imports.jsonl", rows, imports));
+    let concat = |part: fn(&FileOutput) -> &[u8]| outputs.iter().flat_map(part).copied().collect::<Vec<u8>>();
+    let mut artifacts = vec![
+        Artifact::new("modules.jsonl", outputs.len(), concat(|o| &o.module_jsonl)),
+        Artifact::new("symbols.jsonl", outputs.iter().map(|o| o.symbols).sum(), concat(|o| &o.symbols_jsonl)),
+        Artifact::new("imports.jsonl", outputs.iter().map(|o| o.imports).sum(), concat(|o| &o.imports_jsonl)),
+    ];
     let (rows, diagnostics) = jsonl::render(problems);
     artifacts.push(Artifact::new("diagnostics.jsonl", rows, diagnostics));
     artifacts

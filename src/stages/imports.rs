@@ -8,23 +8,17 @@
 //! bodies or a `try`'s `else`. `in_try` — in a `try` body or one of its `except` handlers
 //! (not its `else` or `finally`). `in_function` — anywhere inside a `def`.
 
-use std::sync::LazyLock;
-
 use serde::Serialize;
-use streaming_iterator::StreamingIterator as _;
-use tree_sitter::{Node, Query, QueryCursor};
+use tree_sitter::Node;
 
 use crate::db::{Db, SourceFile};
 use crate::module_path::{package_of, resolve_relative};
-use crate::stages::parse::{language, parsed_module};
+use crate::stages::outline::is_compound;
+use crate::stages::parse::parsed_module;
 use crate::stages::text::node_text;
 
 /// Bump when the import extraction's logic or fields change.
 pub const IMPORTS_VERSION: u32 = 1;
-
-static IMPORTS_QUERY: LazyLock<Query> = LazyLock::new(|| {
-    Query::new(&language(), include_str!("../../queries/imports.scm")).expect("queries/imports.scm compiles")
-});
 
 /// A name imported by `from … import name [as asname]`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -70,27 +64,7 @@ pub fn imports(db: &dyn Db, file: SourceFile) -> Imports {
     extract_imports(parsed.root(), file.text(db), package)
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Container {
-    Function,
-    /// `if`; `tc_body`: its condition is `TYPE_CHECKING`; `tc_else`: it is `not TYPE_CHECKING`.
-    If { tc_body: bool, tc_else: bool },
-    Elif { tc: bool },
-    /// `else:` of an `if` (`tc`), of a loop, or of a `try` (`of_try`).
-    Else { tc: bool, of_try: bool },
-    Try,
-    Except,
-    Finally,
-    Loop,
-    Case,
-}
-
-#[derive(Debug, Clone, Copy)]
-struct Frame {
-    end_byte: usize,
-    container: Container,
-}
-
+/// When the statements being visited run.
 #[derive(Debug, Default, Clone, Copy)]
 struct Flags {
     type_checking: bool,
@@ -99,30 +73,14 @@ struct Flags {
     in_function: bool,
 }
 
-fn flags(stack: &[Frame]) -> Flags {
-    let mut flags = Flags::default();
-    for (i, frame) in stack.iter().enumerate() {
-        let child = stack.get(i + 1).map(|f| f.container);
-        match frame.container {
-            Container::Function => flags.in_function = true,
-            Container::If { tc_body, .. } => {
-                flags.conditional = true;
-                let in_alternative = matches!(child, Some(Container::Elif { .. } | Container::Else { .. }));
-                flags.type_checking |= tc_body && !in_alternative;
-            }
-            Container::Elif { tc } | Container::Else { tc, of_try: false } => {
-                flags.conditional = true;
-                flags.type_checking |= tc;
-            }
-            Container::Else { of_try: true, .. } => flags.conditional = true,
-            Container::Try => {
-                flags.in_try |= !matches!(child, Some(Container::Finally | Container::Else { of_try: true, .. }));
-            }
-            Container::Except | Container::Finally => {}
-            Container::Loop | Container::Case => flags.conditional = true,
-        }
+impl Flags {
+    fn conditional(self) -> Self {
+        Flags { conditional: true, ..self }
     }
-    flags
+
+    fn type_checking(self, yes: bool) -> Self {
+        Flags { type_checking: self.type_checking || yes, ..self }
+    }
 }
 
 /// `TYPE_CHECKING`, `typing.TYPE_CHECKING` or `<anything>.TYPE_CHECKING`, maybe parenthesized.
@@ -147,44 +105,70 @@ fn is_not_type_checking(node: Node<'_>, text: &str) -> bool {
 
 /// Extract the imports from a parsed tree; `package` is the module's `__package__`.
 pub fn extract_imports(root: Node<'_>, text: &str, package: &str) -> Imports {
-    let mut cursor = QueryCursor::new();
-    let mut captures = cursor.captures(&IMPORTS_QUERY, root, text.as_bytes());
-    let mut stack: Vec<Frame> = Vec::new();
     let mut imports = Vec::new();
-    while let Some((m, index)) = captures.next() {
-        let node = m.captures()[*index].node;
-        while stack.last().is_some_and(|frame| frame.end_byte <= node.start_byte()) {
-            stack.pop();
-        }
-        let container = match node.kind() {
-            "function_definition" => Container::Function,
-            "if_statement" => Container::If {
-                tc_body: node.child_by_field_name("condition").is_some_and(|c| is_type_checking(c, text)),
-                tc_else: node.child_by_field_name("condition").is_some_and(|c| is_not_type_checking(c, text)),
-            },
-            "elif_clause" => {
-                let parent_negated = matches!(stack.last(), Some(Frame { container: Container::If { tc_else: true, .. }, .. }));
-                Container::Elif { tc: parent_negated || node.child_by_field_name("condition").is_some_and(|c| is_type_checking(c, text)) }
-            }
-            "else_clause" => match stack.last().map(|f| f.container) {
-                Some(Container::If { tc_else, .. }) => Container::Else { tc: tc_else, of_try: false },
-                Some(Container::Try) => Container::Else { tc: false, of_try: true },
-                _ => Container::Else { tc: false, of_try: false },
-            },
-            "try_statement" => Container::Try,
-            "except_clause" => Container::Except,
-            "finally_clause" => Container::Finally,
-            "for_statement" | "while_statement" => Container::Loop,
-            "case_clause" => Container::Case,
-            _ => {
-                let flags = flags(&stack);
-                statement_imports(node, text, package, flags, &mut imports);
-                continue;
-            }
-        };
-        stack.push(Frame { end_byte: node.end_byte(), container });
-    }
+    walk(root, Flags::default(), text, package, &mut imports);
     Imports { imports }
+}
+
+/// Visit the statements under `node` with `flags`, descending into compound statements and
+/// blocks but never into expressions (no import statement can be there).
+fn walk(node: Node<'_>, flags: Flags, text: &str, package: &str, out: &mut Vec<Import>) {
+    let mut cursor = node.walk();
+    for child in node.children(&mut cursor) {
+        match child.kind() {
+            "import_statement" | "import_from_statement" | "future_import_statement" => {
+                statement_imports(child, text, package, flags, out);
+            }
+            "function_definition" => {
+                if let Some(body) = child.child_by_field_name("body") {
+                    walk(body, Flags { in_function: true, ..flags }, text, package, out);
+                }
+            }
+            "class_definition" => {
+                if let Some(body) = child.child_by_field_name("body") {
+                    walk(body, flags, text, package, out);
+                }
+            }
+            "if_statement" => if_statement(child, flags, text, package, out),
+            "for_statement" | "while_statement" | "case_clause" => walk(child, flags.conditional(), text, package, out),
+            "try_statement" => {
+                let mut cursor = child.walk();
+                for part in child.children(&mut cursor) {
+                    let part_flags = match part.kind() {
+                        "block" | "except_clause" | "except_group_clause" => Flags { in_try: true, ..flags },
+                        "else_clause" => flags.conditional(),
+                        _ => flags,
+                    };
+                    if is_compound(part.kind()) {
+                        walk(part, part_flags, text, package, out);
+                    }
+                }
+            }
+            kind if is_compound(kind) => walk(child, flags, text, package, out),
+            _ => {}
+        }
+    }
+}
+
+fn if_statement(node: Node<'_>, flags: Flags, text: &str, package: &str, out: &mut Vec<Import>) {
+    let condition = node.child_by_field_name("condition");
+    let tc_body = condition.is_some_and(|c| is_type_checking(c, text));
+    // After `if not TYPE_CHECKING:`, every other branch runs only under type checking.
+    let tc_rest = condition.is_some_and(|c| is_not_type_checking(c, text));
+    let flags = flags.conditional();
+    let mut cursor = node.walk();
+    for part in node.children(&mut cursor) {
+        match part.kind() {
+            "block" => walk(part, flags.type_checking(tc_body), text, package, out),
+            "elif_clause" => {
+                let tc = tc_rest || part.child_by_field_name("condition").is_some_and(|c| is_type_checking(c, text));
+                walk(part, flags.type_checking(tc), text, package, out);
+            }
+            "else_clause" => walk(part, flags.type_checking(tc_rest), text, package, out),
+            "ERROR" => walk(part, flags, text, package, out),
+            _ => {}
+        }
+    }
 }
 
 /// A dotted name's text without the whitespace or comments Python allows inside it.

@@ -4,22 +4,15 @@
 //! Positions follow Python's `ast`: `line` is the `def`/`class` line (not the decorator's),
 //! `col` the 0-based UTF-8 byte column of `def`, `async` or `class`.
 
-use std::sync::LazyLock;
-
 use serde::Serialize;
-use streaming_iterator::StreamingIterator as _;
-use tree_sitter::{Node, Query, QueryCursor};
+use tree_sitter::Node;
 
 use crate::db::{Db, SourceFile};
-use crate::stages::parse::{language, parsed_module};
+use crate::stages::parse::parsed_module;
 use crate::stages::text::{docstring_first_line, is_public_name, node_text, string_value};
 
 /// Bump when the outline's logic or fields change.
 pub const OUTLINE_VERSION: u32 = 1;
-
-static OUTLINE_QUERY: LazyLock<Query> = LazyLock::new(|| {
-    Query::new(&language(), include_str!("../../queries/outline.scm")).expect("queries/outline.scm compiles")
-});
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -92,65 +85,110 @@ pub fn outline(db: &dyn Db, file: SourceFile) -> Outline {
 }
 
 struct Scope {
-    end_byte: usize,
     name: String,
     is_class: bool,
 }
 
 /// Extract the outline from a parsed tree.
 pub fn extract_outline(root: Node<'_>, text: &str) -> Outline {
-    let mut cursor = QueryCursor::new();
-    let mut captures = cursor.captures(&OUTLINE_QUERY, root, text.as_bytes());
-    let mut stack: Vec<Scope> = Vec::new();
     let mut symbols = Vec::new();
-    while let Some((m, index)) = captures.next() {
-        let node = m.captures()[*index].node;
-        while stack.last().is_some_and(|scope| scope.end_byte <= node.start_byte()) {
-            stack.pop();
-        }
-        let Some(name_node) = node.child_by_field_name("name") else { continue };
-        let name = node_text(name_node, text).to_string();
-        let is_class = node.kind() == "class_definition";
-        let kind = match (is_class, stack.last()) {
-            (true, _) => SymbolKind::Class,
-            (false, Some(parent)) if parent.is_class => SymbolKind::Method,
-            (false, _) => SymbolKind::Function,
-        };
-        let mut qualname = String::new();
-        for scope in &stack {
-            qualname.push_str(&scope.name);
-            qualname.push('.');
-        }
-        qualname.push_str(&name);
-        let is_public = stack.iter().all(|s| s.is_class && is_public_name(&s.name)) && is_public_name(&name);
-        let start = node.start_position();
-        let end = node.end_position();
-        let body = node.child_by_field_name("body");
-        symbols.push(Symbol {
-            qualname,
-            kind,
-            line: start.row as u32 + 1,
-            col: start.column as u32,
-            end_line: end.row as u32 + 1,
-            end_col: end.column as u32,
-            is_async: !is_class && node.child(0).is_some_and(|c| c.kind() == "async"),
-            decorators: decorators(node, text),
-            bases: node
-                .child_by_field_name("superclasses")
-                .map(|args| named_texts(args, text))
-                .unwrap_or_default(),
-            params: node
-                .child_by_field_name("parameters")
-                .map(|params| parameters(params, text))
-                .unwrap_or_default(),
-            returns: node.child_by_field_name("return_type").map(|t| node_text(t, text).to_string()),
-            is_public,
-            docstring: body.and_then(|body| docstring(body, text)),
-            name: name.clone(),
-        });
-        stack.push(Scope { end_byte: node.end_byte(), name, is_class });
-    }
+    walk_statements(root, text, &mut Vec::new(), &mut symbols);
     Outline { symbols }
+}
+
+/// Visit the statements under `node`, descending into compound statements and blocks but
+/// never into expressions (no definition can be there).
+fn walk_statements(node: Node<'_>, text: &str, scopes: &mut Vec<Scope>, out: &mut Vec<Symbol>) {
+    let mut cursor = node.walk();
+    for child in node.children(&mut cursor) {
+        match child.kind() {
+            "function_definition" | "class_definition" => definition(child, Vec::new(), text, scopes, out),
+            "decorated_definition" => {
+                let decorators = decorators(child, text);
+                match child.child_by_field_name("definition") {
+                    Some(def) => definition(def, decorators, text, scopes, out),
+                    None => walk_statements(child, text, scopes, out),
+                }
+            }
+            kind if is_compound(kind) => walk_statements(child, text, scopes, out),
+            _ => {}
+        }
+    }
+}
+
+/// Statements (and statement parts) that can contain other statements.
+pub(crate) fn is_compound(kind: &str) -> bool {
+    matches!(
+        kind,
+        "block"
+            | "ERROR"
+            | "if_statement"
+            | "elif_clause"
+            | "else_clause"
+            | "for_statement"
+            | "while_statement"
+            | "try_statement"
+            | "except_clause"
+            | "except_group_clause"
+            | "finally_clause"
+            | "with_statement"
+            | "match_statement"
+            | "case_clause"
+            | "decorated_definition"
+    )
+}
+
+fn definition(node: Node<'_>, decorators: Vec<String>, text: &str, scopes: &mut Vec<Scope>, out: &mut Vec<Symbol>) {
+    let body = node.child_by_field_name("body");
+    let Some(name_node) = node.child_by_field_name("name") else {
+        if let Some(body) = body {
+            walk_statements(body, text, scopes, out);
+        }
+        return;
+    };
+    let name = node_text(name_node, text).to_string();
+    let is_class = node.kind() == "class_definition";
+    let kind = match (is_class, scopes.last()) {
+        (true, _) => SymbolKind::Class,
+        (false, Some(parent)) if parent.is_class => SymbolKind::Method,
+        (false, _) => SymbolKind::Function,
+    };
+    let mut qualname = String::new();
+    for scope in scopes.iter() {
+        qualname.push_str(&scope.name);
+        qualname.push('.');
+    }
+    qualname.push_str(&name);
+    let is_public = scopes.iter().all(|s| s.is_class && is_public_name(&s.name)) && is_public_name(&name);
+    let start = node.start_position();
+    let end = node.end_position();
+    out.push(Symbol {
+        qualname,
+        kind,
+        line: start.row as u32 + 1,
+        col: start.column as u32,
+        end_line: end.row as u32 + 1,
+        end_col: end.column as u32,
+        is_async: !is_class && node.child(0).is_some_and(|c| c.kind() == "async"),
+        decorators,
+        bases: node
+            .child_by_field_name("superclasses")
+            .map(|args| named_texts(args, text))
+            .unwrap_or_default(),
+        params: node
+            .child_by_field_name("parameters")
+            .map(|params| parameters(params, text))
+            .unwrap_or_default(),
+        returns: node.child_by_field_name("return_type").map(|t| node_text(t, text).to_string()),
+        is_public,
+        docstring: body.and_then(|body| docstring(body, text)),
+        name: name.clone(),
+    });
+    if let Some(body) = body {
+        scopes.push(Scope { name, is_class });
+        walk_statements(body, text, scopes, out);
+        scopes.pop();
+    }
 }
 
 fn named_texts(node: Node<'_>, text: &str) -> Vec<String> {
@@ -161,10 +199,7 @@ fn named_texts(node: Node<'_>, text: &str) -> Vec<String> {
         .collect()
 }
 
-fn decorators(definition: Node<'_>, text: &str) -> Vec<String> {
-    let Some(parent) = definition.parent().filter(|p| p.kind() == "decorated_definition") else {
-        return Vec::new();
-    };
+fn decorators(parent: Node<'_>, text: &str) -> Vec<String> {
     let mut cursor = parent.walk();
     parent
         .named_children(&mut cursor)

@@ -20,11 +20,6 @@ thread_local! {
     });
 }
 
-/// The tree-sitter language every query is compiled for.
-pub fn language() -> tree_sitter::Language {
-    tree_sitter_python::LANGUAGE.into()
-}
-
 /// A parsed module: the tree-sitter tree of a [`SourceFile`]'s text.
 #[derive(Clone, Debug)]
 pub struct ParsedModule {
