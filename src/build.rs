@@ -14,7 +14,10 @@ use crate::diagnostics::{Problem, ProblemKind};
 use crate::discover::{FoundFile, OUTPUT_MARKER, discover};
 use crate::module_path::module_path;
 use crate::source;
-use crate::stages::imports::{Import, imports};
+use crate::db::Project;
+use crate::stages::graph::import_graph;
+use crate::stages::imports::{Import, ImportedName, imports};
+use crate::stages::resolve::{ImportResolution, resolved_imports};
 use crate::stages::outline::{Symbol, outline};
 use crate::stages::parse::syntax_errors;
 use crate::stages::record::{ModuleRecord, module_record};
@@ -121,13 +124,23 @@ pub fn build_in(workspace: &mut Workspace, config: &Config) -> Result<BuildRepor
             problem.line = Some(line);
             problems.push(problem);
         }
+        for (line, target) in &output.unresolved {
+            let mut problem = Problem::new(
+                output.path.clone(),
+                ProblemKind::UnresolvedImport,
+                format!("cannot resolve import of {target}"),
+            );
+            problem.line = Some(*line);
+            problems.push(problem);
+        }
     }
     problems.sort();
     report.modules = outputs.len();
     report.symbols = outputs.iter().map(|o| o.symbols).sum();
     report.imports = outputs.iter().map(|o| o.imports).sum();
 
-    let artifacts = render(&outputs, &problems);
+    let mut artifacts = render(&outputs, &problems);
+    artifacts.extend(render_graphs(import_graph(&workspace.db, Project::get(&workspace.db))));
     report.artifacts = artifacts
         .iter()
         .map(|a| ArtifactSummary { path: a.path.clone(), rows: a.rows, bytes: a.bytes })
@@ -165,6 +178,8 @@ fn load(file: &FoundFile, src_layout: bool, max_file_bytes: u64) -> Result<Loade
 /// that computed it (rendering is a large share of a cold build and parallelizes per file).
 struct FileOutput {
     path: String,
+    /// (line, target) of imports that could not be resolved.
+    unresolved: Vec<(u32, String)>,
     parse_errors: u32,
     syntax_first: Option<(u32, u32)>,
     module_jsonl: Vec<u8>,
@@ -175,17 +190,30 @@ struct FileOutput {
 }
 
 impl FileOutput {
-    fn render(record: &ModuleRecord, symbols: &[Symbol], imports: &[Import], syntax_first: Option<(u32, u32)>) -> Self {
+    fn render(
+        record: &ModuleRecord,
+        symbols: &[Symbol],
+        imports: &[Import],
+        resolutions: &[ImportResolution],
+        syntax_first: Option<(u32, u32)>,
+    ) -> Self {
         let path = record.path.as_str();
         let mut symbols: Vec<&Symbol> = symbols.iter().collect();
         symbols.sort_by_key(|s| (s.line, s.col));
-        let mut imports: Vec<&Import> = imports.iter().collect();
-        imports.sort_by(|a, b| (a.line, &a.target, a.col).cmp(&(b.line, &b.target, b.col)));
+        let mut imports: Vec<ImportRow<'_>> = imports
+            .iter()
+            .zip(resolutions)
+            .map(|(import, resolution)| ImportRow::new(import, resolution))
+            .collect();
+        imports.sort_by(|a, b| (a.import.line, &a.import.target, a.import.col).cmp(&(b.import.line, &b.import.target, b.import.col)));
+        let unresolved: Vec<(u32, String)> =
+            imports.iter().filter(|r| r.unresolved).map(|r| (r.import.line, r.import.target.clone())).collect();
         let (_, module_jsonl) = jsonl::render([record]);
         let (symbol_rows, symbols_jsonl) = jsonl::render(symbols.into_iter().map(|row| PathRow { path, row }));
-        let (import_rows, imports_jsonl) = jsonl::render(imports.into_iter().map(|row| PathRow { path, row }));
+        let (import_rows, imports_jsonl) = jsonl::render(imports.iter().map(|row| PathRow { path, row }));
         FileOutput {
             path: record.path.clone(),
+            unresolved,
             parse_errors: record.parse_errors,
             syntax_first,
             module_jsonl,
@@ -217,6 +245,7 @@ fn evaluate(
                             module_record(db, file),
                             &outline(db, file).symbols,
                             &imports(db, file).imports,
+                            resolved_imports(db, file),
                             syntax_errors(db, file).first,
                         );
                         progress.inc(1);
@@ -230,6 +259,42 @@ fn evaluate(
         salsa::Database::trigger_lru_eviction(&mut workspace.db);
     }
     outputs
+}
+
+/// An `imports.jsonl` row: the import and its resolution.
+#[derive(Serialize)]
+struct ImportRow<'a> {
+    #[serde(flatten)]
+    import: &'a Import,
+    names: Vec<NameRow<'a>>,
+    resolved_path: Option<&'a str>,
+    external: Option<&'a str>,
+    unresolved: bool,
+}
+
+#[derive(Serialize)]
+struct NameRow<'a> {
+    #[serde(flatten)]
+    name: &'a ImportedName,
+    /// The file of the submodule `target.name`, when the name is one.
+    resolved_path: Option<&'a str>,
+}
+
+impl<'a> ImportRow<'a> {
+    fn new(import: &'a Import, resolution: &'a ImportResolution) -> Self {
+        ImportRow {
+            import,
+            names: import
+                .names
+                .iter()
+                .zip(&resolution.name_paths)
+                .map(|(name, path)| NameRow { name, resolved_path: path.as_deref() })
+                .collect(),
+            resolved_path: resolution.resolved_path.as_deref(),
+            external: resolution.external.as_deref(),
+            unresolved: resolution.unresolved,
+        }
+    }
 }
 
 #[derive(Serialize)]
@@ -250,6 +315,30 @@ fn render(outputs: &[FileOutput], problems: &[Problem]) -> Vec<Artifact> {
     let (rows, diagnostics) = jsonl::render(problems);
     artifacts.push(Artifact::new("diagnostics.jsonl", rows, diagnostics));
     artifacts
+}
+
+/// `graphs/imports.json` (every edge), `graphs/imports_runtime.json` (without edges that exist
+/// only under `if TYPE_CHECKING:`) and `graphs/cycles.json` (import cycles of both).
+fn render_graphs(graph: &crate::stages::graph::ImportGraph) -> Vec<Artifact> {
+    use std::collections::BTreeMap;
+    let pretty = |value: serde_json::Value| {
+        let mut bytes = serde_json::to_vec_pretty(&value).expect("graphs serialize");
+        bytes.push(b'\n');
+        bytes
+    };
+    let all: BTreeMap<&String, Vec<&String>> = graph.edges.iter().map(|(m, e)| (m, e.keys().collect())).collect();
+    let runtime: BTreeMap<&String, Vec<&String>> =
+        graph.edges.iter().map(|(m, e)| (m, e.iter().filter(|(_, r)| **r).map(|(t, _)| t).collect())).collect();
+    let edges = |g: &BTreeMap<&String, Vec<&String>>| g.values().map(Vec::len).sum::<usize>();
+    vec![
+        Artifact::new("graphs/imports.json", edges(&all), pretty(serde_json::json!(all))),
+        Artifact::new("graphs/imports_runtime.json", edges(&runtime), pretty(serde_json::json!(runtime))),
+        Artifact::new(
+            "graphs/cycles.json",
+            graph.cycles.len() + graph.runtime_cycles.len(),
+            pretty(serde_json::json!({"all": graph.cycles, "runtime": graph.runtime_cycles})),
+        ),
+    ]
 }
 
 fn write_outputs(config: &Config, artifacts: &[Artifact]) -> Result<()> {

@@ -45,6 +45,9 @@ impl Database {
     }
 }
 
+/// Queries keyed by the [`Project`] rather than a file.
+const PROJECT_QUERIES: &[&str] = &["module_index", "import_graph"];
+
 /// Query executions recorded by [`Database::with_execution_log`].
 #[derive(Clone, Default)]
 pub struct ExecutionLog(Arc<Mutex<Vec<salsa::DatabaseKeyIndex>>>);
@@ -57,6 +60,9 @@ impl ExecutionLog {
             .into_iter()
             .map(|key| {
                 let query = db.ingredient_debug_name(key.ingredient_index()).into_owned();
+                if PROJECT_QUERIES.contains(&query.as_str()) {
+                    return format!("{query}(*)");
+                }
                 let file = SourceFile::lookup(db, key.key_index());
                 format!("{query}({})", file.map_or("?".to_string(), |f| f.path(db).clone()))
             })
@@ -95,6 +101,15 @@ impl SourceFile {
         use salsa::plumbing::FromId as _;
         Some(SourceFile::from_id(id))
     }
+}
+
+/// The set of files in the build (a singleton). Set only when the list of files changed, so
+/// project-wide queries (the module index, the import graph) re-run only then or when one of
+/// their per-file inputs changed.
+#[salsa::input(singleton, debug)]
+pub struct Project {
+    #[returns(ref)]
+    pub files: Arc<[SourceFile]>,
 }
 
 /// A file ready to become (or update) a [`SourceFile`] input.
@@ -158,6 +173,17 @@ impl Workspace {
             next.insert(file.path, input);
         }
         self.files = next;
-        self.files.values().copied().collect()
+        let files: Arc<[SourceFile]> = self.files.values().copied().collect();
+        match Project::try_get(&self.db) {
+            Some(project) => {
+                if **project.files(&self.db) != *files {
+                    project.set_files(&mut self.db).to(files.clone());
+                }
+            }
+            None => {
+                Project::new(&self.db, files.clone());
+            }
+        }
+        files.to_vec()
     }
 }

@@ -21,6 +21,9 @@ pub enum ProblemKind {
     InvalidPath,
     /// The module has syntax errors; it is still processed with what could be read.
     Syntax,
+    /// A relative import climbs above the top-level package, or an in-repository module does
+    /// not exist. The import row stays, flagged `unresolved`.
+    UnresolvedImport,
 }
 
 impl ProblemKind {
@@ -31,7 +34,7 @@ impl ProblemKind {
 
     /// Whether the file was left out of the outputs.
     pub fn is_skip(self) -> bool {
-        !matches!(self, Self::Syntax)
+        !matches!(self, Self::Syntax | Self::UnresolvedImport)
     }
 
     pub fn label(self) -> &'static str {
@@ -42,6 +45,7 @@ impl ProblemKind {
             Self::SymlinkLoop => "symlink loop",
             Self::InvalidPath => "invalid path",
             Self::Syntax => "syntax error",
+            Self::UnresolvedImport => "unresolved import",
         }
     }
 }

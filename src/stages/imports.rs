@@ -38,6 +38,7 @@ pub struct Import {
     /// keeps its leading dots.
     pub target: String,
     /// `from` imports: the imported names (empty for `import m` and for `*`).
+    #[serde(skip)]
     pub names: Vec<ImportedName>,
     /// `import a.b as c`: the alias `c`.
     pub asname: Option<String>,

@@ -10,3 +10,7 @@ pub mod outline;
 pub mod parse;
 pub mod record;
 pub mod text;
+pub mod exports;
+pub mod graph;
+pub mod resolve;
+pub mod scope;

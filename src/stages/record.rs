@@ -3,7 +3,11 @@
 use serde::Serialize;
 
 use crate::db::{Db, SourceFile};
+use crate::stages::exports::{Reexport, exports, reexports};
+use crate::stages::graph::module_fan;
 use crate::stages::imports::imports;
+use crate::stages::resolve::import_edges;
+use crate::stages::scope::bindings;
 use crate::stages::outline::{docstring, outline};
 use crate::stages::parse::{parsed_module, syntax_errors};
 
@@ -28,6 +32,23 @@ pub struct ModuleRecord {
     /// Rows this module contributes to `symbols.jsonl` and `imports.jsonl`.
     pub symbol_count: u32,
     pub import_count: u32,
+    /// The declared `__all__` (resolved, in order), or null.
+    pub all: Option<Vec<String>>,
+    /// False when part of `__all__` could not be read statically.
+    pub all_complete: bool,
+    /// Sorted names `from module import *` binds.
+    pub exports: Vec<String>,
+    /// False when a star import or an `__all__` part could not be resolved statically.
+    pub exports_complete: bool,
+    /// Absolute targets of the module's star imports, in order.
+    pub star_imports: Vec<String>,
+    /// Exported names that come from elsewhere, with their defining module.
+    pub reexports: Vec<Reexport>,
+    /// Sorted internal modules this module imports.
+    pub imports: Vec<String>,
+    /// Internal modules importing this one / imported by this one.
+    pub fan_in: u32,
+    pub fan_out: u32,
 }
 
 /// The record of `file`.
@@ -45,6 +66,15 @@ pub fn module_record(db: &dyn Db, file: SourceFile) -> ModuleRecord {
         docstring: module_docstring(db, file).clone(),
         symbol_count: outline(db, file).symbols.len() as u32,
         import_count: imports(db, file).imports.len() as u32,
+        all: exports(db, file).all.clone(),
+        all_complete: exports(db, file).all_complete,
+        exports: exports(db, file).names.clone(),
+        exports_complete: exports(db, file).complete,
+        star_imports: bindings(db, file).star_imports.clone(),
+        reexports: reexports(db, file).clone(),
+        imports: import_edges(db, file).keys().cloned().collect(),
+        fan_in: module_fan(db, file).0,
+        fan_out: module_fan(db, file).1,
     }
 }
 

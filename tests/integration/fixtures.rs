@@ -203,12 +203,29 @@ fn import_flags() {
     let models = import_at(&imports, deep, "pkg.models");
     assert_eq!(
         models["names"],
-        json!([{"name": "Model", "asname": null}, {"name": "make_model", "asname": "mk"}])
+        json!([
+            {"name": "Model", "asname": null, "resolved_path": null},
+            {"name": "make_model", "asname": "mk", "resolved_path": null}
+        ])
     );
-    assert_eq!(import_at(&imports, deep, "...outside")["level"], 3, "beyond the top-level package");
-    assert_eq!(import_at(&imports, "pkg/__init__.py", "pkg.sub.deep")["names"], json!([{"name": "helper", "asname": null}]));
+    assert_eq!(models["resolved_path"], "pkg/models.py");
+    assert_eq!((models["external"].is_null(), models["unresolved"].as_bool()), (true, Some(false)));
+    let outside = import_at(&imports, deep, "...outside");
+    assert_eq!((outside["level"].as_u64(), outside["unresolved"].as_bool()), (Some(3), Some(true)), "beyond the top-level package");
+    // `from .. import models`: the name is a submodule.
+    let parent = import_at(&imports, deep, "pkg");
+    assert_eq!(parent["names"], json!([{"name": "models", "asname": null, "resolved_path": "pkg/models.py"}]));
+    assert_eq!(parent["resolved_path"], "pkg/__init__.py");
+    let os_path = import_at(&imports, deep, "os.path");
+    assert_eq!((os_path["external"].as_str(), os_path["resolved_path"].is_null()), (Some("os"), true));
+    assert_eq!(import_at(&imports, deep, "xml.etree.ElementTree")["external"], "xml");
+    assert_eq!(import_at(&imports, "scripts/run.py", "scripts.relative")["unresolved"], true, "missing module of a namespace package");
+    assert_eq!(
+        import_at(&imports, "pkg/__init__.py", "pkg.sub.deep")["names"],
+        json!([{"name": "helper", "asname": null, "resolved_path": null}])
+    );
     assert_eq!(import_at(&imports, "scripts/run.py", "scripts.relative")["level"], 1);
-    assert_eq!(import_at(&imports, path, "__future__")["names"], json!([{"name": "annotations", "asname": null}]));
+    assert_eq!(import_at(&imports, path, "__future__")["names"], json!([{"name": "annotations", "asname": null, "resolved_path": null}]));
 }
 
 #[test]

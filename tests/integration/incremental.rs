@@ -1,62 +1,151 @@
-//! In one process, a rebuild re-executes only the queries of changed files (asserted on
-//! salsa's execution events), and its outputs equal a cold build's.
+//! In one process, a rebuild re-executes only what an edit invalidates (asserted on salsa's
+//! execution events), and its outputs equal a cold build's.
 
 use codeintel_enrich::build::build_in;
 use codeintel_enrich::config::Config;
-use codeintel_enrich::db::{Database, Workspace};
+use codeintel_enrich::db::{Database, ExecutionLog, Workspace};
 
-use crate::support::repo;
+use crate::support::{Repo, repo};
 
-const PER_FILE_QUERIES: [&str; 6] =
-    ["imports", "module_docstring", "module_record", "outline", "parsed_module", "syntax_errors"];
+const ARTIFACTS: [&str; 6] = [
+    "modules.jsonl",
+    "symbols.jsonl",
+    "imports.jsonl",
+    "graphs/imports.json",
+    "graphs/imports_runtime.json",
+    "graphs/cycles.json",
+];
 
-fn queries_of(path: &str) -> Vec<String> {
-    let mut expected: Vec<String> = PER_FILE_QUERIES.iter().map(|q| format!("{q}({path})")).collect();
-    expected.sort();
-    expected
+struct Session {
+    repo: Repo,
+    config: Config,
+    workspace: Workspace,
+    log: ExecutionLog,
+}
+
+impl Session {
+    fn new() -> Self {
+        let repo = repo("basic");
+        let mut config = Config::new(repo.root.canonicalize().unwrap(), repo.out());
+        config.jobs = 2;
+        config.exclude = vec!["pkg/bad_utf8.py".into()];
+        let (db, log) = Database::with_execution_log();
+        let mut session = Session { repo, config, workspace: Workspace::new(db), log };
+        session.rebuild();
+        session
+    }
+
+    /// Rebuild and return the executed queries, sorted.
+    fn rebuild(&mut self) -> Vec<String> {
+        build_in(&mut self.workspace, &self.config).unwrap();
+        self.log.take(&self.workspace.db)
+    }
+
+    fn edit(&self, path: &str, from: &str, to: &str) {
+        let file = self.repo.root.join(path);
+        let text = std::fs::read_to_string(&file).unwrap();
+        assert!(text.contains(from), "{path} does not contain {from:?}");
+        std::fs::write(&file, text.replacen(from, to, 1)).unwrap();
+    }
+
+    /// The outputs equal those of a cold build of the same tree in a fresh database.
+    fn assert_matches_cold_build(&self) {
+        let mut cold = self.config.clone();
+        cold.out = self.repo.tmp.path().join("cold");
+        build_in(&mut Workspace::default(), &cold).unwrap();
+        for file in ARTIFACTS {
+            let warm = std::fs::read(self.config.out.join(file)).unwrap();
+            assert!(warm == std::fs::read(cold.out.join(file)).unwrap(), "{file} differs from a cold build");
+        }
+    }
+}
+
+fn queries(ran: &[String], query: &str) -> Vec<String> {
+    ran.iter().filter(|q| q.starts_with(&format!("{query}("))).cloned().collect()
+}
+
+fn of(path: &str, names: &[&str]) -> Vec<String> {
+    let mut out: Vec<String> = names.iter().map(|q| format!("{q}({path})")).collect();
+    out.sort();
+    out
 }
 
 #[test]
-fn rebuild_reexecutes_only_what_changed() {
-    let repo = repo("basic");
-    let mut config = Config::new(repo.root.canonicalize().unwrap(), repo.out());
-    config.jobs = 2;
-    config.exclude = vec!["pkg/bad_utf8.py".into()];
-    let (db, log) = Database::with_execution_log();
-    let mut workspace = Workspace::new(db);
+fn no_change_reruns_nothing() {
+    let mut session = Session::new();
+    assert_eq!(session.rebuild(), Vec::<String>::new());
+}
 
-    build_in(&mut workspace, &config).unwrap();
-    let cold = log.take(&workspace.db);
-    assert_eq!(cold.len(), 9 * PER_FILE_QUERIES.len(), "every query of every module ran once: {cold:#?}");
+#[test]
+fn comment_edit_reruns_only_that_files_syntax_queries() {
+    let mut session = Session::new();
+    session.edit("pkg/sub/deep.py", "a comment inside the parentheses", "an edited comment, same length!!");
+    let ran = session.rebuild();
+    assert_eq!(
+        ran,
+        of(
+            "pkg/sub/deep.py",
+            &["imports", "module_docstring", "module_record", "module_scope", "outline", "parsed_module", "syntax_errors"]
+        ),
+        "outline, imports and the scope re-ran and cut off: no export, resolution or graph query ran"
+    );
+    session.assert_matches_cold_build();
+}
 
-    // No change: nothing executes.
-    build_in(&mut workspace, &config).unwrap();
-    assert_eq!(log.take(&workspace.db), Vec::<String>::new());
-
-    // A comment's text edited in place: only that file's queries run again.
-    let deep = repo.root.join("pkg/sub/deep.py");
-    let text = std::fs::read_to_string(&deep).unwrap();
-    std::fs::write(&deep, text.replace("a comment inside the parentheses", "edited comment text, same meaning")).unwrap();
-    build_in(&mut workspace, &config).unwrap();
-    assert_eq!(log.take(&workspace.db), queries_of("pkg/sub/deep.py"));
-
-    // A new file runs its own queries only; the outputs match a cold build of the same tree.
-    std::fs::write(repo.root.join("pkg/extra.py"), "def extra():\n    import os\n").unwrap();
-    build_in(&mut workspace, &config).unwrap();
-    assert_eq!(log.take(&workspace.db), queries_of("pkg/extra.py"));
-    let warm: Vec<Vec<u8>> =
-        ["modules.jsonl", "symbols.jsonl", "imports.jsonl"].iter().map(|f| std::fs::read(config.out.join(f)).unwrap()).collect();
-    let mut cold_config = config.clone();
-    cold_config.out = repo.tmp.path().join("cold");
-    build_in(&mut Workspace::default(), &cold_config).unwrap();
-    for (i, file) in ["modules.jsonl", "symbols.jsonl", "imports.jsonl"].iter().enumerate() {
-        assert!(warm[i] == std::fs::read(cold_config.out.join(file)).unwrap(), "{file} differs from a cold build");
+#[test]
+fn blank_line_reruns_positions_but_no_semantic_query() {
+    let mut session = Session::new();
+    session.edit("pkg/sub/deep.py", "import os.path as osp, sys\n", "import os.path as osp, sys\n\n");
+    let ran = session.rebuild();
+    // `import_edges` reads the (moved) import rows, re-runs and cuts off: nothing after it runs.
+    for semantic in ["exports", "reexports", "bindings", "dunder_all", "import_graph", "module_fan"] {
+        assert_eq!(queries(&ran, semantic), Vec::<String>::new(), "{semantic} re-ran after a blank line: {ran:#?}");
     }
+    assert!(ran.contains(&"outline(pkg/sub/deep.py)".to_string()));
+    assert!(ran.contains(&"resolved_imports(pkg/sub/deep.py)".to_string()), "import rows moved: {ran:#?}");
+    assert!(ran.iter().all(|q| q.ends_with("(pkg/sub/deep.py)")), "another file's query ran: {ran:#?}");
+    session.assert_matches_cold_build();
+}
 
-    // A deleted file disappears from the outputs without running anything.
-    std::fs::remove_file(repo.root.join("pkg/extra.py")).unwrap();
-    build_in(&mut workspace, &config).unwrap();
-    assert_eq!(log.take(&workspace.db), Vec::<String>::new());
-    let modules = std::fs::read_to_string(config.out.join("modules.jsonl")).unwrap();
+#[test]
+fn function_body_edit_reruns_no_exports() {
+    let mut session = Session::new();
+    session.edit("pkg/models.py", "return Model(name)\n", "return Model(name or 'x')\n");
+    let ran = session.rebuild();
+    assert_eq!(queries(&ran, "exports"), Vec::<String>::new(), "{ran:#?}");
+    assert_eq!(queries(&ran, "reexports"), Vec::<String>::new(), "{ran:#?}");
+    assert!(ran.iter().all(|q| q.ends_with("(pkg/models.py)")), "another file's query ran: {ran:#?}");
+    session.assert_matches_cold_build();
+}
+
+#[test]
+fn new_public_name_reruns_exports_and_dependents() {
+    let mut session = Session::new();
+    session.edit("pkg/sub/deep.py", "def helper(", "NEW_NAME = 1\n\n\ndef helper(");
+    let ran = session.rebuild();
+    assert!(ran.contains(&"exports(pkg/sub/deep.py)".to_string()), "{ran:#?}");
+    assert!(ran.contains(&"reexports(pkg/__init__.py)".to_string()), "pkg re-exports helper from deep: {ran:#?}");
+    assert_eq!(queries(&ran, "exports"), vec!["exports(pkg/sub/deep.py)"], "only deep's exports changed input: {ran:#?}");
+    assert!(queries(&ran, "parsed_module").iter().all(|q| q == "parsed_module(pkg/sub/deep.py)"));
+    session.assert_matches_cold_build();
+}
+
+#[test]
+fn new_and_deleted_files() {
+    let mut session = Session::new();
+    std::fs::write(session.repo.root.join("pkg/extra.py"), "from .models import *\n\ndef extra():\n    import os\n").unwrap();
+    let ran = session.rebuild();
+    assert_eq!(queries(&ran, "parsed_module"), vec!["parsed_module(pkg/extra.py)"], "{ran:#?}");
+    assert!(ran.contains(&"module_index(*)".to_string()));
+    assert!(ran.contains(&"exports(pkg/extra.py)".to_string()));
+    session.assert_matches_cold_build();
+    let modules = std::fs::read_to_string(session.config.out.join("modules.jsonl")).unwrap();
+    assert!(modules.contains("\"path\":\"pkg/extra.py\""));
+
+    std::fs::remove_file(session.repo.root.join("pkg/extra.py")).unwrap();
+    let ran = session.rebuild();
+    assert_eq!(queries(&ran, "parsed_module"), Vec::<String>::new(), "no file is parsed again: {ran:#?}");
+    let modules = std::fs::read_to_string(session.config.out.join("modules.jsonl")).unwrap();
     assert!(!modules.contains("pkg/extra.py"));
+    session.assert_matches_cold_build();
 }

@@ -3,6 +3,7 @@
 
 mod cli;
 mod determinism;
+mod exports;
 mod fixtures;
 mod incremental;
 mod oracle;

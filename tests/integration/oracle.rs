@@ -51,7 +51,7 @@ fn diff_paths(report: &Value) -> Vec<String> {
 
 #[test]
 fn fixtures_match_ast() {
-    for (fixture, extra) in [("basic", &[][..]), ("srclayout", &["--src-layout"][..])] {
+    for (fixture, extra) in [("basic", &[][..]), ("srclayout", &["--src-layout"][..]), ("exports", &[][..])] {
         let repo = repo(fixture);
         let out = repo.out();
         build(&repo.root, &out, &[]);
@@ -60,7 +60,7 @@ fn fixtures_match_ast() {
         assert_eq!(report["diff_count"], 0, "{fixture}: {report:#}");
         // Only the file with a syntax error is one that ast cannot parse.
         let failed: Vec<&str> = report["ast_failed"].as_array().unwrap().iter().map(|v| v.as_str().unwrap()).collect();
-        assert_eq!(failed, if fixture == "basic" { vec!["pkg/broken.py"] } else { vec![] });
+        assert_eq!(failed, if fixture == "basic" { vec!["pkg/broken.py"] } else { Vec::<&str>::new() });
     }
 }
 

@@ -1,0 +1,139 @@
+//! The import graph of the repository: internal module → the internal modules it imports,
+//! its strongly connected components (import cycles), and fan-in/fan-out per module.
+//!
+//! Edges that exist only under `if TYPE_CHECKING:` are kept and flagged; the run-time graph
+//! leaves them out, so a user can pick either.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::db::{Db, Project, SourceFile};
+use crate::stages::resolve::import_edges;
+
+/// Bump when the graph changes.
+pub const GRAPH_VERSION: u32 = 1;
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ImportGraph {
+    /// module → imported module → `true` when some edge runs at run time.
+    pub edges: BTreeMap<String, BTreeMap<String, bool>>,
+    /// Import cycles of the full graph: each sorted, the list sorted.
+    pub cycles: Vec<Vec<String>>,
+    /// Import cycles of the run-time graph.
+    pub runtime_cycles: Vec<Vec<String>>,
+    /// module → number of modules importing it.
+    pub fan_in: BTreeMap<String, u32>,
+}
+
+/// The import graph over every module of the project.
+#[salsa::tracked(returns(ref))]
+pub fn import_graph(db: &dyn Db, project: Project) -> ImportGraph {
+    let mut graph = ImportGraph::default();
+    for &file in project.files(db).iter() {
+        let edges = import_edges(db, file);
+        for target in edges.keys() {
+            *graph.fan_in.entry(target.clone()).or_default() += 1;
+        }
+        // Files sharing a module name merge their edges.
+        let entry = graph.edges.entry(file.module(db).clone()).or_default();
+        for (target, runtime) in edges {
+            *entry.entry(target.clone()).or_default() |= *runtime;
+        }
+    }
+    graph.cycles = strongly_connected(&graph.edges, false);
+    graph.runtime_cycles = strongly_connected(&graph.edges, true);
+    graph
+}
+
+/// `(fan_in, fan_out)` of `file`: a narrow view so a record re-runs only when its own counts move.
+#[salsa::tracked(returns(copy))]
+pub fn module_fan(db: &dyn Db, file: SourceFile) -> (u32, u32) {
+    let graph = import_graph(db, Project::get(db));
+    let module = file.module(db);
+    let fan_in = graph.fan_in.get(module).copied().unwrap_or(0);
+    (fan_in, import_edges(db, file).len() as u32)
+}
+
+/// Components with more than one module (a module importing itself has no self edge here),
+/// by Tarjan's algorithm, iteratively. Deterministic: nodes and edges are visited in order.
+fn strongly_connected(edges: &BTreeMap<String, BTreeMap<String, bool>>, runtime_only: bool) -> Vec<Vec<String>> {
+    let nodes: Vec<&String> = edges.keys().collect();
+    let id: BTreeMap<&String, usize> = nodes.iter().enumerate().map(|(i, n)| (*n, i)).collect();
+    let successors: Vec<Vec<usize>> = nodes
+        .iter()
+        .map(|n| {
+            edges[*n]
+                .iter()
+                .filter(|(_, runtime)| !runtime_only || **runtime)
+                .filter_map(|(target, _)| id.get(target).copied())
+                .collect()
+        })
+        .collect();
+    let n = nodes.len();
+    let (mut index, mut low, mut on_stack) = (vec![usize::MAX; n], vec![0; n], vec![false; n]);
+    let (mut stack, mut next_index, mut components) = (Vec::new(), 0, Vec::new());
+    for root in 0..n {
+        if index[root] != usize::MAX {
+            continue;
+        }
+        let mut work: Vec<(usize, usize)> = vec![(root, 0)];
+        while let Some(&mut (node, ref mut edge)) = work.last_mut() {
+            if *edge == 0 && index[node] == usize::MAX {
+                index[node] = next_index;
+                low[node] = next_index;
+                next_index += 1;
+                stack.push(node);
+                on_stack[node] = true;
+            }
+            if let Some(&next) = successors[node].get(*edge) {
+                *edge += 1;
+                if index[next] == usize::MAX {
+                    work.push((next, 0));
+                } else if on_stack[next] {
+                    low[node] = low[node].min(index[next]);
+                }
+                continue;
+            }
+            work.pop();
+            if let Some(&(parent, _)) = work.last() {
+                low[parent] = low[parent].min(low[node]);
+            }
+            if low[node] == index[node] {
+                let mut component = BTreeSet::new();
+                loop {
+                    let member = stack.pop().expect("the component's root is on the stack");
+                    on_stack[member] = false;
+                    component.insert(nodes[member].clone());
+                    if member == node {
+                        break;
+                    }
+                }
+                if component.len() > 1 {
+                    components.push(component.into_iter().collect::<Vec<_>>());
+                }
+            }
+        }
+    }
+    components.sort();
+    components
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn graph(edges: &[(&str, &str, bool)]) -> BTreeMap<String, BTreeMap<String, bool>> {
+        let mut out: BTreeMap<String, BTreeMap<String, bool>> = BTreeMap::new();
+        for (a, b, runtime) in edges {
+            out.entry(a.to_string()).or_default().insert(b.to_string(), *runtime);
+            out.entry(b.to_string()).or_default();
+        }
+        out
+    }
+
+    #[test]
+    fn cycles_and_runtime_cycles() {
+        let g = graph(&[("a", "b", true), ("b", "c", true), ("c", "a", false), ("d", "e", true), ("e", "d", true), ("c", "f", true)]);
+        assert_eq!(strongly_connected(&g, false), vec![vec!["a", "b", "c"], vec!["d", "e"]]);
+        assert_eq!(strongly_connected(&g, true), vec![vec!["d", "e"]]);
+    }
+}

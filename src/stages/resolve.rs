@@ -1,0 +1,160 @@
+//! Import resolution against the repository: the module index, each import row's resolved
+//! file or external package, and the positionless import edges of a module.
+//!
+//! `from pkg import name` targets the submodule `pkg.name` when it exists (a file or a
+//! namespace package), else `pkg`. A target whose top-level package is not in the repository
+//! is external. A relative import that climbs above the top-level package is unresolved.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::Serialize;
+
+use crate::db::{Db, Project, SourceFile};
+use crate::stages::imports::imports;
+
+/// Bump when resolution changes.
+pub const RESOLVE_VERSION: u32 = 1;
+
+/// Every module of the repository by dotted name, and the namespace packages (directories
+/// without `__init__.py` that contain modules).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ModuleIndex {
+    pub modules: BTreeMap<String, SourceFile>,
+    pub namespace_packages: BTreeSet<String>,
+    /// Top-level names of every module and namespace package.
+    pub top_level: BTreeSet<String>,
+}
+
+/// What a dotted module name refers to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Resolved {
+    File(SourceFile),
+    Namespace,
+    /// Its top-level package is in the repository but the module is not.
+    Missing,
+    External,
+}
+
+impl ModuleIndex {
+    pub fn resolve(&self, module: &str) -> Resolved {
+        if let Some(file) = self.modules.get(module) {
+            Resolved::File(*file)
+        } else if self.namespace_packages.contains(module) {
+            Resolved::Namespace
+        } else if module.starts_with('.') || self.top_level.contains(module.split('.').next().unwrap_or(module)) {
+            Resolved::Missing
+        } else {
+            Resolved::External
+        }
+    }
+
+    /// Whether `module` is a module or namespace package of the repository.
+    pub fn exists(&self, module: &str) -> bool {
+        self.modules.contains_key(module) || self.namespace_packages.contains(module)
+    }
+
+    pub fn file(&self, module: &str) -> Option<SourceFile> {
+        self.modules.get(module).copied()
+    }
+}
+
+/// The module index of the project. When two files claim one module name (`a.py` beside
+/// `a/__init__.py`), the package wins, as in CPython.
+#[salsa::tracked(returns(ref))]
+pub fn module_index(db: &dyn Db, project: Project) -> ModuleIndex {
+    let mut index = ModuleIndex::default();
+    for &file in project.files(db).iter() {
+        let module = file.module(db);
+        if module.is_empty() {
+            continue;
+        }
+        match index.modules.get(module) {
+            Some(existing) if existing.is_package(db) => {}
+            _ => {
+                index.modules.insert(module.clone(), file);
+            }
+        }
+        let mut prefix = String::new();
+        for part in module.split('.') {
+            if !prefix.is_empty() {
+                index.namespace_packages.insert(prefix.clone());
+                prefix.push('.');
+            }
+            prefix.push_str(part);
+        }
+        index.top_level.insert(module.split('.').next().unwrap_or(module).to_string());
+    }
+    let modules = &index.modules;
+    index.namespace_packages.retain(|p| !modules.contains_key(p));
+    index
+}
+
+/// The resolution of one `imports.jsonl` row.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct ImportResolution {
+    /// The repository file of `target` (a package's `__init__.py`), or null.
+    pub resolved_path: Option<String>,
+    /// Top-level package of a target outside the repository, or null.
+    pub external: Option<String>,
+    /// For each imported name: the file of the submodule `target.name`, or null.
+    pub name_paths: Vec<Option<String>>,
+    /// A relative import above the top-level package, or an in-repository module that does
+    /// not exist.
+    pub unresolved: bool,
+}
+
+/// The resolution of every row of [`imports`], in the same order.
+#[salsa::tracked(returns(ref))]
+pub fn resolved_imports(db: &dyn Db, file: SourceFile) -> Vec<ImportResolution> {
+    let index = module_index(db, Project::get(db));
+    let path_of = |module: &str| index.file(module).map(|f| f.path(db).clone());
+    imports(db, file)
+        .imports
+        .iter()
+        .map(|row| {
+            let target = row.target.as_str();
+            let resolved = index.resolve(target);
+            let name_paths: Vec<Option<String>> =
+                row.names.iter().map(|n| path_of(&format!("{target}.{}", n.name))).collect();
+            let names_are_modules = !row.names.is_empty()
+                && row.names.iter().all(|n| index.exists(&format!("{target}.{}", n.name)));
+            ImportResolution {
+                resolved_path: path_of(target),
+                external: (resolved == Resolved::External).then(|| target.split('.').next().unwrap_or(target).to_string()),
+                name_paths,
+                unresolved: resolved == Resolved::Missing && !names_are_modules,
+            }
+        })
+        .collect()
+}
+
+/// The internal modules `file` imports (files only, no self edges), each with whether at least
+/// one importing row runs outside `if TYPE_CHECKING:`. Positionless: a firewall for the graph.
+#[salsa::tracked(returns(ref))]
+pub fn import_edges(db: &dyn Db, file: SourceFile) -> BTreeMap<String, bool> {
+    let index = module_index(db, Project::get(db));
+    let me = file.module(db);
+    let mut edges: BTreeMap<String, bool> = BTreeMap::new();
+    let mut add = |module: &str, runtime: bool| {
+        if module != me && index.modules.contains_key(module) {
+            *edges.entry(module.to_string()).or_default() |= runtime;
+        }
+    };
+    for row in &imports(db, file).imports {
+        let runtime = !row.type_checking;
+        let target = row.target.as_str();
+        if row.names.is_empty() {
+            add(target, runtime);
+            continue;
+        }
+        for name in &row.names {
+            let sub = format!("{target}.{}", name.name);
+            if index.exists(&sub) {
+                add(&sub, runtime);
+            } else {
+                add(target, runtime);
+            }
+        }
+    }
+    edges
+}
