@@ -35,8 +35,14 @@ pub enum Resolved {
     External,
 }
 
+/// `pkg.__init__` names the file of `pkg` (importing it loads `pkg/__init__.py` again).
+fn strip_init(module: &str) -> &str {
+    module.strip_suffix(".__init__").unwrap_or(module)
+}
+
 impl ModuleIndex {
     pub fn resolve(&self, module: &str) -> Resolved {
+        let module = strip_init(module);
         if let Some(file) = self.modules.get(module) {
             Resolved::File(*file)
         } else if self.namespace_packages.contains(module) {
@@ -50,10 +56,12 @@ impl ModuleIndex {
 
     /// Whether `module` is a module or namespace package of the repository.
     pub fn exists(&self, module: &str) -> bool {
+        let module = strip_init(module);
         self.modules.contains_key(module) || self.namespace_packages.contains(module)
     }
 
     pub fn file(&self, module: &str) -> Option<SourceFile> {
+        let module = strip_init(module);
         self.modules.get(module).copied()
     }
 }
@@ -136,6 +144,7 @@ pub fn import_edges(db: &dyn Db, file: SourceFile) -> BTreeMap<String, bool> {
     let me = file.module(db);
     let mut edges: BTreeMap<String, bool> = BTreeMap::new();
     let mut add = |module: &str, runtime: bool| {
+        let module = strip_init(module);
         if module != me && index.modules.contains_key(module) {
             *edges.entry(module.to_string()).or_default() |= runtime;
         }
