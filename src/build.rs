@@ -20,7 +20,8 @@ use crate::stages::imports::{Import, ImportedName, imports};
 use crate::stages::resolve::{ImportResolution, resolved_imports};
 use crate::stages::outline::{Symbol, outline};
 use crate::stages::parse::syntax_errors;
-use crate::stages::record::{ModuleRecord, module_record};
+use crate::stages::record::{ModuleRecord, module_docstring, module_record};
+use crate::stages::scope::module_scope;
 use crate::writers::{Artifact, jsonl, write_atomic};
 
 /// Files evaluated between two LRU evictions of parse trees: bounds the memory held by trees.
@@ -231,34 +232,45 @@ fn evaluate(
     files: &[SourceFile],
     progress: &ProgressBar,
 ) -> Vec<FileOutput> {
-    let mut outputs = Vec::with_capacity(files.len());
+    // Phase 1: everything that needs a tree, file by file, in chunks with the trees evicted
+    // between chunks. Cross-module queries read only these facts, so after this phase no
+    // file is parsed again (evaluating both together re-parsed files whose trees a
+    // cross-module query had needed early and the LRU had dropped since).
     for chunk in files.chunks(CHUNK_FILES) {
-        // `Database` is `Send` but not `Sync`: workers clone it through a mutex.
-        let db = std::sync::Mutex::new(workspace.db.clone());
-        let part: Vec<FileOutput> = pool.install(|| {
-            chunk
-                .par_iter()
-                .map_init(
-                    || db.lock().unwrap().clone(),
-                    |db, &file| {
-                        let output = FileOutput::render(
-                            module_record(db, file),
-                            &outline(db, file).symbols,
-                            &imports(db, file).imports,
-                            resolved_imports(db, file),
-                            syntax_errors(db, file).first,
-                        );
-                        progress.inc(1);
-                        output
-                    },
-                )
-                .collect()
+        for_each_file(workspace, pool, chunk, |db, file| {
+            syntax_errors(db, file);
+            outline(db, file);
+            imports(db, file);
+            module_docstring(db, file);
+            module_scope(db, file);
         });
-        outputs.extend(part);
-        drop(db);
         salsa::Database::trigger_lru_eviction(&mut workspace.db);
     }
-    outputs
+    // Phase 2: cross-module stages, records and rendering.
+    for_each_file(workspace, pool, files, |db, file| {
+        let output = FileOutput::render(
+            module_record(db, file),
+            &outline(db, file).symbols,
+            &imports(db, file).imports,
+            resolved_imports(db, file),
+            syntax_errors(db, file).first,
+        );
+        progress.inc(1);
+        output
+    })
+}
+
+/// Run `f` for every file on the worker pool, each worker with its own database clone
+/// (`Database` is `Send` but not `Sync`: workers clone it through a mutex). Results keep the
+/// order of `files`.
+fn for_each_file<T: Send>(
+    workspace: &Workspace,
+    pool: &rayon::ThreadPool,
+    files: &[SourceFile],
+    f: impl Fn(&crate::db::Database, SourceFile) -> T + Sync,
+) -> Vec<T> {
+    let db = std::sync::Mutex::new(workspace.db.clone());
+    pool.install(|| files.par_iter().map_init(|| db.lock().unwrap().clone(), |db, &file| f(db, file)).collect())
 }
 
 /// An `imports.jsonl` row: the import and its resolution.
