@@ -8,7 +8,12 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use rayon::prelude::*;
 use serde::Serialize;
 
+use std::sync::Arc;
+
+use crate::cache::StageCache;
 use crate::config::Config;
+use crate::explain::RunLog;
+use crate::stages::cached::CACHED_STAGES;
 use crate::db::{LoadedFile, SourceFile, Workspace};
 use crate::diagnostics::{Problem, ProblemKind};
 use crate::discover::{FoundFile, OUTPUT_MARKER, discover};
@@ -41,6 +46,8 @@ pub struct BuildReport {
     pub artifacts: Vec<ArtifactSummary>,
     pub dry_run: bool,
     pub elapsed: Duration,
+    /// What the stage cache saw (absent without a cache or in a dry run).
+    pub run_log: Option<RunLog>,
 }
 
 /// Name and size of one artifact.
@@ -91,8 +98,43 @@ pub fn build_in(workspace: &mut Workspace, config: &Config) -> Result<BuildRepor
         .build()
         .context("cannot start worker threads")?;
 
+    // The cache is opened (and locked) first: a second build waits here for the first.
+    // A dry run reads an existing cache but never creates or writes one.
+    let cache = match &config.cache_dir {
+        Some(dir) if !config.dry_run || dir.join(crate::cache::CACHE_FILE).exists() => {
+            let cache = Arc::new(StageCache::open(dir)?);
+            for note in &cache.notes {
+                tracing::warn!("{note}");
+            }
+            Some(cache)
+        }
+        _ => None,
+    };
+    workspace.db.set_stage_cache(cache.clone());
+    let result = run_build(workspace, config, &pool, cache.as_deref(), started);
+    workspace.db.set_stage_cache(None);
+    result
+}
+
+fn run_build(
+    workspace: &mut Workspace,
+    config: &Config,
+    pool: &rayon::ThreadPool,
+    cache: Option<&StageCache>,
+    started: Instant,
+) -> Result<BuildReport> {
+    let mut timings = Vec::new();
+    let mut phase = {
+        let mut last = started;
+        move |name: &str, timings: &mut Vec<(String, f64)>| {
+            let now = Instant::now();
+            timings.push((name.to_string(), (now - last).as_secs_f64()));
+            tracing::info!(elapsed = ?started.elapsed(), "{name} done");
+            last = now;
+        }
+    };
     let discovery = discover(config)?;
-    tracing::info!(files = discovery.files.len(), elapsed = ?started.elapsed(), "discovered");
+    phase("discover", &mut timings);
     let mut problems = discovery.problems;
     let src_layout = discovery.src_layout;
     let loaded: Vec<Result<LoadedFile, Problem>> = pool.install(|| {
@@ -106,12 +148,12 @@ pub fn build_in(workspace: &mut Workspace, config: &Config) -> Result<BuildRepor
         }
     }
     let files = workspace.sync(files_to_sync);
-    tracing::info!(files = files.len(), elapsed = ?started.elapsed(), "loaded");
+    phase("load", &mut timings);
 
     let progress = progress_bar(config, files.len());
-    let outputs = evaluate(workspace, &pool, &files, &progress);
+    let outputs = evaluate(workspace, pool, &files, &progress);
     progress.finish_and_clear();
-    tracing::info!(elapsed = ?started.elapsed(), "evaluated");
+    phase("evaluate", &mut timings);
 
     let mut report = BuildReport { dry_run: config.dry_run, ..BuildReport::default() };
     for output in &outputs {
@@ -147,10 +189,18 @@ pub fn build_in(workspace: &mut Workspace, config: &Config) -> Result<BuildRepor
         .map(|a| ArtifactSummary { path: a.path.clone(), rows: a.rows, bytes: a.bytes })
         .collect();
     report.problems = problems;
-    tracing::info!(elapsed = ?started.elapsed(), "rendered");
+    phase("render", &mut timings);
     if !config.dry_run {
         write_outputs(config, &artifacts)?;
-        tracing::info!(elapsed = ?started.elapsed(), "written");
+        phase("write", &mut timings);
+        if let Some(cache) = cache {
+            let upstream = cache.recomputed_so_far();
+            for artifact in &artifacts {
+                cache.record_artifact(&artifact.path, &artifact.contents, upstream);
+            }
+            let subjects = files.iter().map(|f| f.path(&workspace.db).clone()).collect();
+            report.run_log = Some(cache.finish(CACHED_STAGES, &subjects, timings)?);
+        }
     }
     report.elapsed = started.elapsed();
     Ok(report)
@@ -276,8 +326,18 @@ fn for_each_file<T: Send>(
 /// An `imports.jsonl` row: the import and its resolution.
 #[derive(Serialize)]
 struct ImportRow<'a> {
-    #[serde(flatten)]
+    #[serde(skip)]
     import: &'a Import,
+    line: u32,
+    col: u32,
+    target: &'a str,
+    asname: Option<&'a str>,
+    level: u32,
+    star: bool,
+    type_checking: bool,
+    conditional: bool,
+    in_try: bool,
+    in_function: bool,
     names: Vec<NameRow<'a>>,
     resolved_path: Option<&'a str>,
     external: Option<&'a str>,
@@ -296,6 +356,16 @@ impl<'a> ImportRow<'a> {
     fn new(import: &'a Import, resolution: &'a ImportResolution) -> Self {
         ImportRow {
             import,
+            line: import.line,
+            col: import.col,
+            target: &import.target,
+            asname: import.asname.as_deref(),
+            level: import.level,
+            star: import.star,
+            type_checking: import.type_checking,
+            conditional: import.conditional,
+            in_try: import.in_try,
+            in_function: import.in_function,
             names: import
                 .names
                 .iter()

@@ -13,7 +13,7 @@ use clap::{ArgAction, CommandFactory, Parser, Subcommand};
 use clap_complete::Shell;
 
 use crate::build::{self, BuildReport};
-use crate::config::{Config, DEFAULT_MAX_FILE_BYTES, DEFAULT_OUT_DIR};
+use crate::config::{Config, DEFAULT_CACHE_DIR, DEFAULT_MAX_FILE_BYTES, DEFAULT_OUT_DIR};
 
 /// Exit code: some files could not be read or decoded; everything else was written.
 pub const EXIT_FILE_ERRORS: u8 = 1;
@@ -34,6 +34,14 @@ pub struct Cli {
     /// Output directory [default: <root>/.codeintel]. Never scanned.
     #[arg(long, global = true, value_name = "DIR")]
     pub out: Option<PathBuf>,
+
+    /// Stage cache directory [default: <root>/.codeintel-cache]. Never scanned.
+    #[arg(long, global = true, value_name = "DIR")]
+    pub cache_dir: Option<PathBuf>,
+
+    /// Do not read or write the stage cache: compute everything.
+    #[arg(long, global = true, conflicts_with = "cache_dir")]
+    pub no_cache: bool,
 
     /// Only process files whose repo-relative path matches GLOB (repeatable; any match wins).
     #[arg(long, global = true, value_name = "GLOB")]
@@ -72,11 +80,42 @@ pub struct Cli {
 pub enum Command {
     /// Scan the repository and write the artifacts.
     Build,
+    /// Explain the last build: which nodes reran and why (reads the run log; builds nothing).
+    Explain {
+        /// Only nodes whose subject starts with one of these repo-relative paths.
+        paths: Vec<String>,
+        /// Only nodes of this stage (outline, imports, module_scope, write, …).
+        #[arg(long)]
+        stage: Option<String>,
+        /// Print the stable JSON schema instead of text.
+        #[arg(long)]
+        json: bool,
+        /// Also print per-phase timings of the last build.
+        #[arg(long)]
+        timings: bool,
+    },
+    /// Inspect or maintain the stage cache.
+    Cache {
+        #[command(subcommand)]
+        action: CacheAction,
+    },
     /// Print a shell completion script to stdout.
     Completions {
         /// The shell to generate completions for.
         shell: Shell,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CacheAction {
+    /// Entries, size, and the hit rate of the last run.
+    Stats,
+    /// Check every entry's checksum.
+    Verify,
+    /// Drop entries no node of the last run uses.
+    Gc,
+    /// Delete the cache.
+    Clear,
 }
 
 /// Turn parsed arguments into a [`Config`], resolving paths against `cwd`.
@@ -107,6 +146,10 @@ pub fn construct_config(cli: &Cli, cwd: &Path) -> Result<Config> {
         config.jobs = jobs;
     }
     config.dry_run = cli.dry_run;
+    config.cache_dir = (!cli.no_cache).then(|| match &cli.cache_dir {
+        Some(dir) => absolute(&cwd.join(dir)),
+        None => config.root.join(DEFAULT_CACHE_DIR),
+    });
     config.follow_links = cli.follow_links;
     config.progress = !cli.quiet && std::io::stderr().is_terminal();
     Ok(config)
@@ -181,6 +224,40 @@ fn run(cli: &Cli) -> Result<ExitCode> {
             out.flush()?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::Explain { paths, stage, json, timings } => {
+            let cwd = std::env::current_dir().context("cannot read the current directory")?;
+            let config = construct_config(cli, &cwd)?;
+            let dir = config.cache_dir.context("explain reads the stage cache; --no-cache leaves nothing to explain")?;
+            let log = crate::explain::read_run_log(&dir)?.filtered(paths, stage.as_deref());
+            let text = if *json { log.render_json() } else { log.render_text(*timings) };
+            let mut out = std::io::stdout().lock();
+            out.write_all(text.as_bytes())?;
+            out.flush()?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Cache { action } => {
+            let cwd = std::env::current_dir().context("cannot read the current directory")?;
+            let config = construct_config(cli, &cwd)?;
+            let dir = config.cache_dir.context("--no-cache: there is no cache to act on")?;
+            let mut out = std::io::stdout().lock();
+            match action {
+                CacheAction::Stats => out.write_all(crate::cache::stats(&dir)?.as_bytes())?,
+                CacheAction::Verify => {
+                    let (checked, corrupt) = crate::cache::verify(&dir)?;
+                    writeln!(out, "{checked} entries checked, {corrupt} corrupt")?;
+                    if corrupt > 0 {
+                        return Ok(ExitCode::from(EXIT_FILE_ERRORS));
+                    }
+                }
+                CacheAction::Gc => writeln!(out, "{} entries dropped", crate::cache::gc(&dir)?)?,
+                CacheAction::Clear => {
+                    crate::cache::clear(&dir)?;
+                    writeln!(out, "cleared {}", dir.display())?;
+                }
+            }
+            out.flush()?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Build => {
             let cwd = std::env::current_dir().context("cannot read the current directory")?;
             let config = construct_config(cli, &cwd)?;
@@ -214,6 +291,12 @@ fn print_report(cli: &Cli, config: &Config, report: &BuildReport) -> Result<()> 
     }
     if !cli.quiet {
         writeln!(err, "codeintel-enrich: {}", report.summary_line())?;
+        if let Some(log) = &report.run_log {
+            for note in &log.notes {
+                writeln!(err, "codeintel-enrich: {note}")?;
+            }
+            writeln!(err, "codeintel-enrich: {}", log.summary_line())?;
+        }
     }
     Ok(())
 }

@@ -11,6 +11,9 @@ pub const DEFAULT_MAX_FILE_BYTES: u64 = 8 * 1024 * 1024;
 /// Name of the output directory used when `--out` is not given, relative to the root.
 pub const DEFAULT_OUT_DIR: &str = ".codeintel";
 
+/// Name of the cache directory used when `--cache-dir` is not given, relative to the root.
+pub const DEFAULT_CACHE_DIR: &str = ".codeintel-cache";
+
 /// Everything a build needs to know.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -33,6 +36,8 @@ pub struct Config {
     pub dry_run: bool,
     /// Descend into symlinked directories (loops are detected and reported).
     pub follow_links: bool,
+    /// The persistent stage cache directory; `None` computes everything in memory.
+    pub cache_dir: Option<PathBuf>,
     /// Show a progress bar (only honoured when stderr is a terminal).
     pub progress: bool,
 }
@@ -51,6 +56,7 @@ impl Config {
             dry_run: false,
             follow_links: false,
             progress: false,
+            cache_dir: None,
         }
     }
 }

@@ -10,11 +10,15 @@ use std::sync::{Arc, Mutex};
 
 use salsa::{Database as _, Setter as _};
 
+use crate::cache::StageCache;
 use crate::source::ContentHash;
 
 /// The database trait every query takes.
 #[salsa::db]
-pub trait Db: salsa::Database {}
+pub trait Db: salsa::Database {
+    /// The persistent stage cache of the current build, if any (see [`crate::cache`]).
+    fn stage_cache(&self) -> Option<&StageCache>;
+}
 
 /// The concrete database. Cloning is cheap and shares the storage: each rayon worker takes
 /// its own clone.
@@ -22,13 +26,18 @@ pub trait Db: salsa::Database {}
 #[derive(Clone, Default)]
 pub struct Database {
     storage: salsa::Storage<Self>,
+    cache: Option<Arc<StageCache>>,
 }
 
 #[salsa::db]
 impl salsa::Database for Database {}
 
 #[salsa::db]
-impl Db for Database {}
+impl Db for Database {
+    fn stage_cache(&self) -> Option<&StageCache> {
+        self.cache.as_deref()
+    }
+}
 
 impl Database {
     /// A database that records the name and subject of every query it executes, for tests
@@ -41,7 +50,13 @@ impl Database {
                 sink.0.lock().unwrap().push(database_key);
             }
         })));
-        (Database { storage }, log)
+        (Database { storage, cache: None }, log)
+    }
+
+    /// Attach (or detach) the persistent stage cache. Values are content-addressed, so
+    /// memoized results stay valid whichever cache is attached.
+    pub fn set_stage_cache(&mut self, cache: Option<Arc<StageCache>>) {
+        self.cache = cache;
     }
 }
 

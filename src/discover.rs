@@ -2,7 +2,7 @@
 //! hidden files, plus `--exclude` globs) and list the `.py` files to process, sorted by
 //! repo-relative path; `--only` globs narrow the files (not the directories walked).
 //!
-//! Never descends into the output directory, any directory holding the output marker (an
+//! Never descends into the output directory, the cache directory, any directory holding the output marker (an
 //! output directory of an earlier run, wherever it was), or the root-level `stubs/` and
 //! `overlays/` directories. Oversized files, unreadable entries and symlink loops become
 //! [`Problem`]s; they never stop the walk.
@@ -47,6 +47,7 @@ pub fn discover(config: &Config) -> Result<Discovery> {
     let root = config.root.clone();
     let only = build_globset(&config.only)?;
     let out = config.out.clone();
+    let cache = config.cache_dir.clone();
     let exclude = build_globset(&config.exclude)?;
 
     let mut builder = WalkBuilder::new(&root);
@@ -56,7 +57,7 @@ pub fn discover(config: &Config) -> Result<Discovery> {
         .threads(config.jobs)
         .filter_entry({
             let root = root.clone();
-            move |entry| keep_entry(entry, &root, &out, exclude.as_ref())
+            move |entry| keep_entry(entry, &root, &out, cache.as_deref(), exclude.as_ref())
         });
 
     let files = Mutex::new(Vec::new());
@@ -99,7 +100,7 @@ fn build_globset(globs: &[String]) -> Result<Option<GlobSet>> {
     Ok(Some(builder.build()?))
 }
 
-fn keep_entry(entry: &DirEntry, root: &Path, out: &Path, exclude: Option<&GlobSet>) -> bool {
+fn keep_entry(entry: &DirEntry, root: &Path, out: &Path, cache: Option<&Path>, exclude: Option<&GlobSet>) -> bool {
     if entry.depth() == 0 {
         return true;
     }
@@ -114,7 +115,7 @@ fn keep_entry(entry: &DirEntry, root: &Path, out: &Path, exclude: Option<&GlobSe
     if !is_dir {
         return true;
     }
-    if path == out || path.join(OUTPUT_MARKER).exists() {
+    if path == out || Some(path) == cache || path.join(OUTPUT_MARKER).exists() {
         return false;
     }
     if entry.depth() == 1

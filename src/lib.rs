@@ -7,11 +7,13 @@
 //! [`writers`]. See `ARCHITECTURE.md` for the invariants.
 
 pub mod build;
+pub mod cache;
 pub mod cli;
 pub mod config;
 pub mod db;
 pub mod diagnostics;
 pub mod discover;
+pub mod explain;
 pub mod module_path;
 pub mod source;
 pub mod stages;

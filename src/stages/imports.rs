@@ -8,12 +8,13 @@
 //! bodies or a `try`'s `else`. `in_try` — in a `try` body or one of its `except` handlers
 //! (not its `else` or `finally`). `in_function` — anywhere inside a `def`.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tree_sitter::Node;
 
 use crate::db::{Db, SourceFile};
 use crate::module_path::{package_of, resolve_relative};
 use crate::stages::outline::is_compound;
+use crate::stages::cached::per_file;
 use crate::stages::parse::parsed_module;
 use crate::stages::text::node_text;
 
@@ -21,14 +22,14 @@ use crate::stages::text::node_text;
 pub const IMPORTS_VERSION: u32 = 1;
 
 /// A name imported by `from … import name [as asname]`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ImportedName {
     pub name: String,
     pub asname: Option<String>,
 }
 
 /// One imported module of one import statement.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Import {
     /// 1-based line of the statement.
     pub line: u32,
@@ -38,7 +39,6 @@ pub struct Import {
     /// keeps its leading dots.
     pub target: String,
     /// `from` imports: the imported names (empty for `import m` and for `*`).
-    #[serde(skip)]
     pub names: Vec<ImportedName>,
     /// `import a.b as c`: the alias `c`.
     pub asname: Option<String>,
@@ -52,7 +52,7 @@ pub struct Import {
 }
 
 /// The imports of one module, in document order.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Imports {
     pub imports: Vec<Import>,
 }
@@ -60,9 +60,10 @@ pub struct Imports {
 /// The imports of `file`; a firewall: equal import lists stop the cascade.
 #[salsa::tracked(returns(ref))]
 pub fn imports(db: &dyn Db, file: SourceFile) -> Imports {
-    let parsed = parsed_module(db, file);
-    let package = package_of(file.module(db), file.is_package(db));
-    extract_imports(parsed.root(), file.text(db), package)
+    per_file(db, file, "imports", IMPORTS_VERSION, true, || {
+        let package = package_of(file.module(db), file.is_package(db));
+        extract_imports(parsed_module(db, file).root(), file.text(db), package)
+    })
 }
 
 /// When the statements being visited run.

@@ -10,6 +10,7 @@ pub mod outline;
 pub mod parse;
 pub mod record;
 pub mod text;
+pub mod cached;
 pub mod exports;
 pub mod graph;
 pub mod resolve;

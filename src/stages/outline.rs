@@ -4,17 +4,18 @@
 //! Positions follow Python's `ast`: `line` is the `def`/`class` line (not the decorator's),
 //! `col` the 0-based UTF-8 byte column of `def`, `async` or `class`.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tree_sitter::Node;
 
 use crate::db::{Db, SourceFile};
+use crate::stages::cached::per_file;
 use crate::stages::parse::parsed_module;
 use crate::stages::text::{docstring_first_line, is_public_name, node_text, string_value};
 
 /// Bump when the outline's logic or fields change.
 pub const OUTLINE_VERSION: u32 = 1;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum SymbolKind {
     Class,
@@ -24,7 +25,7 @@ pub enum SymbolKind {
     Method,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ParamKind {
     PositionalOnly,
@@ -35,7 +36,7 @@ pub enum ParamKind {
 }
 
 /// One parameter of a function.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Param {
     pub name: String,
     pub kind: ParamKind,
@@ -45,7 +46,7 @@ pub struct Param {
 }
 
 /// One class, function or method.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Symbol {
     /// Enclosing class and function names joined with `.` (`Outer.method`, `func.inner`).
     pub qualname: String,
@@ -72,7 +73,7 @@ pub struct Symbol {
 }
 
 /// The outline of one module, in document order.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Outline {
     pub symbols: Vec<Symbol>,
 }
@@ -80,8 +81,7 @@ pub struct Outline {
 /// The outline of `file`; a firewall: equal outlines stop the cascade.
 #[salsa::tracked(returns(ref))]
 pub fn outline(db: &dyn Db, file: SourceFile) -> Outline {
-    let parsed = parsed_module(db, file);
-    extract_outline(parsed.root(), file.text(db))
+    per_file(db, file, "outline", OUTLINE_VERSION, false, || extract_outline(parsed_module(db, file).root(), file.text(db)))
 }
 
 struct Scope {

@@ -49,7 +49,7 @@ pub fn parsed_module(db: &dyn Db, file: SourceFile) -> ParsedModule {
 }
 
 /// How many syntax errors a module has, and where the first one is.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct SyntaxErrors {
     /// `ERROR` and `MISSING` nodes in the tree.
     pub count: u32,
@@ -60,7 +60,9 @@ pub struct SyntaxErrors {
 /// The syntax errors of `file`; a narrow `Eq` value.
 #[salsa::tracked(returns(copy))]
 pub fn syntax_errors(db: &dyn Db, file: SourceFile) -> SyntaxErrors {
-    count_errors(parsed_module(db, file).root())
+    crate::stages::cached::per_file(db, file, "syntax_errors", PARSE_VERSION, false, || {
+        count_errors(parsed_module(db, file).root())
+    })
 }
 
 /// Count error nodes, descending only into subtrees that contain one.

@@ -81,5 +81,7 @@ pub fn module_record(db: &dyn Db, file: SourceFile) -> ModuleRecord {
 /// The module docstring's first line; a narrow value so that edits below it cut off here.
 #[salsa::tracked(returns(ref))]
 pub fn module_docstring(db: &dyn Db, file: SourceFile) -> Option<String> {
-    docstring(parsed_module(db, file).root(), file.text(db))
+    crate::stages::cached::per_file(db, file, "module_docstring", RECORD_VERSION, false, || {
+        docstring(parsed_module(db, file).root(), file.text(db))
+    })
 }

@@ -13,7 +13,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tree_sitter::Node;
 
 use crate::db::{Db, SourceFile};
@@ -24,7 +24,7 @@ use crate::stages::text::{node_text, string_value};
 /// Bump when the scope analysis changes.
 pub const SCOPE_VERSION: u32 = 1;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum BindingKind {
     Function,
@@ -36,14 +36,14 @@ pub enum BindingKind {
 
 /// Where an import binding comes from: `from module import name` (`name: Some`), or the module
 /// object itself (`import module [as x]`, `name: None`).
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct ImportOrigin {
     /// Absolute module (a relative import that climbs too high keeps its dots).
     pub module: String,
     pub name: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Binding {
     pub kind: BindingKind,
     /// Set for import bindings (the last one wins, as at run time).
@@ -52,19 +52,19 @@ pub struct Binding {
 
 /// A reference to another module's `__all__` (`m.__all__`, `from m import __all__`): the
 /// module `module`, or its submodule `module.attr` when that exists.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct ModuleAllRef {
     pub module: String,
     pub attr: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum AllItem {
     Name(String),
     ModuleAll(ModuleAllRef),
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum AllOp {
     Set(Vec<AllItem>),
     Extend(Vec<AllItem>),
@@ -72,7 +72,7 @@ pub enum AllOp {
 }
 
 /// The declared `__all__`: its operations in execution order.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DunderAll {
     pub ops: Vec<AllOp>,
     /// An operation could not be read statically (or ran only under a condition).
@@ -80,7 +80,7 @@ pub struct DunderAll {
 }
 
 /// Everything a module binds at module level.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ModuleScope {
     pub names: BTreeMap<String, Binding>,
     /// Absolute targets of `from m import *`, in order, deduplicated.
@@ -100,12 +100,14 @@ pub struct ModuleScope {
 /// The module scope of `file` (one walk; [`bindings`] and [`dunder_all`] are its narrow views).
 #[salsa::tracked(returns(ref))]
 pub fn module_scope(db: &dyn Db, file: SourceFile) -> ModuleScope {
-    let package = package_of(file.module(db), file.is_package(db)).to_string();
-    let text = file.text(db);
-    let mut walker = ScopeWalker { text, package, scope: ModuleScope::default() };
-    walker.block(parsed_module(db, file).root(), false);
-    walker.scope.dynamic_globals = writes_globals_dynamically(text);
-    walker.scope
+    crate::stages::cached::per_file(db, file, "module_scope", SCOPE_VERSION, true, || {
+        let package = package_of(file.module(db), file.is_package(db)).to_string();
+        let text = file.text(db);
+        let mut walker = ScopeWalker { text, package, scope: ModuleScope::default() };
+        walker.block(parsed_module(db, file).root(), false);
+        walker.scope.dynamic_globals = writes_globals_dynamically(text);
+        walker.scope
+    })
 }
 
 /// The module-level bindings, star imports and deletions of `file`.

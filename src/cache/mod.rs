@@ -1,0 +1,466 @@
+//! The persistent, portable stage cache: one crash-safe redb file under the cache directory.
+//!
+//! A node `(stage, subject)` is keyed by blake3 over the engine fingerprint (crate version and
+//! cache schema), the stage and its version constant, the subject (a repo-relative path) and
+//! its ordered, *named* inputs (content hash, module name, …) — never absolute paths, times or
+//! host names, so a cache restored in another checkout on another machine is a full hit. A
+//! value is the stage output encoded with rmp-serde followed by its own blake3; a checksum or
+//! decoding failure is a miss with the reason "corrupt", never a wrong output.
+//!
+//! Lookups are concurrent read transactions; new entries are queued and written in one write
+//! transaction at the end of the build, so a build killed at any moment leaves the previous
+//! cache intact. An exclusive lock file makes a second build on the same cache wait.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use anyhow::{Context, Result};
+use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::explain::{NodeEvent, Reason, RunLog, Status};
+
+/// Bump when the layout of the cache file or the encoding of its values changes.
+pub const CACHE_SCHEMA: u32 = 1;
+
+const VALUES: TableDefinition<&[u8], &[u8]> = TableDefinition::new("values");
+const NODES: TableDefinition<&str, &[u8]> = TableDefinition::new("nodes");
+const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
+
+/// The cache file inside the cache directory.
+pub const CACHE_FILE: &str = "stages.redb";
+/// The run log of the last build, read by `explain`.
+pub const RUN_LOG_FILE: &str = "last-run.json";
+const LOCK_FILE: &str = "lock";
+
+/// What changes every key: the crate version and the cache schema.
+pub fn engine_fingerprint() -> String {
+    format!("codeintel-enrich {} schema {CACHE_SCHEMA}", env!("CARGO_PKG_VERSION"))
+}
+
+/// What a node was computed from last time: its key, named inputs and output hash.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct NodeRecord {
+    pub key: [u8; 32],
+    pub inputs: Vec<(String, String)>,
+    pub output: [u8; 32],
+}
+
+struct Pending {
+    node: String,
+    record: NodeRecord,
+    value: Option<Vec<u8>>,
+}
+
+/// An open cache for the duration of one build.
+pub struct StageCache {
+    dir: PathBuf,
+    db: redb::Database,
+    _lock: File,
+    pending: Mutex<Vec<Pending>>,
+    events: Mutex<Vec<NodeEvent>>,
+    /// One-line reports about the cache itself (rebuilt after corruption, …).
+    pub notes: Vec<String>,
+}
+
+fn node_name(stage: &str, subject: &str) -> String {
+    format!("{stage}\0{subject}")
+}
+
+fn split_node(node: &str) -> (&str, &str) {
+    node.split_once('\0').unwrap_or((node, ""))
+}
+
+/// Take the cache directory's lock, waiting for another build that holds it.
+pub fn lock(dir: &Path) -> Result<File> {
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create cache directory {}", dir.display()))?;
+    let gitignore = dir.join(".gitignore");
+    if !gitignore.exists() {
+        std::fs::write(&gitignore, "# Written by codeintel-enrich.\n*\n")
+            .with_context(|| format!("cannot write {}", gitignore.display()))?;
+    }
+    let path = dir.join(LOCK_FILE);
+    let file = File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .with_context(|| format!("cannot open lock file {}", path.display()))?;
+    if file.try_lock().is_err() {
+        eprintln!("codeintel-enrich: waiting for another build using {}", dir.display());
+        file.lock().with_context(|| format!("cannot lock {}", path.display()))?;
+    }
+    Ok(file)
+}
+
+/// Open (or create) the cache file; a corrupt, truncated or foreign file is replaced.
+fn open_database(dir: &Path, notes: &mut Vec<String>) -> Result<redb::Database> {
+    let path = dir.join(CACHE_FILE);
+    let opened = std::panic::catch_unwind(|| redb::Database::create(&path));
+    let db = match opened {
+        Ok(Ok(db)) => db,
+        Ok(Err(err)) => {
+            notes.push(format!("cache {} is unreadable ({err}); starting a new one", path.display()));
+            return fresh_database(&path);
+        }
+        Err(_) => {
+            notes.push(format!("cache {} is unreadable; starting a new one", path.display()));
+            return fresh_database(&path);
+        }
+    };
+    let schema = read_meta(&db, "schema");
+    match schema.as_deref() {
+        Some(value) if value == engine_fingerprint().as_bytes() => Ok(db),
+        None if is_empty(&db) => {
+            write_meta(&db, "schema", engine_fingerprint().as_bytes())?;
+            Ok(db)
+        }
+        _ => {
+            drop(db);
+            notes.push(format!("cache {} was written by another version; starting a new one", path.display()));
+            fresh_database(&path)
+        }
+    }
+}
+
+fn fresh_database(path: &Path) -> Result<redb::Database> {
+    let _ = std::fs::remove_file(path);
+    let db = redb::Database::create(path).with_context(|| format!("cannot create cache {}", path.display()))?;
+    write_meta(&db, "schema", engine_fingerprint().as_bytes())?;
+    Ok(db)
+}
+
+fn read_meta(db: &redb::Database, key: &str) -> Option<Vec<u8>> {
+    let txn = db.begin_read().ok()?;
+    let table = txn.open_table(META).ok()?;
+    table.get(key).ok()?.map(|v| v.value().to_vec())
+}
+
+fn is_empty(db: &redb::Database) -> bool {
+    let Ok(txn) = db.begin_read() else { return true };
+    match txn.open_table(NODES) {
+        Ok(table) => table.is_empty().unwrap_or(true),
+        Err(_) => true,
+    }
+}
+
+fn write_meta(db: &redb::Database, key: &str, value: &[u8]) -> Result<()> {
+    let txn = db.begin_write()?;
+    {
+        let mut table = txn.open_table(META)?;
+        table.insert(key, value)?;
+        txn.open_table(VALUES)?;
+        txn.open_table(NODES)?;
+    }
+    txn.commit()?;
+    Ok(())
+}
+
+/// A value followed by its blake3.
+fn seal(payload: Vec<u8>) -> Vec<u8> {
+    let mut sealed = payload;
+    let hash = blake3::hash(&sealed);
+    sealed.extend_from_slice(hash.as_bytes());
+    sealed
+}
+
+fn unseal(sealed: &[u8]) -> Option<&[u8]> {
+    let split = sealed.len().checked_sub(32)?;
+    let (payload, hash) = sealed.split_at(split);
+    (blake3::hash(payload).as_bytes() == hash).then_some(payload)
+}
+
+fn short(value: &str) -> String {
+    if value.len() == 64 && value.bytes().all(|b| b.is_ascii_hexdigit()) { value[..12].to_string() } else { value.to_string() }
+}
+
+impl StageCache {
+    /// Lock and open the cache in `dir`.
+    pub fn open(dir: &Path) -> Result<StageCache> {
+        let lock = lock(dir)?;
+        let mut notes = Vec::new();
+        let db = open_database(dir, &mut notes)?;
+        Ok(StageCache {
+            dir: dir.to_path_buf(),
+            db,
+            _lock: lock,
+            pending: Mutex::new(Vec::new()),
+            events: Mutex::new(Vec::new()),
+            notes,
+        })
+    }
+
+    fn key(stage: &str, version: u32, subject: &str, inputs: &[(&'static str, String)]) -> [u8; 32] {
+        let mut hasher = blake3::Hasher::new();
+        for part in [engine_fingerprint().as_str(), stage, &version.to_string(), subject] {
+            hasher.update(&(part.len() as u64).to_le_bytes());
+            hasher.update(part.as_bytes());
+        }
+        for (name, value) in inputs {
+            for part in [*name, value.as_str()] {
+                hasher.update(&(part.len() as u64).to_le_bytes());
+                hasher.update(part.as_bytes());
+            }
+        }
+        *hasher.finalize().as_bytes()
+    }
+
+    fn lookup(&self, key: &[u8; 32]) -> Option<Vec<u8>> {
+        let txn = self.db.begin_read().ok()?;
+        let table = txn.open_table(VALUES).ok()?;
+        table.get(key.as_slice()).ok()?.map(|v| v.value().to_vec())
+    }
+
+    fn previous(&self, node: &str) -> Option<NodeRecord> {
+        let txn = self.db.begin_read().ok()?;
+        let table = txn.open_table(NODES).ok()?;
+        let bytes = table.get(node).ok()??.value().to_vec();
+        rmp_serde::from_slice(unseal(&bytes)?).ok()
+    }
+
+    /// The cached output of `(stage, subject)` for these inputs, or `compute()` — recorded in
+    /// the run log with the reasons it had to run.
+    pub fn get_or_compute<T: Serialize + DeserializeOwned>(
+        &self,
+        stage: &'static str,
+        version: u32,
+        subject: &str,
+        inputs: Vec<(&'static str, String)>,
+        compute: impl FnOnce() -> T,
+    ) -> T {
+        let key = Self::key(stage, version, subject, &inputs);
+        let node = node_name(stage, subject);
+        let mut corrupt = false;
+        if let Some(sealed) = self.lookup(&key) {
+            match unseal(&sealed).and_then(|payload| rmp_serde::from_slice::<T>(payload).ok()) {
+                Some(value) => {
+                    self.event(stage, subject, Status::Reused, Vec::new(), false);
+                    return value;
+                }
+                None => corrupt = true,
+            }
+        }
+        let previous = self.previous(&node);
+        let value = compute();
+        let payload = rmp_serde::to_vec(&value).expect("stage outputs serialize");
+        let output = *blake3::hash(&payload).as_bytes();
+        let record = NodeRecord {
+            key,
+            inputs: inputs.iter().map(|(n, v)| (n.to_string(), v.clone())).collect(),
+            output,
+        };
+        let (status, reasons, cutoff) = match &previous {
+            None => (Status::New, vec![Reason::New], false),
+            Some(old) => {
+                let old_inputs: BTreeMap<&str, &str> = old.inputs.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
+                let mut reasons: Vec<Reason> = record
+                    .inputs
+                    .iter()
+                    .filter(|(name, value)| old_inputs.get(name.as_str()) != Some(&value.as_str()))
+                    .map(|(name, value)| Reason::Input {
+                        name: format!("{name}({subject})"),
+                        old: old_inputs.get(name.as_str()).map(|v| short(v)),
+                        new: short(value),
+                    })
+                    .collect();
+                if corrupt {
+                    reasons.push(Reason::EntryCorrupt);
+                } else if reasons.is_empty() && old.key != key {
+                    reasons.push(Reason::VersionChanged);
+                } else if reasons.is_empty() {
+                    reasons.push(Reason::EntryMissing);
+                }
+                (Status::Recomputed, reasons, old.output == output)
+            }
+        };
+        self.event(stage, subject, status, reasons, cutoff);
+        self.pending.lock().unwrap().push(Pending { node, record, value: Some(seal(payload)) });
+        value
+    }
+
+    fn event(&self, stage: &str, subject: &str, status: Status, reasons: Vec<Reason>, cutoff: bool) {
+        self.events.lock().unwrap().push(NodeEvent {
+            stage: stage.to_string(),
+            subject: subject.to_string(),
+            status,
+            reasons,
+            cutoff,
+        });
+    }
+
+    /// Nodes recomputed or new so far in this build.
+    pub fn recomputed_so_far(&self) -> usize {
+        self.events.lock().unwrap().iter().filter(|e| matches!(e.status, Status::Recomputed | Status::New)).count()
+    }
+
+    /// Record the outcome of a writer node (an artifact), keyed by its own bytes.
+    pub fn record_artifact(&self, path: &str, contents: &[u8], upstream_recomputed: usize) {
+        let node = node_name("write", path);
+        let output = *blake3::hash(contents).as_bytes();
+        let previous = self.previous(&node);
+        let (status, reasons) = match &previous {
+            None => (Status::New, vec![Reason::New]),
+            Some(old) if old.output == output => (Status::Reused, Vec::new()),
+            Some(_) => (Status::Recomputed, vec![Reason::Cascade { count: upstream_recomputed }]),
+        };
+        self.event("write", path, status, reasons, false);
+        let record = NodeRecord { key: output, inputs: Vec::new(), output };
+        self.pending.lock().unwrap().push(Pending { node, record, value: None });
+    }
+
+    /// Write the queued entries, mark nodes of vanished subjects removed, and return the run
+    /// log (also written to the cache directory for `explain`). `stages` are the per-file
+    /// stages, `subjects` the files of this build: a stage not evaluated for a live subject in
+    /// this process was memoized, and is reported reused.
+    pub fn finish(&self, stages: &[&str], subjects: &BTreeSet<String>, timings: Vec<(String, f64)>) -> Result<RunLog> {
+        let pending = std::mem::take(&mut *self.pending.lock().unwrap());
+        let mut events = std::mem::take(&mut *self.events.lock().unwrap());
+        let seen: BTreeSet<(String, String)> = events.iter().map(|e| (e.stage.clone(), e.subject.clone())).collect();
+        for subject in subjects {
+            for stage in stages {
+                if !seen.contains(&(stage.to_string(), subject.clone())) {
+                    events.push(NodeEvent {
+                        stage: stage.to_string(),
+                        subject: subject.clone(),
+                        status: Status::Reused,
+                        reasons: Vec::new(),
+                        cutoff: false,
+                    });
+                }
+            }
+        }
+        let txn = self.db.begin_write().context("cannot write the cache")?;
+        {
+            let mut values = txn.open_table(VALUES)?;
+            let mut nodes = txn.open_table(NODES)?;
+            for entry in &pending {
+                if let Some(value) = &entry.value {
+                    values.insert(entry.record.key.as_slice(), value.as_slice())?;
+                }
+                let record = seal(rmp_serde::to_vec(&entry.record).expect("records serialize"));
+                nodes.insert(entry.node.as_str(), record.as_slice())?;
+            }
+            let live_artifacts: BTreeSet<&str> =
+                events.iter().filter(|e| e.stage == "write").map(|e| e.subject.as_str()).collect();
+            let mut removed = Vec::new();
+            for item in nodes.iter()? {
+                let (node, _) = item?;
+                let node = node.value().to_string();
+                let (stage, subject) = split_node(&node);
+                let live = if stage == "write" { live_artifacts.contains(subject) } else { subjects.contains(subject) };
+                if !live {
+                    removed.push(node);
+                }
+            }
+            for node in removed {
+                nodes.remove(node.as_str())?;
+                let (stage, subject) = split_node(&node);
+                events.push(NodeEvent {
+                    stage: stage.to_string(),
+                    subject: subject.to_string(),
+                    status: Status::Removed,
+                    reasons: Vec::new(),
+                    cutoff: false,
+                });
+            }
+        }
+        txn.commit().context("cannot commit the cache")?;
+        events.sort_by(|a, b| (&a.stage, &a.subject).cmp(&(&b.stage, &b.subject)));
+        let log = RunLog { schema: crate::explain::RUN_LOG_SCHEMA, nodes: events, notes: self.notes.clone(), timings };
+        let bytes = serde_json::to_vec(&log).expect("run logs serialize");
+        crate::writers::write_atomic(&self.dir.join(RUN_LOG_FILE), &bytes)?;
+        Ok(log)
+    }
+}
+
+/// `cache stats`: entries and bytes of the cache, and the hit rate of the last run.
+pub fn stats(dir: &Path) -> Result<String> {
+    let path = dir.join(CACHE_FILE);
+    let bytes = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+    let _lock = lock(dir)?;
+    let mut notes = Vec::new();
+    let db = open_database(dir, &mut notes)?;
+    let txn = db.begin_read()?;
+    let values = txn.open_table(VALUES)?.len()?;
+    let nodes = txn.open_table(NODES)?.len()?;
+    let mut out = format!("{}: {values} values, {nodes} nodes, {bytes} bytes\n", path.display());
+    if let Ok(log) = crate::explain::read_run_log(dir) {
+        let summary = log.summary();
+        let looked_up = summary.reused + summary.recomputed + summary.new;
+        let rate = if looked_up == 0 { 0.0 } else { 100.0 * summary.reused as f64 / looked_up as f64 };
+        out.push_str(&format!("last run: {} reused, {} recomputed, {} new: hit rate {rate:.1}%\n", summary.reused, summary.recomputed, summary.new));
+    }
+    Ok(out)
+}
+
+/// `cache verify`: check every value's checksum; returns (checked, corrupt).
+pub fn verify(dir: &Path) -> Result<(u64, u64)> {
+    let _lock = lock(dir)?;
+    let mut notes = Vec::new();
+    let db = open_database(dir, &mut notes)?;
+    for note in notes {
+        eprintln!("codeintel-enrich: {note}");
+    }
+    let txn = db.begin_read()?;
+    let table = txn.open_table(VALUES)?;
+    let (mut checked, mut corrupt) = (0, 0);
+    for item in table.iter()? {
+        let (_, value) = item?;
+        checked += 1;
+        if unseal(value.value()).is_none() {
+            corrupt += 1;
+        }
+    }
+    Ok((checked, corrupt))
+}
+
+/// `cache gc`: drop values that no node of the last runs points to; returns how many.
+pub fn gc(dir: &Path) -> Result<u64> {
+    let _lock = lock(dir)?;
+    let mut notes = Vec::new();
+    let mut db = open_database(dir, &mut notes)?;
+    let txn = db.begin_write()?;
+    let mut dropped = 0;
+    {
+        let nodes = txn.open_table(NODES)?;
+        let mut live: BTreeSet<[u8; 32]> = BTreeSet::new();
+        for item in nodes.iter()? {
+            let (_, value) = item?;
+            if let Some(record) = unseal(value.value()).and_then(|p| rmp_serde::from_slice::<NodeRecord>(p).ok()) {
+                live.insert(record.key);
+            }
+        }
+        let mut values = txn.open_table(VALUES)?;
+        let mut dead = Vec::new();
+        for item in values.iter()? {
+            let (key, _) = item?;
+            let key = key.value().to_vec();
+            if key.len() != 32 || !live.contains(&<[u8; 32]>::try_from(key.as_slice()).unwrap()) {
+                dead.push(key);
+            }
+        }
+        for key in dead {
+            values.remove(key.as_slice())?;
+            dropped += 1;
+        }
+    }
+    txn.commit()?;
+    db.compact().ok();
+    Ok(dropped)
+}
+
+/// `cache clear`: delete the cache file and the run log.
+pub fn clear(dir: &Path) -> Result<()> {
+    let _lock = lock(dir)?;
+    for file in [CACHE_FILE, RUN_LOG_FILE] {
+        match std::fs::remove_file(dir.join(file)) {
+            Ok(()) => {}
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
+            Err(err) => return Err(err).with_context(|| format!("cannot remove {}", dir.join(file).display())),
+        }
+    }
+    Ok(())
+}

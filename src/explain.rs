@@ -1,0 +1,238 @@
+//! The run log and `codeintel-enrich explain`: which nodes of the last build were new, reused,
+//! recomputed or removed, and why — each reason named leaf by leaf — with root causes first.
+//!
+//! JSON schema (`explain --json`, stable, `schema: 1`):
+//! `{"schema": 1, "summary": {"new", "reused", "recomputed", "removed", "cutoff"},
+//!   "root_causes": [{"reason": Reason, "nodes": n, "cutoff": n}],
+//!   "nodes": [{"stage", "subject", "status", "cutoff", "reasons": [Reason]}], "notes": [...],
+//!   "timings": [[phase, seconds]]}` where a `Reason` is one of `{"kind": "input", "name":
+//! "content(pkg/a.py)", "old": "3f2a…", "new": "9c1d…"}`, `{"kind": "version_changed"}`,
+//! `{"kind": "entry_missing"}`, `{"kind": "entry_corrupt"}`, `{"kind": "new"}`,
+//! `{"kind": "cascade", "count": n}` (an artifact rewritten because n nodes upstream were
+//! recomputed).
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use serde::{Deserialize, Serialize};
+
+/// Bump when the run log's JSON changes incompatibly.
+pub const RUN_LOG_SCHEMA: u32 = 1;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    New,
+    Reused,
+    Recomputed,
+    Removed,
+}
+
+/// Why a node ran.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Reason {
+    /// A named input changed (`content(pkg/a.py)`, `module(pkg/a.py)`, …).
+    Input { name: String, old: Option<String>, new: String },
+    /// Same inputs, different key: the engine or the stage version changed.
+    VersionChanged,
+    /// Same key, but the cache no longer had the value (cleared or collected).
+    EntryMissing,
+    /// The cached value failed its checksum or could not be decoded.
+    EntryCorrupt,
+    /// Never built before.
+    New,
+    /// An artifact rewritten because `count` upstream nodes were recomputed.
+    Cascade { count: usize },
+}
+
+impl Reason {
+    fn describe(&self) -> String {
+        match self {
+            Reason::Input { name, old: Some(old), new } => format!("{name} changed {old} → {new}"),
+            Reason::Input { name, old: None, new } => format!("{name} is new ({new})"),
+            Reason::VersionChanged => "engine or stage version changed".into(),
+            Reason::EntryMissing => "cache entry missing (cleared or collected)".into(),
+            Reason::EntryCorrupt => "cache entry corrupt".into(),
+            Reason::New => "new node".into(),
+            Reason::Cascade { count } => format!("cascade: {count} upstream node(s) recomputed"),
+        }
+    }
+
+    /// Root causes are leaves; a cascade is not.
+    fn is_root(&self) -> bool {
+        !matches!(self, Reason::Cascade { .. })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeEvent {
+    pub stage: String,
+    pub subject: String,
+    pub status: Status,
+    pub reasons: Vec<Reason>,
+    /// Recomputed, but the output equals the previous one: the cascade stops here.
+    pub cutoff: bool,
+}
+
+/// Everything a build recorded about its nodes.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct RunLog {
+    pub schema: u32,
+    pub nodes: Vec<NodeEvent>,
+    pub notes: Vec<String>,
+    pub timings: Vec<(String, f64)>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Summary {
+    pub new: usize,
+    pub reused: usize,
+    pub recomputed: usize,
+    pub removed: usize,
+    pub cutoff: usize,
+    pub root_causes: usize,
+}
+
+#[derive(Debug, Clone, Serialize)]
+struct RootCause {
+    reason: Reason,
+    nodes: usize,
+    cutoff: usize,
+}
+
+impl RunLog {
+    pub fn summary(&self) -> Summary {
+        let mut summary = Summary::default();
+        for node in &self.nodes {
+            match node.status {
+                Status::New => summary.new += 1,
+                Status::Reused => summary.reused += 1,
+                Status::Recomputed => summary.recomputed += 1,
+                Status::Removed => summary.removed += 1,
+            }
+            summary.cutoff += usize::from(node.cutoff);
+        }
+        summary.root_causes = self.root_causes().len();
+        summary
+    }
+
+    fn root_causes(&self) -> Vec<RootCause> {
+        let mut causes: BTreeMap<&Reason, (usize, usize)> = BTreeMap::new();
+        for node in self.nodes.iter().filter(|n| n.status == Status::Recomputed) {
+            for reason in node.reasons.iter().filter(|r| r.is_root()) {
+                let entry = causes.entry(reason).or_default();
+                entry.0 += 1;
+                entry.1 += usize::from(node.cutoff);
+            }
+        }
+        let mut causes: Vec<RootCause> =
+            causes.into_iter().map(|(reason, (nodes, cutoff))| RootCause { reason: reason.clone(), nodes, cutoff }).collect();
+        causes.sort_by(|a, b| b.nodes.cmp(&a.nodes).then_with(|| a.reason.cmp(&b.reason)));
+        causes
+    }
+
+    /// The nodes matching `paths` (prefixes of the subject) and `stage`.
+    pub fn filtered(&self, paths: &[String], stage: Option<&str>) -> RunLog {
+        let nodes = self
+            .nodes
+            .iter()
+            .filter(|n| paths.is_empty() || paths.iter().any(|p| n.subject.starts_with(p.as_str())))
+            .filter(|n| stage.is_none_or(|s| n.stage == s))
+            .cloned()
+            .collect();
+        RunLog { nodes, ..self.clone() }
+    }
+
+    /// The one-line summary printed after every build.
+    pub fn summary_line(&self) -> String {
+        let s = self.summary();
+        format!(
+            "nodes: {} reused, {} recomputed ({} root cause(s), {} cut off early), {} new, {} removed",
+            s.reused, s.recomputed, s.root_causes, s.cutoff, s.new, s.removed
+        )
+    }
+
+    /// The human report of `explain`.
+    pub fn render_text(&self, timings: bool) -> String {
+        let mut out = String::new();
+        for note in &self.notes {
+            let _ = writeln!(out, "note: {note}");
+        }
+        let _ = writeln!(out, "{}", self.summary_line());
+        let causes = self.root_causes();
+        if !causes.is_empty() {
+            let _ = writeln!(out, "\nroot causes:");
+            for cause in causes.iter().take(20) {
+                let _ = writeln!(
+                    out,
+                    "  {}: {} node(s) recomputed, {} cut off early",
+                    cause.reason.describe(),
+                    cause.nodes,
+                    cause.cutoff
+                );
+            }
+            if causes.len() > 20 {
+                let _ = writeln!(out, "  … and {} more", causes.len() - 20);
+            }
+        }
+        let mut per_stage: BTreeMap<&str, [usize; 4]> = BTreeMap::new();
+        for node in &self.nodes {
+            per_stage.entry(&node.stage).or_default()[node.status as usize] += 1;
+        }
+        let _ = writeln!(out, "\nper stage:             new   reused recomputed removed");
+        for (stage, [new, reused, recomputed, removed]) in per_stage {
+            let _ = writeln!(out, "  {stage:<18} {new:>6} {reused:>8} {recomputed:>10} {removed:>7}");
+        }
+        let changed: Vec<&NodeEvent> =
+            self.nodes.iter().filter(|n| n.status != Status::Reused).take(50).collect();
+        if !changed.is_empty() {
+            let _ = writeln!(out, "\nnodes that ran:");
+            for node in changed {
+                let reasons: Vec<String> = node.reasons.iter().map(Reason::describe).collect();
+                let _ = writeln!(
+                    out,
+                    "  {:?} {}({}){}{}",
+                    node.status,
+                    node.stage,
+                    node.subject,
+                    if reasons.is_empty() { String::new() } else { format!(": {}", reasons.join("; ")) },
+                    if node.cutoff { " [cut off: output unchanged]" } else { "" }
+                );
+            }
+        }
+        if timings && !self.timings.is_empty() {
+            let _ = writeln!(out, "\ntimings:");
+            for (phase, seconds) in &self.timings {
+                let _ = writeln!(out, "  {phase:<10} {seconds:>8.3}s");
+            }
+        }
+        out
+    }
+
+    /// The `--json` report (see the module docs for the schema).
+    pub fn render_json(&self) -> String {
+        let value = serde_json::json!({
+            "schema": RUN_LOG_SCHEMA,
+            "summary": self.summary(),
+            "root_causes": self.root_causes(),
+            "nodes": self.nodes,
+            "notes": self.notes,
+            "timings": self.timings,
+        });
+        let mut text = serde_json::to_string_pretty(&value).expect("run logs serialize");
+        text.push('\n');
+        text
+    }
+}
+
+/// Read the last build's run log from the cache directory.
+pub fn read_run_log(cache_dir: &Path) -> Result<RunLog> {
+    let path = cache_dir.join(crate::cache::RUN_LOG_FILE);
+    let bytes = std::fs::read(&path).with_context(|| format!("no run log at {} (run a build first)", path.display()))?;
+    let log: RunLog = serde_json::from_slice(&bytes).with_context(|| format!("run log {} is corrupt", path.display()))?;
+    anyhow::ensure!(log.schema == RUN_LOG_SCHEMA, "run log {} has schema {}, expected {RUN_LOG_SCHEMA}", path.display(), log.schema);
+    Ok(log)
+}

@@ -1,0 +1,35 @@
+//! Per-file stages through the persistent stage cache: their named inputs are the file's
+//! content hash, the parser version and (for stages that resolve relative imports) the
+//! module's name. A hit returns the stored output without parsing.
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+
+use crate::db::{Db, SourceFile};
+use crate::stages::parse::PARSE_VERSION;
+
+/// The per-file stages that go through the cache, by name.
+pub const CACHED_STAGES: &[&str] = &["imports", "module_docstring", "module_scope", "outline", "syntax_errors"];
+
+/// `compute()`, or the cached output of `stage` for `file`'s current inputs.
+pub fn per_file<T: Serialize + DeserializeOwned>(
+    db: &dyn Db,
+    file: SourceFile,
+    stage: &'static str,
+    version: u32,
+    reads_module_name: bool,
+    compute: impl FnOnce() -> T,
+) -> T {
+    let Some(cache) = db.stage_cache() else {
+        return compute();
+    };
+    let mut inputs = vec![
+        ("content", file.content_hash(db).to_hex()),
+        ("parser", format!("tree-sitter-python 0.25 v{PARSE_VERSION}")),
+    ];
+    if reads_module_name {
+        inputs.push(("module", file.module(db).clone()));
+        inputs.push(("is_package", file.is_package(db).to_string()));
+    }
+    cache.get_or_compute(stage, version, file.path(db), inputs, compute)
+}
