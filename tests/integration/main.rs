@@ -2,6 +2,7 @@
 //! contract and in-process incrementality.
 
 mod cli;
+mod cache;
 mod determinism;
 mod exports;
 mod fixtures;

@@ -1,0 +1,257 @@
+//! The persistent stage cache across processes: warm rebuilds reuse every node, a cache
+//! restored in another checkout is a full hit, corruption is detected and rebuilt, concurrent
+//! builds serialize, and `explain` names the reasons.
+
+use std::path::Path;
+
+use serde_json::Value;
+
+use crate::support::{bin, build, copy_dir, repo, stderr};
+
+const ARTIFACTS: [&str; 7] = [
+    "modules.jsonl",
+    "symbols.jsonl",
+    "imports.jsonl",
+    "diagnostics.jsonl",
+    "graphs/imports.json",
+    "graphs/imports_runtime.json",
+    "graphs/cycles.json",
+];
+
+fn explain_json(root: &Path, extra: &[&str]) -> Value {
+    let output = bin().arg("explain").arg("--json").arg("--root").arg(root).args(extra).output().unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    serde_json::from_slice(&output.stdout).unwrap()
+}
+
+fn summary(report: &Value) -> (u64, u64, u64, u64) {
+    let s = &report["summary"];
+    (s["new"].as_u64().unwrap(), s["reused"].as_u64().unwrap(), s["recomputed"].as_u64().unwrap(), s["removed"].as_u64().unwrap())
+}
+
+fn assert_same_outputs(a: &Path, b: &Path) {
+    for file in ARTIFACTS {
+        let left = std::fs::read(a.join(file)).unwrap();
+        assert!(left == std::fs::read(b.join(file)).unwrap(), "{file} differs between {} and {}", a.display(), b.display());
+    }
+}
+
+/// A build with the cache disabled: the reference outputs.
+fn cold_outputs(root: &Path, out: &Path) {
+    let output = build(root, out, &["--no-cache", "--exclude", "pkg/bad_utf8.py"]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+}
+
+#[test]
+fn warm_rebuild_reuses_every_node() {
+    let repo = repo("basic");
+    let out = repo.out();
+    let args = ["--exclude", "pkg/bad_utf8.py"];
+    build(&repo.root, &out, &args);
+    let first = explain_json(&repo.root, &[]);
+    let (new, reused, recomputed, _) = summary(&first);
+    assert!(new > 40 && reused == 0 && recomputed == 0, "{first:#}");
+
+    let output = build(&repo.root, &out, &args);
+    assert!(stderr(&output).contains("recomputed (0 root cause"), "{}", stderr(&output));
+    let second = explain_json(&repo.root, &[]);
+    assert_eq!(summary(&second), (0, new, 0, 0), "everything reused: {second:#}");
+    let cold = repo.tmp.path().join("cold");
+    cold_outputs(&repo.root, &cold);
+    assert_same_outputs(&out, &cold);
+}
+
+#[test]
+fn comment_edit_is_explained_leaf_by_leaf() {
+    let repo = repo("basic");
+    let out = repo.out();
+    let args = ["--exclude", "pkg/bad_utf8.py"];
+    build(&repo.root, &out, &args);
+    let deep = repo.root.join("pkg/sub/deep.py");
+    let old_hash = blake3::hash(&std::fs::read(&deep).unwrap()).to_hex().to_string();
+    let text = std::fs::read_to_string(&deep).unwrap();
+    std::fs::write(&deep, text.replace("a comment inside the parentheses", "an edited comment, same length!!")).unwrap();
+    let new_hash = blake3::hash(&std::fs::read(&deep).unwrap()).to_hex().to_string();
+    build(&repo.root, &out, &args);
+
+    let report = explain_json(&repo.root, &[]);
+    let causes = report["root_causes"].as_array().unwrap();
+    assert_eq!(causes.len(), 1, "{report:#}");
+    assert_eq!(causes[0]["reason"]["name"], "content(pkg/sub/deep.py)");
+    assert_eq!(causes[0]["reason"]["old"], &old_hash[..12]);
+    assert_eq!(causes[0]["reason"]["new"], &new_hash[..12]);
+    assert_eq!((causes[0]["nodes"].as_u64(), causes[0]["cutoff"].as_u64()), (Some(5), Some(5)), "all five stages cut off");
+    let recomputed: Vec<String> = report["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|n| n["status"] == "recomputed")
+        .map(|n| format!("{}({})", n["stage"].as_str().unwrap(), n["subject"].as_str().unwrap()))
+        .collect();
+    assert_eq!(
+        recomputed,
+        [
+            "imports(pkg/sub/deep.py)",
+            "module_docstring(pkg/sub/deep.py)",
+            "module_scope(pkg/sub/deep.py)",
+            "outline(pkg/sub/deep.py)",
+            "syntax_errors(pkg/sub/deep.py)",
+            "write(modules.jsonl)",
+        ],
+        "only modules.jsonl holds the content hash, so only it is rewritten"
+    );
+    let write = report["nodes"].as_array().unwrap().iter().find(|n| n["subject"] == "modules.jsonl").unwrap();
+    assert_eq!(write["reasons"][0]["kind"], "cascade");
+
+    // Filters, and the text report.
+    let filtered = explain_json(&repo.root, &["--stage", "outline", "pkg/sub"]);
+    assert!(filtered["nodes"].as_array().unwrap().iter().all(|n| n["stage"] == "outline"));
+    assert_eq!(filtered["nodes"].as_array().unwrap().len(), 2, "pkg/sub/__init__.py and pkg/sub/deep.py");
+    let text = bin().args(["explain", "--root"]).arg(&repo.root).output().unwrap();
+    let text = String::from_utf8(text.stdout).unwrap();
+    assert!(text.contains(&format!("content(pkg/sub/deep.py) changed {} → {}", &old_hash[..12], &new_hash[..12])), "{text}");
+    let cold = repo.tmp.path().join("cold");
+    cold_outputs(&repo.root, &cold);
+    assert_same_outputs(&out, &cold);
+}
+
+#[test]
+fn restored_cache_in_another_checkout_is_a_full_hit() {
+    let repo = repo("basic");
+    let out = repo.out();
+    let args = ["--exclude", "pkg/bad_utf8.py"];
+    build(&repo.root, &out, &args);
+    // Another machine, another path: the tree and its cache directory copied, every mtime new.
+    let elsewhere = tempfile::tempdir().unwrap();
+    let checkout = elsewhere.path().join("somewhere/else");
+    copy_dir(&repo.root, &checkout);
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    for entry in walk(&checkout) {
+        let file = std::fs::File::options().append(true).open(&entry).unwrap();
+        file.set_modified(std::time::SystemTime::now()).unwrap();
+    }
+    let moved_out = elsewhere.path().join("out");
+    let output = build(&checkout, &moved_out, &args);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let report = explain_json(&checkout, &[]);
+    let (new, _, recomputed, removed) = summary(&report);
+    let stage_nodes: Vec<&Value> = report["nodes"].as_array().unwrap().iter().filter(|n| n["stage"] != "write").collect();
+    assert!(stage_nodes.iter().all(|n| n["status"] == "reused"), "{report:#}");
+    assert_eq!((recomputed, removed), (0, 0), "{report:#}");
+    assert_eq!(new, 0, "artifacts are new only if the output directory is: {report:#}");
+    assert_same_outputs(&out, &moved_out);
+}
+
+fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let entry = entry.unwrap();
+        if entry.file_type().unwrap().is_dir() {
+            files.extend(walk(&entry.path()));
+        } else if entry.file_type().unwrap().is_file() {
+            files.push(entry.path());
+        }
+    }
+    files
+}
+
+#[test]
+fn corrupt_truncated_or_foreign_caches_are_rebuilt() {
+    let repo = repo("basic");
+    let out = repo.out();
+    let args = ["--exclude", "pkg/bad_utf8.py"];
+    let cold = repo.tmp.path().join("cold");
+    cold_outputs(&repo.root, &cold);
+    let cache_file = repo.root.join(".codeintel-cache/stages.redb");
+
+    type Damage = fn(&Path);
+    let damages: [(&str, Damage); 4] = [
+        ("truncated", |file| {
+            let bytes = std::fs::read(file).unwrap();
+            std::fs::write(file, &bytes[..bytes.len() / 3]).unwrap();
+        }),
+        ("flipped bytes", |file| {
+            let mut bytes = std::fs::read(file).unwrap();
+            let len = bytes.len();
+            for i in (len / 4..len).step_by(97) {
+                bytes[i] ^= 0x5a;
+            }
+            std::fs::write(file, bytes).unwrap();
+        }),
+        ("garbage", |file| std::fs::write(file, b"not a cache at all").unwrap()),
+        ("foreign version", |file| {
+            let db = redb::Database::create(file).unwrap();
+            let txn = db.begin_write().unwrap();
+            {
+                let mut meta = txn.open_table(redb::TableDefinition::<&str, &[u8]>::new("meta")).unwrap();
+                meta.insert("schema", b"codeintel-enrich 0.0.0 schema 0".as_slice()).unwrap();
+            }
+            txn.commit().unwrap();
+        }),
+    ];
+    for (what, damage) in damages {
+        build(&repo.root, &out, &args);
+        damage(&cache_file);
+        let output = build(&repo.root, &out, &args);
+        assert_eq!(output.status.code(), Some(0), "{what}: {}", stderr(&output));
+        assert_same_outputs(&out, &cold);
+        // And the cache works again afterwards.
+        build(&repo.root, &out, &args);
+        let (_, _, recomputed, _) = summary(&explain_json(&repo.root, &[]));
+        assert_eq!(recomputed, 0, "{what}: the rebuilt cache is used");
+    }
+    // `cache verify` passes on a healthy cache; `clear` empties it.
+    let verify = bin().args(["cache", "verify", "--root"]).arg(&repo.root).output().unwrap();
+    assert_eq!(verify.status.code(), Some(0), "{}", stderr(&verify));
+    assert!(String::from_utf8_lossy(&verify.stdout).contains(", 0 corrupt"));
+    let gc = bin().args(["cache", "gc", "--root"]).arg(&repo.root).output().unwrap();
+    assert_eq!(gc.status.code(), Some(0), "{}", stderr(&gc));
+    let stats = bin().args(["cache", "stats", "--root"]).arg(&repo.root).output().unwrap();
+    assert!(String::from_utf8_lossy(&stats.stdout).contains("hit rate 100.0%"), "{}", String::from_utf8_lossy(&stats.stdout));
+    let clear = bin().args(["cache", "clear", "--root"]).arg(&repo.root).output().unwrap();
+    assert_eq!(clear.status.code(), Some(0));
+    assert!(!cache_file.exists());
+    build(&repo.root, &out, &args);
+    let (new, ..) = summary(&explain_json(&repo.root, &[]));
+    assert!(new > 0, "after clear every node is new");
+}
+
+#[test]
+fn concurrent_builds_wait_for_each_other() {
+    let repo = repo("basic");
+    let out = repo.out();
+    let cold = repo.tmp.path().join("cold");
+    cold_outputs(&repo.root, &cold);
+    let spawn = || {
+        bin()
+            .arg("build")
+            .arg("--root")
+            .arg(&repo.root)
+            .arg("--out")
+            .arg(&out)
+            .args(["--exclude", "pkg/bad_utf8.py", "-q"])
+            .spawn()
+            .unwrap()
+    };
+    let mut children: Vec<_> = (0..4).map(|_| spawn()).collect();
+    for child in &mut children {
+        assert!(child.wait().unwrap().success());
+    }
+    assert_same_outputs(&out, &cold);
+    let verify = bin().args(["cache", "verify", "--root"]).arg(&repo.root).output().unwrap();
+    assert!(String::from_utf8_lossy(&verify.stdout).contains(", 0 corrupt"));
+}
+
+#[test]
+fn deleted_file_nodes_are_removed() {
+    let repo = repo("basic");
+    let out = repo.out();
+    let args = ["--exclude", "pkg/bad_utf8.py"];
+    build(&repo.root, &out, &args);
+    std::fs::remove_file(repo.root.join("pkg/latin1.py")).unwrap();
+    build(&repo.root, &out, &args);
+    let report = explain_json(&repo.root, &["pkg/latin1.py"]);
+    let nodes = report["nodes"].as_array().unwrap();
+    assert_eq!(nodes.len(), 5, "{report:#}");
+    assert!(nodes.iter().all(|n| n["status"] == "removed"), "{report:#}");
+}
