@@ -282,6 +282,7 @@ fn evaluate(
     files: &[SourceFile],
     progress: &ProgressBar,
 ) -> Vec<FileOutput> {
+    let phase_started = Instant::now();
     // Phase 1: everything that needs a tree, file by file, in chunks with the trees evicted
     // between chunks. Cross-module queries read only these facts, so after this phase no
     // file is parsed again (evaluating both together re-parsed files whose trees a
@@ -296,6 +297,7 @@ fn evaluate(
         });
         salsa::Database::trigger_lru_eviction(&mut workspace.db);
     }
+    tracing::debug!(elapsed = ?phase_started.elapsed(), "per-file stages evaluated");
     // Phase 2: cross-module stages, records and rendering.
     for_each_file(workspace, pool, files, |db, file| {
         let output = FileOutput::render(
@@ -388,7 +390,13 @@ struct PathRow<'a, T> {
 
 /// Render every artifact; `outputs` are sorted by path.
 fn render(outputs: &[FileOutput], problems: &[Problem]) -> Vec<Artifact> {
-    let concat = |part: fn(&FileOutput) -> &[u8]| outputs.iter().flat_map(part).copied().collect::<Vec<u8>>();
+    let concat = |part: fn(&FileOutput) -> &[u8]| {
+        let mut bytes = Vec::with_capacity(outputs.iter().map(|o| part(o).len()).sum());
+        for output in outputs {
+            bytes.extend_from_slice(part(output));
+        }
+        bytes
+    };
     let mut artifacts = vec![
         Artifact::new("modules.jsonl", outputs.len(), concat(|o| &o.module_jsonl)),
         Artifact::new("symbols.jsonl", outputs.iter().map(|o| o.symbols).sum(), concat(|o| &o.symbols_jsonl)),

@@ -61,7 +61,7 @@ pub fn module_record(db: &dyn Db, file: SourceFile) -> ModuleRecord {
         is_package: file.is_package(db),
         content_hash: file.content_hash(db).to_hex(),
         encoding: file.encoding(db).clone(),
-        lines: text.lines().count() as u32,
+        lines: line_count(text),
         parse_errors: syntax_errors(db, file).count,
         docstring: module_docstring(db, file).clone(),
         symbol_count: outline(db, file).symbols.len() as u32,
@@ -84,4 +84,21 @@ pub fn module_docstring(db: &dyn Db, file: SourceFile) -> Option<String> {
     crate::stages::cached::per_file(db, file, "module_docstring", RECORD_VERSION, false, || {
         docstring(parsed_module(db, file).root(), file.text(db))
     })
+}
+
+/// Lines as `str::lines` counts them (a last line without `\n` counts), without its per-line
+/// work.
+fn line_count(text: &str) -> u32 {
+    let newlines = text.bytes().filter(|&b| b == b'\n').count();
+    (newlines + usize::from(!text.is_empty() && !text.ends_with('\n'))) as u32
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn line_count_matches_str_lines() {
+        for text in ["", "a", "a\n", "a\nb", "a\r\nb\r\n", "\n\n", "x\n\ny"] {
+            assert_eq!(super::line_count(text) as usize, text.lines().count(), "{text:?}");
+        }
+    }
 }
