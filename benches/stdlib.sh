@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Cold build of the Python standard library (site-packages excluded), codeintel-enrich next to
-# `ruff analyze graph` on the same tree. Needs hyperfine (apt-get install hyperfine) and ruff
+# Builds of the Python standard library (site-packages excluded) — cold without the cache, and
+# a no-change rebuild with a warm cache — next to `ruff analyze graph` on the same tree. Needs hyperfine (apt-get install hyperfine) and ruff
 # (pip install ruff). Results: target/bench/stdlib.{md,json}.
 #
 #   bash benches/stdlib.sh [RUNS]
@@ -21,6 +21,7 @@ echo "stdlib: $stdlib ($(find "$stdlib" -name '*.py' -not -path '*/site-packages
 # Exit code 1 is expected: two test files in the stdlib are deliberately undecodable.
 hyperfine --ignore-failure --warmup 1 --runs "$runs" \
   --export-markdown target/bench/stdlib.md --export-json target/bench/stdlib.json \
-  -n "codeintel-enrich build (cold)" "$bin build -q --root '$stdlib' --exclude site-packages --out '$out/ci'" \
+  -n "codeintel-enrich build (cold, no cache)" "$bin build -q --no-cache --root '$stdlib' --exclude site-packages --out '$out/ci'" \
+  -n "codeintel-enrich build (warm cache, no change)" "$bin build -q --cache-dir '$out/cache' --root '$stdlib' --exclude site-packages --out '$out/ci'" \
   -n "ruff analyze graph" "ruff analyze graph --config '$out/ruff.toml' '$stdlib' > /dev/null"
 cat target/bench/stdlib.md

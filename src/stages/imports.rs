@@ -16,7 +16,7 @@ use crate::module_path::{package_of, resolve_relative};
 use crate::stages::outline::is_compound;
 use crate::stages::cached::per_file;
 use crate::stages::parse::parsed_module;
-use crate::stages::text::node_text;
+use crate::stages::text::{dotted, is_not_type_checking, is_type_checking, node_text};
 
 /// Bump when the import extraction's logic or fields change.
 pub const IMPORTS_VERSION: u32 = 1;
@@ -82,26 +82,6 @@ impl Flags {
 
     fn type_checking(self, yes: bool) -> Self {
         Flags { type_checking: self.type_checking || yes, ..self }
-    }
-}
-
-/// `TYPE_CHECKING`, `typing.TYPE_CHECKING` or `<anything>.TYPE_CHECKING`, maybe parenthesized.
-fn is_type_checking(node: Node<'_>, text: &str) -> bool {
-    match node.kind() {
-        "identifier" => node_text(node, text) == "TYPE_CHECKING",
-        "attribute" => node
-            .child_by_field_name("attribute")
-            .is_some_and(|attr| node_text(attr, text) == "TYPE_CHECKING"),
-        "parenthesized_expression" => node.named_child(0).is_some_and(|inner| is_type_checking(inner, text)),
-        _ => false,
-    }
-}
-
-fn is_not_type_checking(node: Node<'_>, text: &str) -> bool {
-    match node.kind() {
-        "not_operator" => node.child_by_field_name("argument").is_some_and(|arg| is_type_checking(arg, text)),
-        "parenthesized_expression" => node.named_child(0).is_some_and(|inner| is_not_type_checking(inner, text)),
-        _ => false,
     }
 }
 
@@ -173,18 +153,30 @@ fn if_statement(node: Node<'_>, flags: Flags, text: &str, package: &str, out: &m
     }
 }
 
-/// A dotted name's text without the whitespace or comments Python allows inside it.
-fn dotted(node: Node<'_>, text: &str) -> String {
-    let mut cursor = node.walk();
-    let parts: Vec<&str> = node
-        .named_children(&mut cursor)
-        .filter(|c| c.kind() == "identifier")
-        .map(|c| node_text(c, text))
-        .collect();
-    if parts.is_empty() { node_text(node, text).to_string() } else { parts.join(".") }
+/// The leading dots and the absolute module of a `from … import` statement, seen from
+/// `package`. A relative import that climbs above the top-level package keeps its dots.
+pub fn from_target(node: Node<'_>, text: &str, package: &str) -> Option<(u32, String)> {
+    let module = node.child_by_field_name("module_name")?;
+    if module.kind() != "relative_import" {
+        return Some((0, dotted(module, text)));
+    }
+    let mut cursor = module.walk();
+    let mut level = 0;
+    let mut name = None;
+    for child in module.named_children(&mut cursor) {
+        match child.kind() {
+            "import_prefix" => level = node_text(child, text).chars().filter(|&c| c == '.').count() as u32,
+            "dotted_name" => name = Some(dotted(child, text)),
+            _ => {}
+        }
+    }
+    let target = resolve_relative(package, level, name.as_deref())
+        .unwrap_or_else(|| format!("{}{}", ".".repeat(level as usize), name.unwrap_or_default()));
+    Some((level, target))
 }
 
-fn imported_name(node: Node<'_>, text: &str) -> Option<ImportedName> {
+/// `a.b` or `a.b as c` in an import list.
+pub fn imported_name(node: Node<'_>, text: &str) -> Option<ImportedName> {
     match node.kind() {
         "dotted_name" => Some(ImportedName { name: dotted(node, text), asname: None }),
         "aliased_import" => Some(ImportedName {
@@ -223,26 +215,9 @@ fn statement_imports(node: Node<'_>, text: &str, package: &str, flags: Flags, ou
         }
         "future_import_statement" => out.push(row("__future__".into(), names, None, 0, false)),
         _ => {
-            let Some(module) = node.child_by_field_name("module_name") else { return };
+            let Some((level, target)) = from_target(node, text, package) else { return };
             let mut cursor = node.walk();
             let star = node.children(&mut cursor).any(|c| c.kind() == "wildcard_import");
-            let (level, target) = if module.kind() == "relative_import" {
-                let mut cursor = module.walk();
-                let mut level = 0;
-                let mut name = None;
-                for child in module.named_children(&mut cursor) {
-                    match child.kind() {
-                        "import_prefix" => level = node_text(child, text).chars().filter(|&c| c == '.').count() as u32,
-                        "dotted_name" => name = Some(dotted(child, text)),
-                        _ => {}
-                    }
-                }
-                let target = resolve_relative(package, level, name.as_deref())
-                    .unwrap_or_else(|| format!("{}{}", ".".repeat(level as usize), name.unwrap_or_default()));
-                (level, target)
-            } else {
-                (0, dotted(module, text))
-            };
             out.push(row(target, names, None, level, star));
         }
     }

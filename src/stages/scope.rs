@@ -17,9 +17,10 @@ use serde::{Deserialize, Serialize};
 use tree_sitter::Node;
 
 use crate::db::{Db, SourceFile};
-use crate::module_path::{package_of, resolve_relative};
+use crate::module_path::package_of;
 use crate::stages::parse::parsed_module;
-use crate::stages::text::{node_text, string_value};
+use crate::stages::imports::{from_target, imported_name};
+use crate::stages::text::{is_main_guard, is_not_type_checking, is_type_checking, node_text, string_value};
 
 /// Bump when the scope analysis changes.
 pub const SCOPE_VERSION: u32 = 1;
@@ -493,14 +494,8 @@ impl ScopeWalker<'_> {
     fn import_statement(&mut self, node: Node<'_>) {
         let mut cursor = node.walk();
         for name in node.children_by_field_name("name", &mut cursor) {
-            let (module, alias) = match name.kind() {
-                "aliased_import" => (
-                    name.child_by_field_name("name").map(|n| dotted(n, self.text)),
-                    name.child_by_field_name("alias").map(|a| self.text(a).to_string()),
-                ),
-                _ => (Some(dotted(name, self.text)), None),
-            };
-            let Some(module) = module else { continue };
+            let Some(imported) = imported_name(name, self.text) else { continue };
+            let (module, alias) = (imported.name, imported.asname);
             self.scope.runtime_imports.insert(ImportOrigin { module: module.clone(), name: None });
             match alias {
                 Some(alias) => self.bind(&alias, BindingKind::Import, Some(ImportOrigin { module, name: None })),
@@ -516,23 +511,8 @@ impl ScopeWalker<'_> {
         let module = if node.kind() == "future_import_statement" {
             "__future__".to_string()
         } else {
-            let Some(module_node) = node.child_by_field_name("module_name") else { return };
-            if module_node.kind() == "relative_import" {
-                let mut level = 0;
-                let mut name = None;
-                let mut cursor = module_node.walk();
-                for child in module_node.named_children(&mut cursor) {
-                    match child.kind() {
-                        "import_prefix" => level = self.text(child).chars().filter(|&c| c == '.').count() as u32,
-                        "dotted_name" => name = Some(dotted(child, self.text)),
-                        _ => {}
-                    }
-                }
-                resolve_relative(&self.package, level, name.as_deref())
-                    .unwrap_or_else(|| format!("{}{}", ".".repeat(level as usize), name.unwrap_or_default()))
-            } else {
-                dotted(module_node, self.text)
-            }
+            let Some((_, module)) = from_target(node, self.text, &self.package) else { return };
+            module
         };
         let mut cursor = node.walk();
         if node.children(&mut cursor).any(|c| c.kind() == "wildcard_import") {
@@ -544,14 +524,8 @@ impl ScopeWalker<'_> {
         }
         let mut cursor = node.walk();
         for name in node.children_by_field_name("name", &mut cursor) {
-            let (imported, alias) = match name.kind() {
-                "aliased_import" => (
-                    name.child_by_field_name("name").map(|n| dotted(n, self.text)),
-                    name.child_by_field_name("alias").map(|a| self.text(a).to_string()),
-                ),
-                _ => (Some(dotted(name, self.text)), None),
-            };
-            let Some(imported) = imported else { continue };
+            let Some(imported_name) = imported_name(name, self.text) else { continue };
+            let (imported, alias) = (imported_name.name, imported_name.asname);
             let origin = ImportOrigin { module: module.clone(), name: Some(imported.clone()) };
             self.scope.runtime_imports.insert(origin.clone());
             if imported == "__all__" && alias.is_none() {
@@ -581,57 +555,9 @@ impl ScopeWalker<'_> {
     }
 }
 
-/// `TYPE_CHECKING` or `<anything>.TYPE_CHECKING`, maybe parenthesized.
-pub fn is_type_checking(node: Node<'_>, text: &str) -> bool {
-    match node.kind() {
-        "identifier" => node_text(node, text) == "TYPE_CHECKING",
-        "attribute" => node
-            .child_by_field_name("attribute")
-            .is_some_and(|attr| node_text(attr, text) == "TYPE_CHECKING"),
-        "parenthesized_expression" => node.named_child(0).is_some_and(|inner| is_type_checking(inner, text)),
-        _ => false,
-    }
-}
-
-/// `__name__ == "__main__"` (either way round).
-pub fn is_main_guard(node: Node<'_>, text: &str) -> bool {
-    if node.kind() == "parenthesized_expression" {
-        return node.named_child(0).is_some_and(|inner| is_main_guard(inner, text));
-    }
-    if node.kind() != "comparison_operator" || node.named_child_count() != 2 {
-        return false;
-    }
-    let mut cursor = node.walk();
-    let operands: Vec<Node<'_>> = node.named_children(&mut cursor).collect();
-    let operator_is_eq = node.child(1).is_some_and(|op| op.kind() == "==");
-    let is_name = |n: Node<'_>| n.kind() == "identifier" && node_text(n, text) == "__name__";
-    let is_main = |n: Node<'_>| string_value(n, text).as_deref() == Some("__main__");
-    operator_is_eq && ((is_name(operands[0]) && is_main(operands[1])) || (is_main(operands[0]) && is_name(operands[1])))
-}
-
 /// A cheap textual test for the idioms that create module globals at run time.
 fn writes_globals_dynamically(text: &str) -> bool {
     text.contains("globals()") || text.contains("sys.modules[__name__]") || text.contains("._convert_(")
-}
-
-/// `not TYPE_CHECKING`, maybe parenthesized.
-pub fn is_not_type_checking(node: Node<'_>, text: &str) -> bool {
-    match node.kind() {
-        "not_operator" => node.child_by_field_name("argument").is_some_and(|arg| is_type_checking(arg, text)),
-        "parenthesized_expression" => node.named_child(0).is_some_and(|inner| is_not_type_checking(inner, text)),
-        _ => false,
-    }
-}
-
-/// A dotted name's text without the whitespace or comments Python allows inside it.
-pub fn dotted(node: Node<'_>, text: &str) -> String {
-    let mut cursor = node.walk();
-    let parts: Vec<&str> = node
-        .named_children(&mut cursor)
-        .filter(|c| c.kind() == "identifier")
-        .map(|c| node_text(c, text))
-        .collect();
-    if parts.is_empty() { node_text(node, text).to_string() } else { parts.join(".") }
 }
 
 /// Names bound by an assignment/`for`/`with`/`del` target.

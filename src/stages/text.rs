@@ -177,6 +177,54 @@ fn expand_tabs(line: &str) -> String {
     out
 }
 
+/// `TYPE_CHECKING` or `<anything>.TYPE_CHECKING`, maybe parenthesized.
+pub fn is_type_checking(node: Node<'_>, text: &str) -> bool {
+    match node.kind() {
+        "identifier" => node_text(node, text) == "TYPE_CHECKING",
+        "attribute" => node
+            .child_by_field_name("attribute")
+            .is_some_and(|attr| node_text(attr, text) == "TYPE_CHECKING"),
+        "parenthesized_expression" => node.named_child(0).is_some_and(|inner| is_type_checking(inner, text)),
+        _ => false,
+    }
+}
+
+/// `__name__ == "__main__"` (either way round).
+pub fn is_main_guard(node: Node<'_>, text: &str) -> bool {
+    if node.kind() == "parenthesized_expression" {
+        return node.named_child(0).is_some_and(|inner| is_main_guard(inner, text));
+    }
+    if node.kind() != "comparison_operator" || node.named_child_count() != 2 {
+        return false;
+    }
+    let mut cursor = node.walk();
+    let operands: Vec<Node<'_>> = node.named_children(&mut cursor).collect();
+    let operator_is_eq = node.child(1).is_some_and(|op| op.kind() == "==");
+    let is_name = |n: Node<'_>| n.kind() == "identifier" && node_text(n, text) == "__name__";
+    let is_main = |n: Node<'_>| string_value(n, text).as_deref() == Some("__main__");
+    operator_is_eq && ((is_name(operands[0]) && is_main(operands[1])) || (is_main(operands[0]) && is_name(operands[1])))
+}
+
+/// `not TYPE_CHECKING`, maybe parenthesized.
+pub fn is_not_type_checking(node: Node<'_>, text: &str) -> bool {
+    match node.kind() {
+        "not_operator" => node.child_by_field_name("argument").is_some_and(|arg| is_type_checking(arg, text)),
+        "parenthesized_expression" => node.named_child(0).is_some_and(|inner| is_not_type_checking(inner, text)),
+        _ => false,
+    }
+}
+
+/// A dotted name's text without the whitespace or comments Python allows inside it.
+pub fn dotted(node: Node<'_>, text: &str) -> String {
+    let mut cursor = node.walk();
+    let parts: Vec<&str> = node
+        .named_children(&mut cursor)
+        .filter(|c| c.kind() == "identifier")
+        .map(|c| node_text(c, text))
+        .collect();
+    if parts.is_empty() { node_text(node, text).to_string() } else { parts.join(".") }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
