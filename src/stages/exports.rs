@@ -186,10 +186,7 @@ pub fn reexports(db: &dyn Db, file: SourceFile) -> Vec<Reexport> {
     let mut out = Vec::new();
     for name in &exports(db, file).names {
         let from = match scope.names.get(name) {
-            Some(binding) => match &binding.origin {
-                Some(origin) => Some((origin.module.clone(), origin.name.clone())),
-                None => None,
-            },
+            Some(binding) => binding.origin.as_ref().map(|origin| (origin.module.clone(), origin.name.clone())),
             None => scope
                 .star_imports
                 .iter()

@@ -55,7 +55,7 @@ pub fn bin() -> Command {
 
 /// Run `codeintel-enrich build --root ROOT --out OUT ARGS…`.
 pub fn build(root: &Path, out: &Path, args: &[&str]) -> Output {
-    let output = bin()
+    bin()
         .arg("build")
         .arg("--root")
         .arg(root)
@@ -63,8 +63,7 @@ pub fn build(root: &Path, out: &Path, args: &[&str]) -> Output {
         .arg(out)
         .args(args)
         .output()
-        .expect("the binary runs");
-    output
+        .expect("the binary runs")
 }
 
 pub fn read(out: &Path, file: &str) -> String {
