@@ -21,9 +21,9 @@ use crate::module_path::module_path;
 use crate::source;
 use crate::db::Project;
 use crate::stages::graph::import_graph;
-use crate::stages::imports::{Import, ImportedName, imports};
+use crate::stages::imports::{Import, imports};
 use crate::stages::resolve::{ImportResolution, resolved_imports};
-use crate::stages::outline::{Symbol, outline};
+use crate::stages::outline::{ParamKind, Symbol, SymbolKind, outline};
 use crate::stages::parse::syntax_errors;
 use crate::stages::record::{ModuleRecord, module_docstring, module_record};
 use crate::stages::scope::module_scope;
@@ -254,14 +254,14 @@ impl FileOutput {
         let mut imports: Vec<ImportRow<'_>> = imports
             .iter()
             .zip(resolutions)
-            .map(|(import, resolution)| ImportRow::new(import, resolution))
+            .map(|(import, resolution)| ImportRow::new(path, import, resolution))
             .collect();
-        imports.sort_by(|a, b| (a.import.line, &a.import.target, a.import.col).cmp(&(b.import.line, &b.import.target, b.import.col)));
+        imports.sort_by(|a, b| (a.line, a.target, a.col).cmp(&(b.line, b.target, b.col)));
         let unresolved: Vec<(u32, String)> =
-            imports.iter().filter(|r| r.unresolved).map(|r| (r.import.line, r.import.target.clone())).collect();
+            imports.iter().filter(|r| r.unresolved).map(|r| (r.line, r.target.to_string())).collect();
         let (_, module_jsonl) = jsonl::render([record]);
-        let (symbol_rows, symbols_jsonl) = jsonl::render(symbols.into_iter().map(|row| PathRow { path, row }));
-        let (import_rows, imports_jsonl) = jsonl::render(imports.iter().map(|row| PathRow { path, row }));
+        let (symbol_rows, symbols_jsonl) = jsonl::render_in_key_order(symbols.into_iter().map(|s| SymbolRow::new(path, s)));
+        let (import_rows, imports_jsonl) = jsonl::render_in_key_order(imports.iter());
         FileOutput {
             path: record.path.clone(),
             unresolved,
@@ -325,67 +325,118 @@ fn for_each_file<T: Send>(
     pool.install(|| files.par_iter().map_init(|| db.lock().unwrap().clone(), |db, &file| f(db, file)).collect())
 }
 
-/// An `imports.jsonl` row: the import and its resolution.
+/// An `imports.jsonl` row: the import and its resolution. Fields are declared in key order
+/// (rows are serialized directly; the determinism test checks every line's key order).
 #[derive(Serialize)]
 struct ImportRow<'a> {
-    #[serde(skip)]
-    import: &'a Import,
-    line: u32,
-    col: u32,
-    target: &'a str,
     asname: Option<&'a str>,
-    level: u32,
-    star: bool,
-    type_checking: bool,
+    col: u32,
     conditional: bool,
-    in_try: bool,
-    in_function: bool,
-    names: Vec<NameRow<'a>>,
-    resolved_path: Option<&'a str>,
     external: Option<&'a str>,
+    in_function: bool,
+    in_try: bool,
+    level: u32,
+    line: u32,
+    names: Vec<NameRow<'a>>,
+    path: &'a str,
+    resolved_path: Option<&'a str>,
+    star: bool,
+    target: &'a str,
+    type_checking: bool,
     unresolved: bool,
 }
 
 #[derive(Serialize)]
 struct NameRow<'a> {
-    #[serde(flatten)]
-    name: &'a ImportedName,
+    asname: Option<&'a str>,
+    name: &'a str,
     /// The file of the submodule `target.name`, when the name is one.
     resolved_path: Option<&'a str>,
 }
 
 impl<'a> ImportRow<'a> {
-    fn new(import: &'a Import, resolution: &'a ImportResolution) -> Self {
+    fn new(path: &'a str, import: &'a Import, resolution: &'a ImportResolution) -> Self {
         ImportRow {
-            import,
-            line: import.line,
-            col: import.col,
-            target: &import.target,
             asname: import.asname.as_deref(),
-            level: import.level,
-            star: import.star,
-            type_checking: import.type_checking,
+            col: import.col,
             conditional: import.conditional,
-            in_try: import.in_try,
+            external: resolution.external.as_deref(),
             in_function: import.in_function,
+            in_try: import.in_try,
+            level: import.level,
+            line: import.line,
             names: import
                 .names
                 .iter()
                 .zip(&resolution.name_paths)
-                .map(|(name, path)| NameRow { name, resolved_path: path.as_deref() })
+                .map(|(name, resolved)| NameRow {
+                    asname: name.asname.as_deref(),
+                    name: &name.name,
+                    resolved_path: resolved.as_deref(),
+                })
                 .collect(),
+            path,
             resolved_path: resolution.resolved_path.as_deref(),
-            external: resolution.external.as_deref(),
+            star: import.star,
+            target: &import.target,
+            type_checking: import.type_checking,
             unresolved: resolution.unresolved,
         }
     }
 }
 
+/// A `symbols.jsonl` row, fields in key order (see [`ImportRow`]).
 #[derive(Serialize)]
-struct PathRow<'a, T> {
+struct SymbolRow<'a> {
+    bases: &'a [String],
+    col: u32,
+    decorators: &'a [String],
+    docstring: Option<&'a str>,
+    end_col: u32,
+    end_line: u32,
+    is_async: bool,
+    is_public: bool,
+    kind: SymbolKind,
+    line: u32,
+    name: &'a str,
+    params: Vec<ParamRow<'a>>,
     path: &'a str,
-    #[serde(flatten)]
-    row: &'a T,
+    qualname: &'a str,
+    returns: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+struct ParamRow<'a> {
+    annotation: Option<&'a str>,
+    has_default: bool,
+    kind: ParamKind,
+    name: &'a str,
+}
+
+impl<'a> SymbolRow<'a> {
+    fn new(path: &'a str, symbol: &'a Symbol) -> Self {
+        SymbolRow {
+            bases: &symbol.bases,
+            col: symbol.col,
+            decorators: &symbol.decorators,
+            docstring: symbol.docstring.as_deref(),
+            end_col: symbol.end_col,
+            end_line: symbol.end_line,
+            is_async: symbol.is_async,
+            is_public: symbol.is_public,
+            kind: symbol.kind,
+            line: symbol.line,
+            name: &symbol.name,
+            params: symbol
+                .params
+                .iter()
+                .map(|p| ParamRow { annotation: p.annotation.as_deref(), has_default: p.has_default, kind: p.kind, name: &p.name })
+                .collect(),
+            path,
+            qualname: &symbol.qualname,
+            returns: symbol.returns.as_deref(),
+        }
+    }
 }
 
 /// Render every artifact; `outputs` are sorted by path.

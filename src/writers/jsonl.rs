@@ -18,6 +18,19 @@ pub fn render<T: Serialize>(rows: impl IntoIterator<Item = T>) -> (usize, Vec<u8
     (count, out)
 }
 
+/// Render rows whose fields (and nested fields) are declared in key order, directly — no
+/// intermediate `Value`. The determinism test checks the key order of every line written.
+pub fn render_in_key_order<T: Serialize>(rows: impl IntoIterator<Item = T>) -> (usize, Vec<u8>) {
+    let mut out = Vec::new();
+    let mut count = 0;
+    for row in rows {
+        serde_json::to_writer(&mut out, &row).expect("rows serialize to JSON");
+        out.push(b'\n');
+        count += 1;
+    }
+    (count, out)
+}
+
 /// Rebuild a value so every object's keys are sorted, whatever map type serde_json uses.
 fn sorted(value: Value) -> Value {
     match value {
