@@ -193,14 +193,18 @@ fn run_build(
     if !config.dry_run {
         write_outputs(config, &artifacts)?;
         phase("write", &mut timings);
-        if let Some(cache) = cache {
-            let upstream = cache.recomputed_so_far();
-            for artifact in &artifacts {
-                cache.record_artifact(&artifact.path, &artifact.contents, upstream);
-            }
-            let subjects = files.iter().map(|f| f.path(&workspace.db).clone()).collect();
-            report.run_log = Some(cache.finish(CACHED_STAGES, &subjects, timings)?);
+    }
+    if let Some(cache) = cache {
+        let upstream = cache.recomputed_so_far();
+        for artifact in &artifacts {
+            cache.record_artifact(&artifact.path, &artifact.contents, upstream);
         }
+        let subjects = files.iter().map(|f| f.path(&workspace.db).clone()).collect();
+        report.run_log = Some(if config.dry_run {
+            cache.plan(CACHED_STAGES, &subjects)?
+        } else {
+            cache.finish(CACHED_STAGES, &subjects, timings)?
+        });
     }
     report.elapsed = started.elapsed();
     Ok(report)

@@ -93,6 +93,9 @@ pub enum Command {
         /// Also print per-phase timings of the last build.
         #[arg(long)]
         timings: bool,
+        /// Predict what a build would recompute now (runs a dry build: writes nothing).
+        #[arg(long)]
+        plan: bool,
     },
     /// Inspect or maintain the stage cache.
     Cache {
@@ -224,11 +227,19 @@ fn run(cli: &Cli) -> Result<ExitCode> {
             out.flush()?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Explain { paths, stage, json, timings } => {
+        Command::Explain { paths, stage, json, timings, plan } => {
             let cwd = std::env::current_dir().context("cannot read the current directory")?;
-            let config = construct_config(cli, &cwd)?;
-            let dir = config.cache_dir.context("explain reads the stage cache; --no-cache leaves nothing to explain")?;
-            let log = crate::explain::read_run_log(&dir)?.filtered(paths, stage.as_deref());
+            let mut config = construct_config(cli, &cwd)?;
+            let dir = config.cache_dir.clone().context("explain reads the stage cache; --no-cache leaves nothing to explain")?;
+            let log = if *plan {
+                config.dry_run = true;
+                config.progress = false;
+                let report = build::build(&config)?;
+                report.run_log.context("no stage cache yet: a build would compute every node")?
+            } else {
+                crate::explain::read_run_log(&dir)?
+            };
+            let log = log.filtered(paths, stage.as_deref());
             let text = if *json { log.render_json() } else { log.render_text(*timings) };
             let mut out = std::io::stdout().lock();
             out.write_all(text.as_bytes())?;

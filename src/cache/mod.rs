@@ -311,12 +311,37 @@ impl StageCache {
         self.pending.lock().unwrap().push(Pending { node, record, value: None });
     }
 
-    /// Write the queued entries, mark nodes of vanished subjects removed, and return the run
-    /// log (also written to the cache directory for `explain`). `stages` are the per-file
-    /// stages, `subjects` the files of this build: a stage not evaluated for a live subject in
-    /// this process was memoized, and is reported reused.
-    pub fn finish(&self, stages: &[&str], subjects: &BTreeSet<String>, timings: Vec<(String, f64)>) -> Result<RunLog> {
-        let pending = std::mem::take(&mut *self.pending.lock().unwrap());
+    /// The run log a build would have, without writing anything (plan mode): queued entries are
+    /// dropped, nodes of vanished subjects are reported removed.
+    pub fn plan(&self, stages: &[&str], subjects: &BTreeSet<String>) -> Result<RunLog> {
+        self.pending.lock().unwrap().clear();
+        let mut events = self.events_with_memoized(stages, subjects);
+        let txn = self.db.begin_read()?;
+        let nodes = txn.open_table(NODES)?;
+        let live_artifacts: BTreeSet<String> =
+            events.iter().filter(|e| e.stage == "write").map(|e| e.subject.clone()).collect();
+        for item in nodes.iter()? {
+            let (node, _) = item?;
+            let node = node.value().to_string();
+            let (stage, subject) = split_node(&node);
+            let live = if stage == "write" { live_artifacts.contains(subject) } else { subjects.contains(subject) };
+            if !live {
+                events.push(NodeEvent {
+                    stage: stage.to_string(),
+                    subject: subject.to_string(),
+                    status: Status::Removed,
+                    reasons: Vec::new(),
+                    cutoff: false,
+                });
+            }
+        }
+        events.sort_by(|a, b| (&a.stage, &a.subject).cmp(&(&b.stage, &b.subject)));
+        Ok(RunLog { schema: crate::explain::RUN_LOG_SCHEMA, nodes: events, notes: self.notes.clone(), timings: Vec::new() })
+    }
+
+    /// The events so far, plus `reused` for every stage of a live subject this process did
+    /// not evaluate (memoized in the database).
+    fn events_with_memoized(&self, stages: &[&str], subjects: &BTreeSet<String>) -> Vec<NodeEvent> {
         let mut events = std::mem::take(&mut *self.events.lock().unwrap());
         let seen: BTreeSet<(String, String)> = events.iter().map(|e| (e.stage.clone(), e.subject.clone())).collect();
         for subject in subjects {
@@ -332,6 +357,16 @@ impl StageCache {
                 }
             }
         }
+        events
+    }
+
+    /// Write the queued entries, mark nodes of vanished subjects removed, and return the run
+    /// log (also written to the cache directory for `explain`). `stages` are the per-file
+    /// stages, `subjects` the files of this build: a stage not evaluated for a live subject in
+    /// this process was memoized, and is reported reused.
+    pub fn finish(&self, stages: &[&str], subjects: &BTreeSet<String>, timings: Vec<(String, f64)>) -> Result<RunLog> {
+        let pending = std::mem::take(&mut *self.pending.lock().unwrap());
+        let mut events = self.events_with_memoized(stages, subjects);
         let txn = self.db.begin_write().context("cannot write the cache")?;
         {
             let mut values = txn.open_table(VALUES)?;

@@ -255,3 +255,34 @@ fn deleted_file_nodes_are_removed() {
     assert_eq!(nodes.len(), 5, "{report:#}");
     assert!(nodes.iter().all(|n| n["status"] == "removed"), "{report:#}");
 }
+
+#[test]
+fn plan_predicts_without_writing() {
+    let repo = repo("basic");
+    let out = repo.out();
+    let args = ["--exclude", "pkg/bad_utf8.py"];
+    build(&repo.root, &out, &args);
+    let cache_dir = repo.root.join(".codeintel-cache");
+    let run_log_before = std::fs::read(cache_dir.join("last-run.json")).unwrap();
+    let modules_before = std::fs::read(out.join("modules.jsonl")).unwrap();
+    std::fs::write(repo.root.join("pkg/models.py"), "NEW = 1\n").unwrap();
+
+    let report = explain_json(&repo.root, &["--plan", "--exclude", "pkg/bad_utf8.py", "--out"].iter().copied().chain([out.to_str().unwrap()]).collect::<Vec<_>>());
+    let recomputed: Vec<String> = report["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|n| n["status"] == "recomputed")
+        .map(|n| format!("{}({})", n["stage"].as_str().unwrap(), n["subject"].as_str().unwrap()))
+        .collect();
+    assert!(recomputed.contains(&"outline(pkg/models.py)".to_string()), "{report:#}");
+    assert!(recomputed.contains(&"write(symbols.jsonl)".to_string()), "{report:#}");
+    assert!(recomputed.iter().filter(|n| !n.starts_with("write(")).all(|n| n.ends_with("(pkg/models.py)")), "{recomputed:?}");
+    // Nothing was written: not the run log, not the outputs, not the cache entries (the real
+    // build afterwards still has to recompute).
+    assert!(std::fs::read(cache_dir.join("last-run.json")).unwrap() == run_log_before, "plan mode wrote the run log");
+    assert_eq!(std::fs::read(out.join("modules.jsonl")).unwrap(), modules_before);
+    build(&repo.root, &out, &args);
+    let after = explain_json(&repo.root, &["--stage", "outline", "pkg/models.py"]);
+    assert_eq!(after["nodes"][0]["status"], "recomputed", "{after:#}");
+}
