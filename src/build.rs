@@ -490,6 +490,11 @@ fn write_outputs(config: &Config, artifacts: &[Artifact]) -> Result<()> {
     let out = &config.out;
     std::fs::create_dir_all(out).with_context(|| format!("cannot create output directory {}", out.display()))?;
     write_atomic(&out.join(OUTPUT_MARKER), b"codeintel-enrich output directory: never scanned\n")?;
+    // Builds writing one output directory (even with different caches) take turns.
+    let marker = std::fs::File::open(out.join(OUTPUT_MARKER))
+        .with_context(|| format!("cannot open {}", out.join(OUTPUT_MARKER).display()))?;
+    marker.lock().with_context(|| format!("cannot lock {}", out.display()))?;
+    remove_stale_temporaries(out);
     if config.out_is_default {
         write_atomic(&out.join(".gitignore"), b"# Written by codeintel-enrich.\n*\n")?;
     }
@@ -497,6 +502,23 @@ fn write_outputs(config: &Config, artifacts: &[Artifact]) -> Result<()> {
         write_atomic(&out.join(&artifact.path), &artifact.contents)?;
     }
     Ok(())
+}
+
+/// Remove temporary files that a killed build left behind (`write_atomic` names them `.tmp-*`).
+/// The output directory's lock held by this build means no other build is writing them now.
+fn remove_stale_temporaries(dir: &std::path::Path) {
+    let mut dirs = vec![dir.to_path_buf()];
+    while let Some(dir) = dirs.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else { continue };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if entry.file_type().is_ok_and(|t| t.is_dir()) {
+                dirs.push(path);
+            } else if entry.file_name().to_string_lossy().starts_with(".tmp-") {
+                let _ = std::fs::remove_file(path);
+            }
+        }
+    }
 }
 
 fn progress_bar(config: &Config, total: usize) -> ProgressBar {

@@ -499,3 +499,57 @@ pub fn clear(dir: &Path) -> Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn outline_of(cache: &StageCache, version: u32, content: &str, runs: &mut u32) -> String {
+        cache.get_or_compute("outline", version, "pkg/a.py", vec![("content", content.to_string())], || {
+            *runs += 1;
+            format!("outline of {content}")
+        })
+    }
+
+    fn reasons(log: &RunLog) -> Vec<(Status, Vec<Reason>)> {
+        log.nodes.iter().map(|n| (n.status, n.reasons.clone())).collect()
+    }
+
+    #[test]
+    fn keys_reasons_and_versions() {
+        let dir = tempfile::tempdir().unwrap();
+        let subjects: BTreeSet<String> = ["pkg/a.py".to_string()].into();
+        let mut runs = 0;
+        let run = |version: u32, content: &str, runs: &mut u32| {
+            let cache = StageCache::open(dir.path()).unwrap();
+            let value = outline_of(&cache, version, content, runs);
+            assert_eq!(value, format!("outline of {content}"));
+            cache.finish(&["outline"], &subjects, Vec::new()).unwrap()
+        };
+        assert_eq!(reasons(&run(1, "aaa", &mut runs)), [(Status::New, vec![Reason::New])]);
+        assert_eq!(reasons(&run(1, "aaa", &mut runs)), [(Status::Reused, vec![])]);
+        assert_eq!(runs, 1, "the second process reused the value");
+        let changed = run(1, "bbb", &mut runs);
+        assert_eq!(
+            reasons(&changed),
+            [(Status::Recomputed, vec![Reason::Input { name: "content(pkg/a.py)".into(), old: Some("aaa".into()), new: "bbb".into() }])]
+        );
+        // A stage version bump: same inputs, another key.
+        assert_eq!(reasons(&run(2, "bbb", &mut runs)), [(Status::Recomputed, vec![Reason::VersionChanged])]);
+        assert_eq!(runs, 3);
+        // A node whose subject disappears is removed.
+        let cache = StageCache::open(dir.path()).unwrap();
+        let log = cache.finish(&["outline"], &BTreeSet::new(), Vec::new()).unwrap();
+        assert_eq!(reasons(&log), [(Status::Removed, vec![])]);
+    }
+
+    #[test]
+    fn sealed_values_detect_corruption() {
+        let sealed = seal(b"payload".to_vec());
+        assert_eq!(unseal(&sealed), Some(&b"payload"[..]));
+        let mut flipped = sealed.clone();
+        flipped[2] ^= 1;
+        assert_eq!(unseal(&flipped), None);
+        assert_eq!(unseal(&sealed[..10]), None);
+    }
+}

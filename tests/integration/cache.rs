@@ -286,3 +286,64 @@ fn plan_predicts_without_writing() {
     let after = explain_json(&repo.root, &["--stage", "outline", "pkg/models.py"]);
     assert_eq!(after["nodes"][0]["status"], "recomputed", "{after:#}");
 }
+
+/// A generated repository big enough that a build takes a while.
+fn generated_repo(dir: &Path, packages: usize, modules: usize) {
+    for p in 0..packages {
+        let package = dir.join(format!("pkg{p}"));
+        std::fs::create_dir_all(&package).unwrap();
+        std::fs::write(package.join("__init__.py"), format!("from .m0 import *\n__all__ = ['Model0']\n")).unwrap();
+        for m in 0..modules {
+            let mut text = format!("\"\"\"Module {m}.\"\"\"\nimport os\nfrom . import m{}\n\n", (m + 1) % modules);
+            for c in 0..5 {
+                text.push_str(&format!(
+                    "class Model{c}:\n    \"\"\"Doc {c}.\"\"\"\n\n    def method(self, a: int, *args, b=1, **kw) -> int:\n        return a + {c}\n\n"
+                ));
+            }
+            std::fs::write(package.join(format!("m{m}.py")), text).unwrap();
+        }
+    }
+}
+
+fn assert_complete_jsonl(out: &Path) {
+    for file in ["modules.jsonl", "symbols.jsonl", "imports.jsonl"] {
+        let Ok(text) = std::fs::read_to_string(out.join(file)) else { continue };
+        assert!(text.is_empty() || text.ends_with('\n'), "{file} is cut short");
+        for line in text.lines() {
+            serde_json::from_str::<Value>(line).unwrap_or_else(|e| panic!("{file}: half-written line: {e}"));
+        }
+    }
+}
+
+#[test]
+fn killed_builds_leave_usable_outputs_and_cache() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("repo");
+    generated_repo(&root, 20, 60);
+    let out = tmp.path().join("out");
+    let cold = tmp.path().join("cold");
+    let output = build(&root, &cold, &["--no-cache"]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    for delay_ms in [50, 150, 300, 600, 1000] {
+        let mut child = bin().arg("build").arg("--root").arg(&root).arg("--out").arg(&out).arg("-q").spawn().unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(delay_ms));
+        let _ = child.kill();
+        child.wait().unwrap();
+        assert_complete_jsonl(&out);
+        // Touch one file so the next build has real work.
+        std::fs::write(root.join("pkg0/m0.py"), format!("VALUE = {delay_ms}\n")).unwrap();
+    }
+    let output = build(&root, &out, &[]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let output = build(&root, &cold, &["--no-cache"]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    assert_same_outputs(&out, &cold);
+    let leftovers: Vec<_> = std::fs::read_dir(&out)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(".tmp-"))
+        .collect();
+    assert_eq!(leftovers, Vec::<String>::new(), "temporary files of killed builds are cleaned up");
+    let verify = bin().args(["cache", "verify", "--root"]).arg(&root).output().unwrap();
+    assert!(String::from_utf8_lossy(&verify.stdout).contains(", 0 corrupt"), "{}", String::from_utf8_lossy(&verify.stdout));
+}
