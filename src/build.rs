@@ -203,7 +203,11 @@ fn run_build(
         report.run_log = Some(if config.dry_run {
             cache.plan(CACHED_STAGES, &subjects)?
         } else {
-            cache.finish(CACHED_STAGES, &subjects, timings)?
+            let sizes = artifacts
+                .iter()
+                .map(|a| crate::explain::ArtifactSize { path: a.path.clone(), rows: a.rows, bytes: a.bytes })
+                .collect();
+            cache.finish(CACHED_STAGES, &subjects, timings, sizes)?
         });
     }
     report.elapsed = started.elapsed();

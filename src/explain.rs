@@ -5,7 +5,8 @@
 //! `{"schema": 1, "summary": {"new", "reused", "recomputed", "removed", "cutoff"},
 //!   "root_causes": [{"reason": Reason, "nodes": n, "cutoff": n}],
 //!   "nodes": [{"stage", "subject", "status", "cutoff", "reasons": [Reason]}], "notes": [...],
-//!   "timings": [[phase, seconds]]}` where a `Reason` is one of `{"kind": "input", "name":
+//!   "timings": [[phase, seconds]], "stages": [{"stage", "computed", "compute_seconds",
+//!   "reused", "bytes"}], "artifacts": [{"path", "rows", "bytes"}]}` where a `Reason` is one of `{"kind": "input", "name":
 //! "content(pkg/a.py)", "old": "3f2a…", "new": "9c1d…"}`, `{"kind": "version_changed"}`,
 //! `{"kind": "entry_missing"}`, `{"kind": "entry_corrupt"}`, `{"kind": "new"}`,
 //! `{"kind": "cascade", "count": n}` (an artifact rewritten because n nodes upstream were
@@ -77,13 +78,39 @@ pub struct NodeEvent {
     pub cutoff: bool,
 }
 
+/// Time and size spent in one stage during a build.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct StageTiming {
+    pub stage: String,
+    /// Nodes computed (cache misses) and the seconds spent computing them, summed over threads.
+    pub computed: usize,
+    pub compute_seconds: f64,
+    /// Nodes served from the cache.
+    pub reused: usize,
+    /// Encoded bytes of the computed values.
+    pub bytes: usize,
+}
+
+/// Rows and bytes of one artifact.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ArtifactSize {
+    pub path: String,
+    pub rows: usize,
+    pub bytes: usize,
+}
+
 /// Everything a build recorded about its nodes.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct RunLog {
     pub schema: u32,
     pub nodes: Vec<NodeEvent>,
     pub notes: Vec<String>,
+    /// Wall-clock seconds per build phase.
     pub timings: Vec<(String, f64)>,
+    #[serde(default)]
+    pub stages: Vec<StageTiming>,
+    #[serde(default)]
+    pub artifacts: Vec<ArtifactSize>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
@@ -204,9 +231,21 @@ impl RunLog {
             }
         }
         if timings && !self.timings.is_empty() {
-            let _ = writeln!(out, "\ntimings:");
+            let _ = writeln!(out, "\ntimings (wall clock per phase):");
             for (phase, seconds) in &self.timings {
                 let _ = writeln!(out, "  {phase:<10} {seconds:>8.3}s");
+            }
+            let _ = writeln!(out, "\nstages:            computed   seconds   reused      bytes");
+            for stage in &self.stages {
+                let _ = writeln!(
+                    out,
+                    "  {:<16} {:>8} {:>9.3} {:>8} {:>10}",
+                    stage.stage, stage.computed, stage.compute_seconds, stage.reused, stage.bytes
+                );
+            }
+            let _ = writeln!(out, "\nartifacts:                         rows      bytes");
+            for artifact in &self.artifacts {
+                let _ = writeln!(out, "  {:<30} {:>8} {:>10}", artifact.path, artifact.rows, artifact.bytes);
             }
         }
         out
@@ -221,6 +260,8 @@ impl RunLog {
             "nodes": self.nodes,
             "notes": self.notes,
             "timings": self.timings,
+            "stages": self.stages,
+            "artifacts": self.artifacts,
         });
         let mut text = serde_json::to_string_pretty(&value).expect("run logs serialize");
         text.push('\n');

@@ -21,7 +21,7 @@ use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefiniti
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-use crate::explain::{NodeEvent, Reason, RunLog, Status};
+use crate::explain::{ArtifactSize, NodeEvent, Reason, RunLog, StageTiming, Status};
 
 /// Bump when the layout of the cache file or the encoding of its values changes.
 pub const CACHE_SCHEMA: u32 = 1;
@@ -62,6 +62,7 @@ pub struct StageCache {
     _lock: File,
     pending: Mutex<Vec<Pending>>,
     events: Mutex<Vec<NodeEvent>>,
+    stages: Mutex<BTreeMap<&'static str, StageTiming>>,
     /// One-line reports about the cache itself (rebuilt after corruption, …).
     pub notes: Vec<String>,
 }
@@ -189,6 +190,7 @@ impl StageCache {
             _lock: lock,
             pending: Mutex::new(Vec::new()),
             events: Mutex::new(Vec::new()),
+            stages: Mutex::new(BTreeMap::new()),
             notes,
         })
     }
@@ -238,14 +240,24 @@ impl StageCache {
             match unseal(&sealed).and_then(|payload| rmp_serde::from_slice::<T>(payload).ok()) {
                 Some(value) => {
                     self.event(stage, subject, Status::Reused, Vec::new(), false);
+                    self.stages.lock().unwrap().entry(stage).or_default().reused += 1;
                     return value;
                 }
                 None => corrupt = true,
             }
         }
         let previous = self.previous(&node);
+        let started = std::time::Instant::now();
         let value = compute();
+        let elapsed = started.elapsed().as_secs_f64();
         let payload = rmp_serde::to_vec(&value).expect("stage outputs serialize");
+        {
+            let mut stages = self.stages.lock().unwrap();
+            let timing = stages.entry(stage).or_default();
+            timing.computed += 1;
+            timing.compute_seconds += elapsed;
+            timing.bytes += payload.len();
+        }
         let output = *blake3::hash(&payload).as_bytes();
         let record = NodeRecord {
             key,
@@ -296,6 +308,16 @@ impl StageCache {
         self.events.lock().unwrap().iter().filter(|e| matches!(e.status, Status::Recomputed | Status::New)).count()
     }
 
+    /// Per-stage counts and compute time so far.
+    fn stage_timings(&self) -> Vec<StageTiming> {
+        self.stages
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(stage, timing)| StageTiming { stage: stage.to_string(), ..timing.clone() })
+            .collect()
+    }
+
     /// Record the outcome of a writer node (an artifact), keyed by its own bytes.
     pub fn record_artifact(&self, path: &str, contents: &[u8], upstream_recomputed: usize) {
         let node = node_name("write", path);
@@ -336,7 +358,14 @@ impl StageCache {
             }
         }
         events.sort_by(|a, b| (&a.stage, &a.subject).cmp(&(&b.stage, &b.subject)));
-        Ok(RunLog { schema: crate::explain::RUN_LOG_SCHEMA, nodes: events, notes: self.notes.clone(), timings: Vec::new() })
+        Ok(RunLog {
+            schema: crate::explain::RUN_LOG_SCHEMA,
+            nodes: events,
+            notes: self.notes.clone(),
+            timings: Vec::new(),
+            stages: self.stage_timings(),
+            artifacts: Vec::new(),
+        })
     }
 
     /// The events so far, plus `reused` for every stage of a live subject this process did
@@ -364,7 +393,13 @@ impl StageCache {
     /// log (also written to the cache directory for `explain`). `stages` are the per-file
     /// stages, `subjects` the files of this build: a stage not evaluated for a live subject in
     /// this process was memoized, and is reported reused.
-    pub fn finish(&self, stages: &[&str], subjects: &BTreeSet<String>, timings: Vec<(String, f64)>) -> Result<RunLog> {
+    pub fn finish(
+        &self,
+        stages: &[&str],
+        subjects: &BTreeSet<String>,
+        timings: Vec<(String, f64)>,
+        artifacts: Vec<ArtifactSize>,
+    ) -> Result<RunLog> {
         let pending = std::mem::take(&mut *self.pending.lock().unwrap());
         let mut events = self.events_with_memoized(stages, subjects);
         let txn = self.db.begin_write().context("cannot write the cache")?;
@@ -404,7 +439,14 @@ impl StageCache {
         }
         txn.commit().context("cannot commit the cache")?;
         events.sort_by(|a, b| (&a.stage, &a.subject).cmp(&(&b.stage, &b.subject)));
-        let log = RunLog { schema: crate::explain::RUN_LOG_SCHEMA, nodes: events, notes: self.notes.clone(), timings };
+        let log = RunLog {
+            schema: crate::explain::RUN_LOG_SCHEMA,
+            nodes: events,
+            notes: self.notes.clone(),
+            timings,
+            stages: self.stage_timings(),
+            artifacts,
+        };
         let bytes = serde_json::to_vec(&log).expect("run logs serialize");
         crate::writers::write_atomic(&self.dir.join(RUN_LOG_FILE), &bytes)?;
         Ok(log)
@@ -524,7 +566,7 @@ mod tests {
             let cache = StageCache::open(dir.path()).unwrap();
             let value = outline_of(&cache, version, content, runs);
             assert_eq!(value, format!("outline of {content}"));
-            cache.finish(&["outline"], &subjects, Vec::new()).unwrap()
+            cache.finish(&["outline"], &subjects, Vec::new(), Vec::new()).unwrap()
         };
         assert_eq!(reasons(&run(1, "aaa", &mut runs)), [(Status::New, vec![Reason::New])]);
         assert_eq!(reasons(&run(1, "aaa", &mut runs)), [(Status::Reused, vec![])]);
@@ -539,7 +581,7 @@ mod tests {
         assert_eq!(runs, 3);
         // A node whose subject disappears is removed.
         let cache = StageCache::open(dir.path()).unwrap();
-        let log = cache.finish(&["outline"], &BTreeSet::new(), Vec::new()).unwrap();
+        let log = cache.finish(&["outline"], &BTreeSet::new(), Vec::new(), Vec::new()).unwrap();
         assert_eq!(reasons(&log), [(Status::Removed, vec![])]);
     }
 
