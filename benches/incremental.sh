@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# Incremental builds of a copy of the Python standard library (site-packages excluded):
+# Incremental builds of a copy of the Python standard library (site-packages excluded), or of
+# a generated 20k-module tree with `--generated`:
 # cold without cache, cold writing the cache, no-op rebuild, one-file edit, and the cache
 # restored in a fresh checkout (tree + cache copied elsewhere, every mtime new) — next to the
 # time to just read every source file. Needs hyperfine. Results: target/bench/incremental.{md,json}.
 #
-#   bash benches/incremental.sh [RUNS]
+#   bash benches/incremental.sh [RUNS] [--generated]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 runs=${1:-10}
@@ -16,16 +17,24 @@ mkdir -p target/bench
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 mkdir -p "$work/repo"
-(cd "$stdlib" && find . -name '*.py' -not -path './site-packages/*' -print0 | cpio -0pdm --quiet "$work/repo")
+if [ "${2:-}" = "--generated" ]; then
+  python3 benches/generate_tree.py "$work/repo" --packages 200 --modules 100
+  edit="$work/repo/pkg7/m42.py"
+  tag=generated
+else
+  (cd "$stdlib" && find . -name '*.py' -not -path './site-packages/*' -print0 | cpio -0pdm --quiet "$work/repo")
+  edit="$work/repo/json/encoder.py"
+  tag=stdlib
+fi
+echo "$(find "$work/repo" -name '*.py' | wc -l) modules, $(du -sh "$work/repo" | cut -f1)"
 build="$bin build -q --root $work/repo --out $work/out"
 $build || true   # warm the cache once
-edit="$work/repo/json/encoder.py"
 # Exit code 1 is expected: two test files in the stdlib are deliberately undecodable.
 bench() { # NAME PREPARE COMMAND
   local name=$1 prepare=$2 command=$3 slug
   slug=$(echo "$name" | tr ' ,' '__')
   hyperfine --ignore-failure --warmup 1 --runs "$runs" --style basic ${prepare:+--prepare "$prepare"} \
-    --export-json "target/bench/incremental-$slug.json" -n "$name" "$command"
+    --export-json "target/bench/incremental-$tag-$slug.json" -n "$name" "$command"
 }
 bench "read every file" "" "find $work/repo -name '*.py' -print0 | xargs -0 cat > /dev/null"
 bench "cold no cache" "" "$build --no-cache"
@@ -35,10 +44,11 @@ bench "no-op rebuild" "" "$build"
 bench "one-file edit" "echo '# edit '\$RANDOM >> $edit" "$build"
 bench "restored checkout" "rm -rf $work/copy && cp -r $work/repo $work/copy && find $work/copy -type f -exec touch {} +" \
   "$bin build -q --root $work/copy --out $work/copy-out"
-python3 - <<'PY'
+TAG=$tag python3 - <<'PY'
 import glob, json
 rows = []
-for path in sorted(glob.glob("target/bench/incremental-*.json")):
+import os
+for path in sorted(glob.glob(f"target/bench/incremental-{os.environ['TAG']}-*.json")):
     for r in json.load(open(path))["results"]:
         rows.append((r["command"], r["median"]))
 cold = dict(rows).get("cold no cache")
