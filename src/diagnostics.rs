@@ -4,9 +4,9 @@
 //! exit code 1; skips by policy (oversized), symlink loops (which hide no file) and syntax
 //! errors are reported but are not errors of the run.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ProblemKind {
     /// The file is larger than `--max-file-bytes`; skipped.
@@ -51,7 +51,7 @@ impl ProblemKind {
 }
 
 /// One reported problem; written to `diagnostics.jsonl` sorted by (path, kind, line).
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct Problem {
     /// Repo-relative `/` path (or the lossy form of an invalid path).
     pub path: String,

@@ -49,6 +49,21 @@ pub struct NodeRecord {
     pub output: [u8; 32],
 }
 
+/// What the last complete build produced, for the whole-build shortcut: when the next build's
+/// key (engine, every file's path, module name and content hash, every discovery problem) is
+/// the same and every artifact still has its recorded hash, nothing needs to run.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct BuildRecord {
+    pub key: [u8; 32],
+    /// (path, rows, bytes, blake3) of each artifact.
+    pub artifacts: Vec<(String, usize, usize, [u8; 32])>,
+    pub modules: usize,
+    pub symbols: usize,
+    pub imports: usize,
+    pub syntax_error_modules: usize,
+    pub problems: Vec<crate::diagnostics::Problem>,
+}
+
 struct Pending {
     node: String,
     record: NodeRecord,
@@ -301,6 +316,40 @@ impl StageCache {
             reasons,
             cutoff,
         });
+    }
+
+    /// The record of the last complete build, if any.
+    pub fn last_build(&self) -> Option<BuildRecord> {
+        let bytes = read_meta(&self.db, "last_build")?;
+        rmp_serde::from_slice(unseal(&bytes)?).ok()
+    }
+
+    /// Remember this build for the whole-build shortcut.
+    pub fn record_build(&self, record: &BuildRecord) -> Result<()> {
+        write_meta(&self.db, "last_build", &seal(rmp_serde::to_vec(record).expect("records serialize")))
+    }
+
+    /// The run log of a build that the whole-build shortcut skipped: every node of the last
+    /// run, reused. `None` when the last run log is unreadable.
+    pub fn reuse_build(&self, timings: Vec<(String, f64)>) -> Option<RunLog> {
+        let previous = crate::explain::read_run_log(&self.dir).ok()?;
+        let nodes = previous
+            .nodes
+            .into_iter()
+            .filter(|n| n.status != Status::Removed)
+            .map(|n| NodeEvent { status: Status::Reused, reasons: Vec::new(), cutoff: false, ..n })
+            .collect();
+        let log = RunLog {
+            schema: crate::explain::RUN_LOG_SCHEMA,
+            nodes,
+            notes: self.notes.clone(),
+            timings,
+            stages: Vec::new(),
+            artifacts: previous.artifacts,
+        };
+        let bytes = serde_json::to_vec(&log).expect("run logs serialize");
+        crate::writers::write_atomic(&self.dir.join(RUN_LOG_FILE), &bytes).ok()?;
+        Some(log)
     }
 
     /// Nodes recomputed or new so far in this build.

@@ -347,3 +347,28 @@ fn killed_builds_leave_usable_outputs_and_cache() {
     let verify = bin().args(["cache", "verify", "--root"]).arg(&root).output().unwrap();
     assert!(String::from_utf8_lossy(&verify.stdout).contains(", 0 corrupt"), "{}", String::from_utf8_lossy(&verify.stdout));
 }
+
+#[test]
+fn whole_build_shortcut_checks_the_artifacts() {
+    let repo = repo("basic");
+    let out = repo.out();
+    let args = ["--exclude", "pkg/bad_utf8.py"];
+    build(&repo.root, &out, &args);
+    let symbols = std::fs::read(out.join("symbols.jsonl")).unwrap();
+    // Unchanged inputs: the second build takes the shortcut and reports the same summary.
+    let second = build(&repo.root, &out, &args);
+    assert!(stderr(&second).contains("9 modules, 27 symbols"), "{}", stderr(&second));
+    assert!(stderr(&second).contains("syntax error: pkg/broken.py"), "problems are still reported: {}", stderr(&second));
+    // A damaged or deleted artifact is noticed and written again.
+    std::fs::write(out.join("symbols.jsonl"), b"tampered\n").unwrap();
+    std::fs::remove_file(out.join("graphs/cycles.json")).unwrap();
+    build(&repo.root, &out, &args);
+    assert_eq!(std::fs::read(out.join("symbols.jsonl")).unwrap(), symbols);
+    assert!(out.join("graphs/cycles.json").exists());
+    // A new problem (here: a file over the size limit) changes the build key.
+    let output = build(&repo.root, &out, &["--exclude", "pkg/bad_utf8.py", "--max-file-bytes", "4096"]);
+    assert!(stderr(&output).contains("8 modules"), "{}", stderr(&output));
+    let cold = repo.tmp.path().join("cold");
+    build(&repo.root, &cold, &["--no-cache", "--exclude", "pkg/bad_utf8.py", "--max-file-bytes", "4096"]);
+    assert_same_outputs(&out, &cold);
+}
