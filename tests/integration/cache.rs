@@ -292,7 +292,7 @@ fn generated_repo(dir: &Path, packages: usize, modules: usize) {
     for p in 0..packages {
         let package = dir.join(format!("pkg{p}"));
         std::fs::create_dir_all(&package).unwrap();
-        std::fs::write(package.join("__init__.py"), format!("from .m0 import *\n__all__ = ['Model0']\n")).unwrap();
+        std::fs::write(package.join("__init__.py"), "from .m0 import *\n__all__ = ['Model0']\n").unwrap();
         for m in 0..modules {
             let mut text = format!("\"\"\"Module {m}.\"\"\"\nimport os\nfrom . import m{}\n\n", (m + 1) % modules);
             for c in 0..5 {
