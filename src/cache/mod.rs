@@ -326,7 +326,8 @@ impl StageCache {
 
     /// Remember this build for the whole-build shortcut.
     pub fn record_build(&self, record: &BuildRecord) -> Result<()> {
-        write_meta(&self.db, "last_build", &seal(rmp_serde::to_vec(record).expect("records serialize")))
+        // Named encoding: `Problem` skips absent fields, which a positional encoding cannot.
+        write_meta(&self.db, "last_build", &seal(rmp_serde::to_vec_named(record).expect("records serialize")))
     }
 
     /// The run log of a build that the whole-build shortcut skipped: every node of the last

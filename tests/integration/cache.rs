@@ -359,6 +359,10 @@ fn whole_build_shortcut_checks_the_artifacts() {
     let second = build(&repo.root, &out, &args);
     assert!(stderr(&second).contains("9 modules, 27 symbols"), "{}", stderr(&second));
     assert!(stderr(&second).contains("syntax error: pkg/broken.py"), "problems are still reported: {}", stderr(&second));
+    let shortcut = explain_json(&repo.root, &["--timings"]);
+    let phases: Vec<&str> = shortcut["timings"].as_array().unwrap().iter().map(|t| t[0].as_str().unwrap()).collect();
+    assert_eq!(phases, ["discover", "load", "verify"], "the shortcut was taken: {shortcut:#}");
+    assert_eq!(summary(&shortcut).2, 0);
     // A damaged or deleted artifact is noticed and written again.
     std::fs::write(out.join("symbols.jsonl"), b"tampered\n").unwrap();
     std::fs::remove_file(out.join("graphs/cycles.json")).unwrap();
