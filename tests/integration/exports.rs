@@ -118,7 +118,7 @@ fn standard_library_exports_match_cpython() {
     let stdlib = python_stdlib();
     let tmp = tempfile::tempdir().unwrap();
     let out = tmp.path().join("out");
-    build(&stdlib, &out, &["--exclude", "site-packages", "--quiet"]);
+    build(&stdlib, &out, &["--exclude", "site-packages", "--quiet", "--no-cache"]);
     // Not imported: the test suite (slow, side effects), GUI and demo packages, modules that
     // print or open a browser on import.
     let skip = ["test", "idlelib", "tkinter", "turtledemo", "turtle", "antigravity", "this", "lib2to3.tests",
