@@ -389,24 +389,8 @@ impl StageCache {
         self.pending.lock().unwrap().clear();
         let mut events = self.events_with_memoized(stages, subjects);
         let txn = self.db.begin_read()?;
-        let nodes = txn.open_table(NODES)?;
-        let live_artifacts: BTreeSet<String> =
-            events.iter().filter(|e| e.stage == "write").map(|e| e.subject.clone()).collect();
-        for item in nodes.iter()? {
-            let (node, _) = item?;
-            let node = node.value().to_string();
-            let (stage, subject) = split_node(&node);
-            let live = if stage == "write" { live_artifacts.contains(subject) } else { subjects.contains(subject) };
-            if !live {
-                events.push(NodeEvent {
-                    stage: stage.to_string(),
-                    subject: subject.to_string(),
-                    status: Status::Removed,
-                    reasons: Vec::new(),
-                    cutoff: false,
-                });
-            }
-        }
+        let removed = removed_nodes(&txn.open_table(NODES)?, &events, subjects)?;
+        events.extend(removed.iter().map(|node| removed_event(node)));
         events.sort_by(|a, b| (&a.stage, &a.subject).cmp(&(&b.stage, &b.subject)));
         Ok(RunLog {
             schema: crate::explain::RUN_LOG_SCHEMA,
@@ -463,28 +447,9 @@ impl StageCache {
                 let record = seal(rmp_serde::to_vec(&entry.record).expect("records serialize"));
                 nodes.insert(entry.node.as_str(), record.as_slice())?;
             }
-            let live_artifacts: BTreeSet<&str> =
-                events.iter().filter(|e| e.stage == "write").map(|e| e.subject.as_str()).collect();
-            let mut removed = Vec::new();
-            for item in nodes.iter()? {
-                let (node, _) = item?;
-                let node = node.value().to_string();
-                let (stage, subject) = split_node(&node);
-                let live = if stage == "write" { live_artifacts.contains(subject) } else { subjects.contains(subject) };
-                if !live {
-                    removed.push(node);
-                }
-            }
-            for node in removed {
+            for node in removed_nodes(&nodes, &events, subjects)? {
                 nodes.remove(node.as_str())?;
-                let (stage, subject) = split_node(&node);
-                events.push(NodeEvent {
-                    stage: stage.to_string(),
-                    subject: subject.to_string(),
-                    status: Status::Removed,
-                    reasons: Vec::new(),
-                    cutoff: false,
-                });
+                events.push(removed_event(&node));
             }
         }
         txn.commit().context("cannot commit the cache")?;
@@ -500,6 +465,38 @@ impl StageCache {
         let bytes = serde_json::to_vec(&log).expect("run logs serialize");
         crate::writers::write_atomic(&self.dir.join(RUN_LOG_FILE), &bytes)?;
         Ok(log)
+    }
+}
+
+/// Nodes in the table whose subject is gone: a file no longer in the build, or an artifact
+/// this build did not produce.
+fn removed_nodes(
+    nodes: &impl ReadableTable<&'static str, &'static [u8]>,
+    events: &[NodeEvent],
+    subjects: &BTreeSet<String>,
+) -> Result<Vec<String>> {
+    let artifacts: BTreeSet<&str> = events.iter().filter(|e| e.stage == "write").map(|e| e.subject.as_str()).collect();
+    let mut removed = Vec::new();
+    for item in nodes.iter()? {
+        let (node, _) = item?;
+        let node = node.value().to_string();
+        let (stage, subject) = split_node(&node);
+        let live = if stage == "write" { artifacts.contains(subject) } else { subjects.contains(subject) };
+        if !live {
+            removed.push(node);
+        }
+    }
+    Ok(removed)
+}
+
+fn removed_event(node: &str) -> NodeEvent {
+    let (stage, subject) = split_node(node);
+    NodeEvent {
+        stage: stage.to_string(),
+        subject: subject.to_string(),
+        status: Status::Removed,
+        reasons: Vec::new(),
+        cutoff: false,
     }
 }
 
