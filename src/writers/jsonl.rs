@@ -1,21 +1,13 @@
-//! Deterministic JSON Lines: one object per line, keys sorted (serde_json's `Value` map is a
-//! `BTreeMap`), `\n` line ends, no trailing spaces. Rows arrive already sorted by their
-//! natural key.
+//! Deterministic JSON Lines: one object per line, keys sorted, `\n` line ends, no trailing
+//! spaces. Rows arrive already sorted by their natural key. Keys are sorted explicitly: a
+//! dependency turns on serde_json's `preserve_order`, so `Value`'s map keeps insertion order.
 
 use serde::Serialize;
 use serde_json::Value;
 
 /// Render rows as JSON Lines with sorted keys.
 pub fn render<T: Serialize>(rows: impl IntoIterator<Item = T>) -> (usize, Vec<u8>) {
-    let mut out = Vec::new();
-    let mut count = 0;
-    for row in rows {
-        let value = serde_json::to_value(&row).expect("rows serialize to JSON");
-        serde_json::to_writer(&mut out, &sorted(value)).expect("writing to a Vec cannot fail");
-        out.push(b'\n');
-        count += 1;
-    }
-    (count, out)
+    render_in_key_order(rows.into_iter().map(|row| sorted(serde_json::to_value(&row).expect("rows serialize to JSON"))))
 }
 
 /// Render rows whose fields (and nested fields) are declared in key order, directly — no
