@@ -6,7 +6,6 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use rayon::prelude::*;
-use serde::Serialize;
 
 use std::sync::Arc;
 
@@ -21,12 +20,16 @@ use crate::module_path::module_path;
 use crate::source;
 use crate::db::Project;
 use crate::stages::graph::import_graph;
-use crate::stages::imports::{Import, imports};
-use crate::stages::resolve::{ImportResolution, resolved_imports};
-use crate::stages::outline::{ParamKind, Symbol, SymbolKind, outline};
+use crate::stages::imports::imports;
+use crate::stages::resolve::resolved_imports;
+use crate::stages::outline::outline;
 use crate::stages::parse::syntax_errors;
-use crate::stages::record::{ModuleRecord, module_docstring, module_record};
+use crate::stages::record::{module_docstring, module_record};
 use crate::stages::scope::module_scope;
+use crate::rows::{
+    FileOutput, PreviousRows, ROW_ARTIFACTS, ROWS_VERSION, RowEntry, RowIndex, assemble, facts_digest, fan, layout_digest, rows_inputs,
+    source_digest,
+};
 use crate::writers::{Artifact, jsonl, write_atomic};
 
 /// Files evaluated between two LRU evictions of parse trees: bounds the memory held by trees.
@@ -176,13 +179,20 @@ fn run_build(
         }
     }
 
+    // The previous build's rows, when its artifacts are intact: unchanged files are copied.
+    let previous = cache.and_then(|cache| {
+        let record = cache.last_build()?;
+        PreviousRows::load(&config.out, cache.row_index()?, &record.artifacts)
+    });
+    phase("verify", &mut timings);
     let progress = progress_bar(config, files.len());
-    let outputs = evaluate(workspace, pool, &files, &progress);
+    let (outputs, firewall_held) = evaluate(workspace, pool, &files, &progress, cache, previous.as_ref());
+    let layout = layout_digest(&workspace.db, &files);
     progress.finish_and_clear();
     phase("evaluate", &mut timings);
 
     let mut report = BuildReport { dry_run: config.dry_run, ..BuildReport::default() };
-    for output in &outputs {
+    for output in outputs.iter().map(|o| &o.entry) {
         if let Some((line, col)) = output.syntax_first {
             report.syntax_error_modules += 1;
             let mut problem = Problem::new(
@@ -205,11 +215,20 @@ fn run_build(
     }
     problems.sort();
     report.modules = outputs.len();
-    report.symbols = outputs.iter().map(|o| o.symbols).sum();
-    report.imports = outputs.iter().map(|o| o.imports).sum();
+    report.symbols = outputs.iter().map(|o| o.entry.symbols).sum();
+    report.imports = outputs.iter().map(|o| o.entry.imports).sum();
 
-    let mut artifacts = render(&outputs, &problems);
-    artifacts.extend(render_graphs(import_graph(&workspace.db, Project::get(&workspace.db))));
+    let mut artifacts = render(&outputs, previous.as_ref(), &problems);
+    // Behind the project firewall the import graph is the previous build's: its artifacts are
+    // reused when still intact (the graph is never evaluated).
+    let previous_graphs = firewall_held
+        .then(|| cache.and_then(|c| c.last_build()))
+        .flatten()
+        .and_then(|last| GRAPH_ARTIFACTS.iter().map(|name| previous_artifact(&config.out, &last.artifacts, name)).collect::<Option<Vec<_>>>());
+    match previous_graphs {
+        Some(graphs) => artifacts.extend(graphs),
+        None => artifacts.extend(render_graphs(import_graph(&workspace.db, Project::get(&workspace.db)))),
+    }
     report.artifacts = artifacts
         .iter()
         .map(|a| ArtifactSummary { path: a.path.clone(), rows: a.rows, bytes: a.bytes })
@@ -217,7 +236,18 @@ fn run_build(
     report.problems = problems;
     phase("render", &mut timings);
     if !config.dry_run {
-        write_outputs(config, &artifacts)?;
+        // Row artifacts verified intact whose bytes did not change are left alone.
+        let unchanged: Vec<bool> = artifacts
+            .iter()
+            .map(|a| {
+                previous.is_some()
+                    && ROW_ARTIFACTS.contains(&a.path.as_str())
+                    && cache.and_then(|c| c.last_build()).is_some_and(|last| {
+                        last.artifacts.iter().any(|(path, _, bytes, hash)| *path == a.path && *bytes == a.bytes && *hash == a.hash)
+                    })
+            })
+            .collect();
+        write_outputs(config, &artifacts, &unchanged)?;
         phase("write", &mut timings);
     }
     if let Some(cache) = cache {
@@ -238,14 +268,14 @@ fn run_build(
                 key: build_key,
                 artifacts: artifacts
                     .iter()
-                    .map(|a| (a.path.clone(), a.rows, a.bytes, *blake3::hash(&a.contents).as_bytes()))
+                    .map(|a| (a.path.clone(), a.rows, a.bytes, a.hash))
                     .collect(),
                 modules: report.modules,
                 symbols: report.symbols,
                 imports: report.imports,
                 syntax_error_modules: report.syntax_error_modules,
                 problems: report.problems.clone(),
-            })?;
+            }, &RowIndex { layout, entries: outputs.into_iter().map(|o| o.entry).collect() })?;
             log
         });
     }
@@ -299,91 +329,134 @@ fn load(file: &FoundFile, src_layout: bool, max_file_bytes: u64) -> Result<Loade
     })
 }
 
-/// Everything one file contributes to the outputs, rendered to JSON Lines by the worker
-/// that computed it (rendering is a large share of a cold build and parallelizes per file).
-struct FileOutput {
-    path: String,
-    /// (line, target) of imports that could not be resolved.
-    unresolved: Vec<(u32, String)>,
-    parse_errors: u32,
-    syntax_first: Option<(u32, u32)>,
-    module_jsonl: Vec<u8>,
-    symbols: usize,
-    symbols_jsonl: Vec<u8>,
-    imports: usize,
-    imports_jsonl: Vec<u8>,
-}
-
-impl FileOutput {
-    fn render(
-        record: &ModuleRecord,
-        symbols: &[Symbol],
-        imports: &[Import],
-        resolutions: &[ImportResolution],
-        syntax_first: Option<(u32, u32)>,
-    ) -> Self {
-        let path = record.path.as_str();
-        let mut symbols: Vec<&Symbol> = symbols.iter().collect();
-        symbols.sort_by_key(|s| (s.line, s.col));
-        let mut imports: Vec<ImportRow<'_>> = imports
-            .iter()
-            .zip(resolutions)
-            .map(|(import, resolution)| ImportRow::new(path, import, resolution))
-            .collect();
-        imports.sort_by(|a, b| (a.line, a.target, a.col).cmp(&(b.line, b.target, b.col)));
-        let unresolved: Vec<(u32, String)> =
-            imports.iter().filter(|r| r.unresolved).map(|r| (r.line, r.target.to_string())).collect();
-        let (_, module_jsonl) = jsonl::render([record]);
-        let (symbol_rows, symbols_jsonl) = jsonl::render_in_key_order(symbols.into_iter().map(|s| SymbolRow::new(path, s)));
-        let (import_rows, imports_jsonl) = jsonl::render_in_key_order(imports.iter());
-        FileOutput {
-            path: record.path.clone(),
-            unresolved,
-            parse_errors: record.parse_errors,
-            syntax_first,
-            module_jsonl,
-            symbols: symbol_rows,
-            symbols_jsonl,
-            imports: import_rows,
-            imports_jsonl,
-        }
-    }
-}
-
+/// Evaluate every file: per-file stages, cross-module stages, and the rows of each file —
+/// rendered, or reused from the previous artifacts when its `rows` key is unchanged.
+///
+/// The project firewall: when the module layout is the previous build's and every file whose
+/// source changed still has the same imports and bindings, no cross-module value can have
+/// changed (they read nothing else), so unchanged files are not evaluated at all and changed
+/// ones carry over their fan-in/out — a one-file edit costs one file.
 fn evaluate(
     workspace: &mut Workspace,
     pool: &rayon::ThreadPool,
     files: &[SourceFile],
     progress: &ProgressBar,
-) -> Vec<FileOutput> {
+    cache: Option<&StageCache>,
+    previous: Option<&PreviousRows>,
+) -> (Vec<FileOutput>, bool) {
     let phase_started = Instant::now();
+    let db = &workspace.db;
+    let previous_entries: Vec<Option<&RowEntry>> =
+        files.iter().map(|f| previous.and_then(|p| p.entry(f.path(db)))).collect();
+    let changed: Vec<SourceFile> = files
+        .iter()
+        .zip(&previous_entries)
+        .filter(|(f, e)| e.is_none_or(|e| e.source != source_digest(db, **f)))
+        .map(|(f, _)| *f)
+        .collect();
+    let firewall = previous.is_some_and(|p| p.layout() == layout_digest(db, files));
     // Phase 1: everything that needs a tree, file by file, in chunks with the trees evicted
     // between chunks. Cross-module queries read only these facts, so after this phase no
     // file is parsed again (evaluating both together re-parsed files whose trees a
-    // cross-module query had needed early and the LRU had dropped since).
-    for chunk in files.chunks(CHUNK_FILES) {
-        for_each_file(workspace, pool, chunk, |db, file| {
+    // cross-module query had needed early and the LRU had dropped since). A file whose
+    // source is unchanged since the last build needs only what cross-module stages read.
+    let per_file = |db: &crate::db::Database, file: SourceFile, all: bool| {
+        imports(db, file);
+        module_scope(db, file);
+        if all {
             syntax_errors(db, file);
             outline(db, file);
-            imports(db, file);
             module_docstring(db, file);
-            module_scope(db, file);
-        });
+        }
+    };
+    for chunk in changed.chunks(CHUNK_FILES) {
+        for_each_file(workspace, pool, chunk, |db, file| per_file(db, file, true));
         salsa::Database::trigger_lru_eviction(&mut workspace.db);
     }
-    tracing::debug!(elapsed = ?phase_started.elapsed(), "per-file stages evaluated");
-    // Phase 2: cross-module stages, records and rendering.
-    for_each_file(workspace, pool, files, |db, file| {
-        let output = FileOutput::render(
+    let db = &workspace.db;
+    let held = firewall
+        && for_each_file(workspace, pool, &changed, |db, file| {
+            previous.and_then(|p| p.entry(file.path(db))).is_some_and(|e| e.facts == facts_digest(db, file))
+        })
+        .into_iter()
+        .all(|same| same);
+    tracing::debug!(elapsed = ?phase_started.elapsed(), changed = changed.len(), firewall = held, "changed files evaluated");
+    let fans: Vec<Option<(u32, u32)>> = if held {
+        previous_entries.iter().map(|e| e.map(|e| e.fan)).collect()
+    } else {
+        let unchanged: Vec<SourceFile> = files.iter().zip(&previous_entries).filter(|(f, e)| e.is_some_and(|e| e.source == source_digest(db, **f))).map(|(f, _)| *f).collect();
+        for chunk in unchanged.chunks(CHUNK_FILES) {
+            for_each_file(workspace, pool, chunk, |db, file| per_file(db, file, false));
+            salsa::Database::trigger_lru_eviction(&mut workspace.db);
+        }
+        for_each_file(workspace, pool, files, |db, file| Some(fan(db, file)))
+    };
+    tracing::debug!(elapsed = ?phase_started.elapsed(), "cross-module stages evaluated");
+    // Phase 2: each file's `rows` key — behind the firewall, only for changed files: the
+    // others' keys are their previous ones.
+    let keyed: Vec<Option<(Vec<(&'static str, String)>, [u8; 32])>> = {
+        let items: Vec<(SourceFile, Option<&RowEntry>, (u32, u32))> =
+            files.iter().zip(&previous_entries).zip(&fans).map(|((f, e), fan)| (*f, *e, fan.unwrap_or_default())).collect();
+        for_each_item(workspace, pool, &items, |db, &(file, entry, fan)| {
+            progress.inc(1);
+            if held && entry.is_some_and(|e| e.source == source_digest(db, file)) {
+                return None;
+            }
+            let inputs = rows_inputs(db, file, fan);
+            let key = StageCache::key("rows", ROWS_VERSION, file.path(db), &inputs);
+            Some((inputs, key))
+        })
+    };
+    // Phase 3: render the rows whose key changed.
+    let reused: Vec<Option<&RowEntry>> = previous_entries
+        .iter()
+        .zip(&keyed)
+        .map(|(entry, keyed)| match keyed {
+            None => *entry,
+            Some((_, key)) => entry.filter(|e| e.key == *key),
+        })
+        .collect();
+    let to_render: Vec<(SourceFile, [u8; 32], (u32, u32))> = files
+        .iter()
+        .zip(&keyed)
+        .zip(&reused)
+        .zip(&fans)
+        .filter(|((_, reused), _)| reused.is_none())
+        .map(|(((f, keyed), _), fan)| (*f, keyed.as_ref().expect("a key for every file to render").1, fan.unwrap_or_default()))
+        .collect();
+    let mut rendered = for_each_item(workspace, pool, &to_render, |db, &(file, key, fan)| {
+        FileOutput::render(
+            key,
+            source_digest(db, file),
+            facts_digest(db, file),
+            fan,
             module_record(db, file),
             &outline(db, file).symbols,
             &imports(db, file).imports,
             resolved_imports(db, file),
             syntax_errors(db, file).first,
-        );
-        progress.inc(1);
-        output
+        )
     })
+    .into_iter();
+    let db = &workspace.db;
+    let outputs: Vec<FileOutput> = files
+        .iter()
+        .zip(keyed)
+        .zip(reused)
+        .map(|((file, keyed), reused)| {
+            let output = match reused {
+                Some(entry) => FileOutput { entry: entry.clone(), rendered: None },
+                None => rendered.next().expect("one rendering per file to render"),
+            };
+            if let Some(cache) = cache {
+                let (inputs, key) = keyed.unwrap_or_default();
+                cache.note_node("rows", file.path(db), inputs, key, output.rendered.is_none(), output.output_hash());
+            }
+            output
+        })
+        .collect();
+    tracing::debug!(elapsed = ?phase_started.elapsed(), rendered = to_render.len(), "rows rendered");
+    (outputs, held)
 }
 
 /// Run `f` for every file on the worker pool, each worker with its own database clone
@@ -395,141 +468,41 @@ fn for_each_file<T: Send>(
     files: &[SourceFile],
     f: impl Fn(&crate::db::Database, SourceFile) -> T + Sync,
 ) -> Vec<T> {
+    for_each_item(workspace, pool, files, |db, file| f(db, *file))
+}
+
+/// [`for_each_file`] over any items.
+fn for_each_item<I: Sync, T: Send>(
+    workspace: &Workspace,
+    pool: &rayon::ThreadPool,
+    items: &[I],
+    f: impl Fn(&crate::db::Database, &I) -> T + Sync,
+) -> Vec<T> {
     let db = std::sync::Mutex::new(workspace.db.clone());
-    pool.install(|| files.par_iter().map_init(|| db.lock().unwrap().clone(), |db, &file| f(db, file)).collect())
-}
-
-/// An `imports.jsonl` row: the import and its resolution. Fields are declared in key order
-/// (rows are serialized directly; the determinism test checks every line's key order).
-#[derive(Serialize)]
-struct ImportRow<'a> {
-    asname: Option<&'a str>,
-    col: u32,
-    conditional: bool,
-    external: Option<&'a str>,
-    in_function: bool,
-    in_try: bool,
-    level: u32,
-    line: u32,
-    names: Vec<NameRow<'a>>,
-    path: &'a str,
-    resolved_path: Option<&'a str>,
-    star: bool,
-    target: &'a str,
-    type_checking: bool,
-    unresolved: bool,
-}
-
-#[derive(Serialize)]
-struct NameRow<'a> {
-    asname: Option<&'a str>,
-    name: &'a str,
-    /// The file of the submodule `target.name`, when the name is one.
-    resolved_path: Option<&'a str>,
-}
-
-impl<'a> ImportRow<'a> {
-    fn new(path: &'a str, import: &'a Import, resolution: &'a ImportResolution) -> Self {
-        ImportRow {
-            asname: import.asname.as_deref(),
-            col: import.col,
-            conditional: import.conditional,
-            external: resolution.external.as_deref(),
-            in_function: import.in_function,
-            in_try: import.in_try,
-            level: import.level,
-            line: import.line,
-            names: import
-                .names
-                .iter()
-                .zip(&resolution.name_paths)
-                .map(|(name, resolved)| NameRow {
-                    asname: name.asname.as_deref(),
-                    name: &name.name,
-                    resolved_path: resolved.as_deref(),
-                })
-                .collect(),
-            path,
-            resolved_path: resolution.resolved_path.as_deref(),
-            star: import.star,
-            target: &import.target,
-            type_checking: import.type_checking,
-            unresolved: resolution.unresolved,
-        }
-    }
-}
-
-/// A `symbols.jsonl` row, fields in key order (see [`ImportRow`]).
-#[derive(Serialize)]
-struct SymbolRow<'a> {
-    bases: &'a [String],
-    col: u32,
-    decorators: &'a [String],
-    docstring: Option<&'a str>,
-    end_col: u32,
-    end_line: u32,
-    is_async: bool,
-    is_public: bool,
-    kind: SymbolKind,
-    line: u32,
-    name: &'a str,
-    params: Vec<ParamRow<'a>>,
-    path: &'a str,
-    qualname: &'a str,
-    returns: Option<&'a str>,
-}
-
-#[derive(Serialize)]
-struct ParamRow<'a> {
-    annotation: Option<&'a str>,
-    has_default: bool,
-    kind: ParamKind,
-    name: &'a str,
-}
-
-impl<'a> SymbolRow<'a> {
-    fn new(path: &'a str, symbol: &'a Symbol) -> Self {
-        SymbolRow {
-            bases: &symbol.bases,
-            col: symbol.col,
-            decorators: &symbol.decorators,
-            docstring: symbol.docstring.as_deref(),
-            end_col: symbol.end_col,
-            end_line: symbol.end_line,
-            is_async: symbol.is_async,
-            is_public: symbol.is_public,
-            kind: symbol.kind,
-            line: symbol.line,
-            name: &symbol.name,
-            params: symbol
-                .params
-                .iter()
-                .map(|p| ParamRow { annotation: p.annotation.as_deref(), has_default: p.has_default, kind: p.kind, name: &p.name })
-                .collect(),
-            path,
-            qualname: &symbol.qualname,
-            returns: symbol.returns.as_deref(),
-        }
-    }
+    pool.install(|| items.par_iter().map_init(|| db.lock().unwrap().clone(), |db, item| f(db, item)).collect())
 }
 
 /// Render every artifact; `outputs` are sorted by path.
-fn render(outputs: &[FileOutput], problems: &[Problem]) -> Vec<Artifact> {
-    let concat = |part: fn(&FileOutput) -> &[u8]| {
-        let mut bytes = Vec::with_capacity(outputs.iter().map(|o| part(o).len()).sum());
-        for output in outputs {
-            bytes.extend_from_slice(part(output));
-        }
-        bytes
-    };
+fn render(outputs: &[FileOutput], previous: Option<&PreviousRows>, problems: &[Problem]) -> Vec<Artifact> {
+    let [modules, symbols, imports] = assemble(outputs, previous);
     let mut artifacts = vec![
-        Artifact::new("modules.jsonl", outputs.len(), concat(|o| &o.module_jsonl)),
-        Artifact::new("symbols.jsonl", outputs.iter().map(|o| o.symbols).sum(), concat(|o| &o.symbols_jsonl)),
-        Artifact::new("imports.jsonl", outputs.iter().map(|o| o.imports).sum(), concat(|o| &o.imports_jsonl)),
+        Artifact::new(ROW_ARTIFACTS[0], outputs.len(), modules),
+        Artifact::new(ROW_ARTIFACTS[1], outputs.iter().map(|o| o.entry.symbols).sum(), symbols),
+        Artifact::new(ROW_ARTIFACTS[2], outputs.iter().map(|o| o.entry.imports).sum(), imports),
     ];
     let (rows, diagnostics) = jsonl::render(problems);
     artifacts.push(Artifact::new("diagnostics.jsonl", rows, diagnostics));
     artifacts
+}
+
+/// The artifacts [`render_graphs`] writes.
+const GRAPH_ARTIFACTS: [&str; 3] = ["graphs/imports.json", "graphs/imports_runtime.json", "graphs/cycles.json"];
+
+/// The artifact `name` of the last build, when the file in `out` still has its recorded hash.
+fn previous_artifact(out: &std::path::Path, recorded: &[(String, usize, usize, [u8; 32])], name: &str) -> Option<Artifact> {
+    let (_, rows, bytes, hash) = recorded.iter().find(|(path, ..)| path == name)?;
+    let contents = std::fs::read(out.join(name)).ok()?;
+    (contents.len() == *bytes && blake3::hash(&contents).as_bytes() == hash).then(|| Artifact::new(name, *rows, contents))
 }
 
 /// `graphs/imports.json` (every edge), `graphs/imports_runtime.json` (without edges that exist
@@ -546,17 +519,18 @@ fn render_graphs(graph: &crate::stages::graph::ImportGraph) -> Vec<Artifact> {
         graph.edges.iter().map(|(m, e)| (m, e.iter().filter(|(_, r)| **r).map(|(t, _)| t).collect())).collect();
     let edges = |g: &BTreeMap<&String, Vec<&String>>| g.values().map(Vec::len).sum::<usize>();
     vec![
-        Artifact::new("graphs/imports.json", edges(&all), pretty(serde_json::json!(all))),
-        Artifact::new("graphs/imports_runtime.json", edges(&runtime), pretty(serde_json::json!(runtime))),
+        Artifact::new(GRAPH_ARTIFACTS[0], edges(&all), pretty(serde_json::json!(all))),
+        Artifact::new(GRAPH_ARTIFACTS[1], edges(&runtime), pretty(serde_json::json!(runtime))),
         Artifact::new(
-            "graphs/cycles.json",
+            GRAPH_ARTIFACTS[2],
             graph.cycles.len() + graph.runtime_cycles.len(),
             pretty(serde_json::json!({"all": graph.cycles, "runtime": graph.runtime_cycles})),
         ),
     ]
 }
 
-fn write_outputs(config: &Config, artifacts: &[Artifact]) -> Result<()> {
+/// Write the artifacts, except those marked `unchanged` (verified intact on disk).
+fn write_outputs(config: &Config, artifacts: &[Artifact], unchanged: &[bool]) -> Result<()> {
     let out = &config.out;
     std::fs::create_dir_all(out).with_context(|| format!("cannot create output directory {}", out.display()))?;
     write_atomic(&out.join(OUTPUT_MARKER), b"codeintel-enrich output directory: never scanned\n")?;
@@ -568,8 +542,10 @@ fn write_outputs(config: &Config, artifacts: &[Artifact]) -> Result<()> {
     if config.out_is_default {
         write_atomic(&out.join(".gitignore"), b"# Written by codeintel-enrich.\n*\n")?;
     }
-    for artifact in artifacts {
-        write_atomic(&out.join(&artifact.path), &artifact.contents)?;
+    for (artifact, unchanged) in artifacts.iter().zip(unchanged) {
+        if !unchanged {
+            write_atomic(&out.join(&artifact.path), &artifact.contents)?;
+        }
     }
     Ok(())
 }

@@ -8,7 +8,8 @@
 //!   "timings": [[phase, seconds]], "stages": [{"stage", "computed", "compute_seconds",
 //!   "reused", "bytes"}], "artifacts": [{"path", "rows", "bytes"}]}` where a `Reason` is one of `{"kind": "input", "name":
 //! "content(pkg/a.py)", "old": "3f2a…", "new": "9c1d…"}`, `{"kind": "version_changed"}`,
-//! `{"kind": "entry_missing"}`, `{"kind": "entry_corrupt"}`, `{"kind": "new"}`,
+//! `{"kind": "entry_missing"}`, `{"kind": "entry_corrupt"}`, `{"kind": "output_missing"}` (a
+//! file's rows: the previous artifacts they live in are absent or modified), `{"kind": "new"}`,
 //! `{"kind": "cascade", "count": n}` (an artifact rewritten because n nodes upstream were
 //! recomputed).
 
@@ -43,6 +44,9 @@ pub enum Reason {
     EntryMissing,
     /// The cached value failed its checksum or could not be decoded.
     EntryCorrupt,
+    /// Same key, but the value lives in the output directory (a file's rows) and the previous
+    /// artifacts there are absent or were modified.
+    OutputMissing,
     /// Never built before.
     New,
     /// An artifact rewritten because `count` upstream nodes were recomputed.
@@ -57,6 +61,7 @@ impl Reason {
             Reason::VersionChanged => "engine or stage version changed".into(),
             Reason::EntryMissing => "cache entry missing (cleared or collected)".into(),
             Reason::EntryCorrupt => "cache entry corrupt".into(),
+            Reason::OutputMissing => "previous artifacts absent or modified".into(),
             Reason::New => "new node".into(),
             Reason::Cascade { count } => format!("cascade: {count} upstream node(s) recomputed"),
         }

@@ -15,6 +15,7 @@ pub mod diagnostics;
 pub mod discover;
 pub mod explain;
 pub mod module_path;
+pub mod rows;
 pub mod source;
 pub mod stages;
 pub mod writers;

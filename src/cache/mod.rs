@@ -74,6 +74,10 @@ struct Pending {
 pub struct StageCache {
     dir: PathBuf,
     db: redb::Database,
+    /// Read views opened once for the whole build (a read transaction per lookup cost more
+    /// than the lookup): the cache as it was when the build started.
+    values: Option<redb::ReadOnlyTable<&'static [u8], &'static [u8]>>,
+    nodes: Option<redb::ReadOnlyTable<&'static str, &'static [u8]>>,
     _lock: File,
     pending: Mutex<Vec<Pending>>,
     events: Mutex<Vec<NodeEvent>>,
@@ -199,9 +203,14 @@ impl StageCache {
         let lock = lock(dir)?;
         let mut notes = Vec::new();
         let db = open_database(dir, &mut notes)?;
+        let txn = db.begin_read().ok();
+        let values = txn.as_ref().and_then(|t| t.open_table(VALUES).ok());
+        let nodes = txn.as_ref().and_then(|t| t.open_table(NODES).ok());
         Ok(StageCache {
             dir: dir.to_path_buf(),
             db,
+            values,
+            nodes,
             _lock: lock,
             pending: Mutex::new(Vec::new()),
             events: Mutex::new(Vec::new()),
@@ -210,7 +219,8 @@ impl StageCache {
         })
     }
 
-    fn key(stage: &str, version: u32, subject: &str, inputs: &[(&'static str, String)]) -> [u8; 32] {
+    /// The key of node `(stage, subject)` with these named inputs.
+    pub fn key(stage: &str, version: u32, subject: &str, inputs: &[(&'static str, String)]) -> [u8; 32] {
         let mut hasher = blake3::Hasher::new();
         for part in [engine_fingerprint().as_str(), stage, &version.to_string(), subject] {
             hasher.update(&(part.len() as u64).to_le_bytes());
@@ -226,15 +236,11 @@ impl StageCache {
     }
 
     fn lookup(&self, key: &[u8; 32]) -> Option<Vec<u8>> {
-        let txn = self.db.begin_read().ok()?;
-        let table = txn.open_table(VALUES).ok()?;
-        table.get(key.as_slice()).ok()?.map(|v| v.value().to_vec())
+        self.values.as_ref()?.get(key.as_slice()).ok()?.map(|v| v.value().to_vec())
     }
 
     fn previous(&self, node: &str) -> Option<NodeRecord> {
-        let txn = self.db.begin_read().ok()?;
-        let table = txn.open_table(NODES).ok()?;
-        let bytes = table.get(node).ok()??.value().to_vec();
+        let bytes = self.nodes.as_ref()?.get(node).ok()??.value().to_vec();
         rmp_serde::from_slice(unseal(&bytes)?).ok()
     }
 
@@ -279,33 +285,40 @@ impl StageCache {
             inputs: inputs.iter().map(|(n, v)| (n.to_string(), v.clone())).collect(),
             output,
         };
-        let (status, reasons, cutoff) = match &previous {
-            None => (Status::New, vec![Reason::New], false),
-            Some(old) => {
-                let old_inputs: BTreeMap<&str, &str> = old.inputs.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
-                let mut reasons: Vec<Reason> = record
-                    .inputs
-                    .iter()
-                    .filter(|(name, value)| old_inputs.get(name.as_str()) != Some(&value.as_str()))
-                    .map(|(name, value)| Reason::Input {
-                        name: format!("{name}({subject})"),
-                        old: old_inputs.get(name.as_str()).map(|v| short(v)),
-                        new: short(value),
-                    })
-                    .collect();
-                if corrupt {
-                    reasons.push(Reason::EntryCorrupt);
-                } else if reasons.is_empty() && old.key != key {
-                    reasons.push(Reason::VersionChanged);
-                } else if reasons.is_empty() {
-                    reasons.push(Reason::EntryMissing);
-                }
-                (Status::Recomputed, reasons, old.output == output)
-            }
-        };
+        let (status, reasons, cutoff) = rerun_reasons(subject, previous.as_ref(), &record, corrupt);
         self.event(stage, subject, status, reasons, cutoff);
         self.pending.lock().unwrap().push(Pending { node, record, value: Some(seal(payload)) });
         value
+    }
+
+    /// Record a node whose value lives outside the cache (a file's rows live in the previous
+    /// artifacts): `reused` when the caller found its value for `key`, else recomputed with
+    /// `output` as the hash of the new value.
+    pub fn note_node(
+        &self,
+        stage: &'static str,
+        subject: &str,
+        inputs: Vec<(&'static str, String)>,
+        key: [u8; 32],
+        reused: bool,
+        output: [u8; 32],
+    ) {
+        if reused {
+            self.event(stage, subject, Status::Reused, Vec::new(), false);
+            self.stages.lock().unwrap().entry(stage).or_default().reused += 1;
+            return;
+        }
+        let node = node_name(stage, subject);
+        let record = NodeRecord { key, inputs: inputs.into_iter().map(|(n, v)| (n.to_string(), v)).collect(), output };
+        let (status, mut reasons, cutoff) = rerun_reasons(subject, self.previous(&node).as_ref(), &record, false);
+        for reason in &mut reasons {
+            if *reason == Reason::EntryMissing {
+                *reason = Reason::OutputMissing;
+            }
+        }
+        self.stages.lock().unwrap().entry(stage).or_default().computed += 1;
+        self.event(stage, subject, status, reasons, cutoff);
+        self.pending.lock().unwrap().push(Pending { node, record, value: None });
     }
 
     fn event(&self, stage: &str, subject: &str, status: Status, reasons: Vec<Reason>, cutoff: bool) {
@@ -324,10 +337,26 @@ impl StageCache {
         rmp_serde::from_slice(unseal(&bytes)?).ok()
     }
 
-    /// Remember this build for the whole-build shortcut.
-    pub fn record_build(&self, record: &BuildRecord) -> Result<()> {
+    /// The row index of the last complete build (see [`crate::rows`]).
+    pub fn row_index(&self) -> Option<crate::rows::RowIndex> {
+        let bytes = read_meta(&self.db, "row_index")?;
+        rmp_serde::from_slice(unseal(&bytes)?).ok()
+    }
+
+    /// Remember this build, for the whole-build shortcut, and its row index, in one
+    /// transaction: the index always describes the artifacts the record names.
+    pub fn record_build(&self, record: &BuildRecord, rows: &crate::rows::RowIndex) -> Result<()> {
         // Named encoding: `Problem` skips absent fields, which a positional encoding cannot.
-        write_meta(&self.db, "last_build", &seal(rmp_serde::to_vec_named(record).expect("records serialize")))
+        let record = seal(rmp_serde::to_vec_named(record).expect("records serialize"));
+        let rows = seal(rmp_serde::to_vec(rows).expect("row indexes serialize"));
+        let txn = self.db.begin_write()?;
+        {
+            let mut table = txn.open_table(META)?;
+            table.insert("last_build", record.as_slice())?;
+            table.insert("row_index", rows.as_slice())?;
+        }
+        txn.commit()?;
+        Ok(())
     }
 
     /// The run log of a build that the whole-build shortcut skipped: every node of the last
@@ -466,6 +495,32 @@ impl StageCache {
         crate::writers::write_atomic(&self.dir.join(RUN_LOG_FILE), &bytes)?;
         Ok(log)
     }
+}
+
+/// Status, reasons and cutoff of a node that ran, against its previous record.
+fn rerun_reasons(subject: &str, previous: Option<&NodeRecord>, record: &NodeRecord, corrupt: bool) -> (Status, Vec<Reason>, bool) {
+    let Some(old) = previous else {
+        return (Status::New, vec![Reason::New], false);
+    };
+    let old_inputs: BTreeMap<&str, &str> = old.inputs.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
+    let mut reasons: Vec<Reason> = record
+        .inputs
+        .iter()
+        .filter(|(name, value)| old_inputs.get(name.as_str()) != Some(&value.as_str()))
+        .map(|(name, value)| Reason::Input {
+            name: format!("{name}({subject})"),
+            old: old_inputs.get(name.as_str()).map(|v| short(v)),
+            new: short(value),
+        })
+        .collect();
+    if corrupt {
+        reasons.push(Reason::EntryCorrupt);
+    } else if reasons.is_empty() && old.key != record.key {
+        reasons.push(Reason::VersionChanged);
+    } else if reasons.is_empty() {
+        reasons.push(Reason::EntryMissing);
+    }
+    (Status::Recomputed, reasons, old.output == record.output)
 }
 
 /// Nodes in the table whose subject is gone: a file no longer in the build, or an artifact

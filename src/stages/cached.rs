@@ -8,8 +8,9 @@ use serde::de::DeserializeOwned;
 use crate::db::{Db, SourceFile};
 use crate::stages::parse::PARSE_VERSION;
 
-/// The per-file stages that go through the cache, by name.
-pub const CACHED_STAGES: &[&str] = &["imports", "module_docstring", "module_scope", "outline", "syntax_errors"];
+/// The per-file nodes of the stage cache, by name: the five parse-bound stages and each
+/// file's rows (see [`crate::rows`]).
+pub const CACHED_STAGES: &[&str] = &["imports", "module_docstring", "module_scope", "outline", "rows", "syntax_errors"];
 
 /// `compute()`, or the cached output of `stage` for `file`'s current inputs.
 pub fn per_file<T: Serialize + DeserializeOwned>(

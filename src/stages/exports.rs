@@ -19,7 +19,7 @@ use crate::stages::scope::{AllItem, AllOp, BindingKind, ModuleAllRef, module_sco
 /// Bump when export computation changes.
 pub const EXPORTS_VERSION: u32 = 1;
 
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Exports {
     /// Sorted names bound by `from module import *`.
     pub names: Vec<String>,

@@ -1,10 +1,10 @@
-//! The module record: one `modules.jsonl` row per module.
+//! The module record: one `modules.jsonl` row per module, less its fan-in and fan-out (added
+//! by [`crate::rows`], which can carry them over when the import graph cannot have changed).
 
 use serde::Serialize;
 
 use crate::db::{Db, SourceFile};
 use crate::stages::exports::{Reexport, exports, reexports};
-use crate::stages::graph::module_fan;
 use crate::stages::imports::imports;
 use crate::stages::resolve::import_edges;
 use crate::stages::scope::bindings;
@@ -46,9 +46,6 @@ pub struct ModuleRecord {
     pub reexports: Vec<Reexport>,
     /// Sorted internal modules this module imports.
     pub imports: Vec<String>,
-    /// Internal modules importing this one / imported by this one.
-    pub fan_in: u32,
-    pub fan_out: u32,
 }
 
 /// The record of `file`.
@@ -73,8 +70,6 @@ pub fn module_record(db: &dyn Db, file: SourceFile) -> ModuleRecord {
         star_imports: bindings(db, file).star_imports.clone(),
         reexports: reexports(db, file).clone(),
         imports: import_edges(db, file).keys().cloned().collect(),
-        fan_in: module_fan(db, file).0,
-        fan_out: module_fan(db, file).1,
     }
 }
 

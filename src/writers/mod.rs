@@ -19,11 +19,14 @@ pub struct Artifact {
     pub rows: usize,
     pub bytes: usize,
     pub contents: Vec<u8>,
+    /// blake3 of `contents`.
+    pub hash: [u8; 32],
 }
 
 impl Artifact {
     pub fn new(path: impl Into<String>, rows: usize, contents: Vec<u8>) -> Self {
-        Artifact { path: path.into(), rows, bytes: contents.len(), contents }
+        let hash = *blake3::hash(&contents).as_bytes();
+        Artifact { path: path.into(), rows, bytes: contents.len(), contents, hash }
     }
 }
 

@@ -80,7 +80,11 @@ fn comment_edit_is_explained_leaf_by_leaf() {
     assert_eq!(causes[0]["reason"]["name"], "content(pkg/sub/deep.py)");
     assert_eq!(causes[0]["reason"]["old"], &old_hash[..12]);
     assert_eq!(causes[0]["reason"]["new"], &new_hash[..12]);
-    assert_eq!((causes[0]["nodes"].as_u64(), causes[0]["cutoff"].as_u64()), (Some(5), Some(5)), "all five stages cut off");
+    assert_eq!(
+        (causes[0]["nodes"].as_u64(), causes[0]["cutoff"].as_u64()),
+        (Some(6), Some(5)),
+        "all five stages cut off; the file's rows hold the content hash"
+    );
     let recomputed: Vec<String> = report["nodes"]
         .as_array()
         .unwrap()
@@ -95,6 +99,7 @@ fn comment_edit_is_explained_leaf_by_leaf() {
             "module_docstring(pkg/sub/deep.py)",
             "module_scope(pkg/sub/deep.py)",
             "outline(pkg/sub/deep.py)",
+            "rows(pkg/sub/deep.py)",
             "syntax_errors(pkg/sub/deep.py)",
             "write(modules.jsonl)",
         ],
@@ -130,16 +135,35 @@ fn restored_cache_in_another_checkout_is_a_full_hit() {
         let file = std::fs::File::options().append(true).open(&entry).unwrap();
         file.set_modified(std::time::SystemTime::now()).unwrap();
     }
+    // The outputs restored too (with the default layout they live in the tree): a full hit.
     let moved_out = elsewhere.path().join("out");
+    copy_dir(&out, &moved_out);
     let output = build(&checkout, &moved_out, &args);
     assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
     let report = explain_json(&checkout, &[]);
-    let (new, _, recomputed, removed) = summary(&report);
-    let stage_nodes: Vec<&Value> = report["nodes"].as_array().unwrap().iter().filter(|n| n["stage"] != "write").collect();
-    assert!(stage_nodes.iter().all(|n| n["status"] == "reused"), "{report:#}");
-    assert_eq!((recomputed, removed), (0, 0), "{report:#}");
-    assert_eq!(new, 0, "artifacts are new only if the output directory is: {report:#}");
+    assert_eq!(summary(&report), (0, summary(&report).1, 0, 0), "{report:#}");
+    assert!(report["nodes"].as_array().unwrap().iter().all(|n| n["status"] == "reused"), "{report:#}");
     assert_same_outputs(&out, &moved_out);
+
+    // A fresh output directory: no stage reruns; each file's rows, which live in the
+    // outputs, are rendered again from cached stage values, and say why.
+    let checkout2 = elsewhere.path().join("third");
+    copy_dir(&repo.root, &checkout2);
+    let fresh_out = elsewhere.path().join("fresh-out");
+    let output = build(&checkout2, &fresh_out, &args);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let report = explain_json(&checkout2, &[]);
+    for node in report["nodes"].as_array().unwrap() {
+        match node["stage"].as_str().unwrap() {
+            "write" => {}
+            "rows" => {
+                assert_eq!(node["status"], "recomputed", "{node}");
+                assert_eq!(node["reasons"][0]["kind"], "output_missing", "{node}");
+            }
+            _ => assert_eq!(node["status"], "reused", "{node}"),
+        }
+    }
+    assert_same_outputs(&out, &fresh_out);
 }
 
 fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
@@ -252,7 +276,7 @@ fn deleted_file_nodes_are_removed() {
     build(&repo.root, &out, &args);
     let report = explain_json(&repo.root, &["pkg/latin1.py"]);
     let nodes = report["nodes"].as_array().unwrap();
-    assert_eq!(nodes.len(), 5, "{report:#}");
+    assert_eq!(nodes.len(), 6, "five stages and the rows: {report:#}");
     assert!(nodes.iter().all(|n| n["status"] == "removed"), "{report:#}");
 }
 

@@ -1,0 +1,378 @@
+//! Each file's rows in the JSON Lines artifacts, and their reuse across builds.
+//!
+//! A file contributes one contiguous run of rows to each of `modules.jsonl`, `symbols.jsonl`
+//! and `imports.jsonl` (the artifacts are sorted by path). The node `rows(path)` has as named
+//! inputs the file's source (content hash, module name, package flag, encoding) and digests of
+//! the cross-module values its rows show (resolved imports, exports, re-exports, import edges,
+//! fan-in/out). Its value is not copied into the stage cache: it is the file's byte range in
+//! the previous artifacts, found through the [`RowIndex`] recorded with the last build. When a
+//! file's key is unchanged and the previous artifacts still have their recorded hashes, its
+//! rows are copied from there: nothing is looked up, parsed or rendered for it.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::db::{Db, SourceFile};
+use crate::stages::exports::{exports, reexports};
+use crate::stages::graph::module_fan;
+use crate::stages::imports::{Import, imports};
+use crate::stages::scope::module_scope;
+use crate::stages::outline::{ParamKind, Symbol, SymbolKind};
+use crate::stages::record::ModuleRecord;
+use crate::stages::resolve::{ImportResolution, import_edges, resolved_imports};
+use crate::writers::jsonl;
+
+/// Bump when a row's fields or rendering change.
+pub const ROWS_VERSION: u32 = 1;
+
+/// The artifacts made of per-file rows, in the order of [`RowEntry::lens`].
+pub const ROW_ARTIFACTS: [&str; 3] = ["modules.jsonl", "symbols.jsonl", "imports.jsonl"];
+
+/// What the last build recorded about one file's rows.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RowEntry {
+    pub path: String,
+    /// The key of `rows(path)`: equal keys mean identical rows.
+    pub key: [u8; 32],
+    /// Digest of the file's source inputs: equal means every per-file stage is unchanged.
+    pub source: [u8; 32],
+    /// Digest of the per-file facts cross-module stages read (imports and bindings).
+    pub facts: [u8; 32],
+    /// (fan_in, fan_out) in the import graph.
+    pub fan: (u32, u32),
+    /// Bytes of this file's rows in each of [`ROW_ARTIFACTS`].
+    pub lens: [u64; 3],
+    pub symbols: usize,
+    pub imports: usize,
+    pub parse_errors: u32,
+    /// (line, column) of the first syntax error.
+    pub syntax_first: Option<(u32, u32)>,
+    /// (line, target) of imports that could not be resolved.
+    pub unresolved: Vec<(u32, String)>,
+}
+
+/// The row entries of the last complete build, sorted by path, recorded with its artifacts.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RowIndex {
+    /// Digest of every file's path, module name and package flag (see [`layout_digest`]).
+    pub layout: [u8; 32],
+    pub entries: Vec<RowEntry>,
+}
+
+/// One file's contribution to the artifacts: its entry, and its rendered rows unless they
+/// are reused from the previous artifacts.
+pub struct FileOutput {
+    pub entry: RowEntry,
+    pub rendered: Option<[Vec<u8>; 3]>,
+}
+
+/// Digest of the inputs every per-file stage of `file` reads.
+pub fn source_digest(db: &dyn Db, file: SourceFile) -> [u8; 32] {
+    let mut hasher = blake3::Hasher::new();
+    hasher.update(&file.content_hash(db).0);
+    for part in [file.module(db).as_str(), if file.is_package(db) { "1" } else { "0" }, file.encoding(db).as_str()] {
+        hasher.update(&(part.len() as u64).to_le_bytes());
+        hasher.update(part.as_bytes());
+    }
+    *hasher.finalize().as_bytes()
+}
+
+/// Digest of the module layout: every file's path, module name and package flag. Equal
+/// layouts resolve every import the same way.
+pub fn layout_digest(db: &dyn Db, files: &[SourceFile]) -> [u8; 32] {
+    let mut hasher = blake3::Hasher::new();
+    for &file in files {
+        for part in [file.path(db).as_str(), file.module(db).as_str(), if file.is_package(db) { "1" } else { "0" }] {
+            hasher.update(&(part.len() as u64).to_le_bytes());
+            hasher.update(part.as_bytes());
+        }
+    }
+    *hasher.finalize().as_bytes()
+}
+
+/// Digest of everything cross-module stages read from `file` besides the layout: its imports
+/// and its module-level bindings. When no file's facts and not the layout changed, every
+/// cross-module value (resolutions, exports, re-exports, edges, fan-in/out) is unchanged.
+pub fn facts_digest(db: &dyn Db, file: SourceFile) -> [u8; 32] {
+    let mut hasher = blake3::Hasher::new();
+    hasher.update(&rmp_serde::to_vec(imports(db, file)).expect("stage outputs serialize"));
+    hasher.update(&rmp_serde::to_vec(module_scope(db, file)).expect("stage outputs serialize"));
+    *hasher.finalize().as_bytes()
+}
+
+fn digest<T: Serialize>(value: &T) -> String {
+    blake3::hash(&rmp_serde::to_vec(value).expect("stage outputs serialize")).to_hex().to_string()
+}
+
+/// `file`'s (fan_in, fan_out) in the import graph (evaluates the whole graph).
+pub fn fan(db: &dyn Db, file: SourceFile) -> (u32, u32) {
+    module_fan(db, file)
+}
+
+/// The named inputs of `rows(file)`, given its fan-in and fan-out. Evaluates the cross-module
+/// stages of `file` (not the import graph), and of its per-file stages only those they read.
+pub fn rows_inputs(db: &dyn Db, file: SourceFile, (fan_in, fan_out): (u32, u32)) -> Vec<(&'static str, String)> {
+    vec![
+        ("content", file.content_hash(db).to_hex()),
+        ("module", file.module(db).clone()),
+        ("is_package", file.is_package(db).to_string()),
+        ("encoding", file.encoding(db).clone()),
+        ("resolved_imports", digest(resolved_imports(db, file))),
+        ("exports", digest(exports(db, file))),
+        ("reexports", digest(reexports(db, file))),
+        ("import_edges", digest(import_edges(db, file))),
+        ("fan", format!("{fan_in}/{fan_out}")),
+    ]
+}
+
+impl FileOutput {
+    /// Render the rows of one file.
+    #[allow(clippy::too_many_arguments)]
+    pub fn render(
+        key: [u8; 32],
+        source: [u8; 32],
+        facts: [u8; 32],
+        fan: (u32, u32),
+        record: &ModuleRecord,
+        symbols: &[Symbol],
+        imports: &[Import],
+        resolutions: &[ImportResolution],
+        syntax_first: Option<(u32, u32)>,
+    ) -> Self {
+        let path = record.path.as_str();
+        let mut symbols: Vec<&Symbol> = symbols.iter().collect();
+        symbols.sort_by_key(|s| (s.line, s.col));
+        let mut imports: Vec<ImportRow<'_>> = imports
+            .iter()
+            .zip(resolutions)
+            .map(|(import, resolution)| ImportRow::new(path, import, resolution))
+            .collect();
+        imports.sort_by(|a, b| (a.line, a.target, a.col).cmp(&(b.line, b.target, b.col)));
+        let unresolved: Vec<(u32, String)> =
+            imports.iter().filter(|r| r.unresolved).map(|r| (r.line, r.target.to_string())).collect();
+        let (_, module_jsonl) = jsonl::render([ModuleRow { record, fan_in: fan.0, fan_out: fan.1 }]);
+        let (symbol_rows, symbols_jsonl) = jsonl::render_in_key_order(symbols.into_iter().map(|s| SymbolRow::new(path, s)));
+        let (import_rows, imports_jsonl) = jsonl::render_in_key_order(imports.iter());
+        let rendered = [module_jsonl, symbols_jsonl, imports_jsonl];
+        FileOutput {
+            entry: RowEntry {
+                path: record.path.clone(),
+                key,
+                source,
+                facts,
+                fan,
+                lens: rendered.each_ref().map(|r| r.len() as u64),
+                symbols: symbol_rows,
+                imports: import_rows,
+                parse_errors: record.parse_errors,
+                syntax_first,
+                unresolved,
+            },
+            rendered: Some(rendered),
+        }
+    }
+
+    /// blake3 of the rendered rows (the output of the `rows` node, for early cutoff).
+    pub fn output_hash(&self) -> [u8; 32] {
+        let mut hasher = blake3::Hasher::new();
+        for part in self.rendered.iter().flatten() {
+            hasher.update(&(part.len() as u64).to_le_bytes());
+            hasher.update(part);
+        }
+        *hasher.finalize().as_bytes()
+    }
+}
+
+/// The previous build's row artifacts, verified against their recorded hashes, with each
+/// file's byte ranges.
+pub struct PreviousRows {
+    artifacts: [Vec<u8>; 3],
+    ranges: HashMap<String, ([std::ops::Range<usize>; 3], usize)>,
+    index: RowIndex,
+}
+
+impl PreviousRows {
+    /// Read the artifacts of the last build from `out`; `None` unless all three still have
+    /// the recorded hash and the index's lengths add up to their sizes.
+    pub fn load(out: &Path, index: RowIndex, recorded: &[(String, usize, usize, [u8; 32])]) -> Option<PreviousRows> {
+        use rayon::prelude::*;
+        let artifacts: Vec<Vec<u8>> = ROW_ARTIFACTS
+            .par_iter()
+            .map(|name| {
+                let (_, _, bytes, hash) = recorded.iter().find(|(path, ..)| path == name)?;
+                let contents = std::fs::read(out.join(name)).ok()?;
+                (contents.len() == *bytes && blake3::hash(&contents).as_bytes() == hash).then_some(contents)
+            })
+            .collect::<Option<_>>()?;
+        let artifacts: [Vec<u8>; 3] = artifacts.try_into().ok()?;
+        let mut offsets = [0usize; 3];
+        let mut ranges = HashMap::with_capacity(index.entries.len());
+        for (position, entry) in index.entries.iter().enumerate() {
+            let range = std::array::from_fn(|i| {
+                let start = offsets[i];
+                offsets[i] += entry.lens[i] as usize;
+                start..offsets[i]
+            });
+            ranges.insert(entry.path.clone(), (range, position));
+        }
+        (0..3).all(|i| offsets[i] == artifacts[i].len()).then_some(PreviousRows { artifacts, ranges, index })
+    }
+
+    /// The layout the previous build had.
+    pub fn layout(&self) -> [u8; 32] {
+        self.index.layout
+    }
+
+    /// The previous entry of `path`.
+    pub fn entry(&self, path: &str) -> Option<&RowEntry> {
+        self.ranges.get(path).map(|(_, position)| &self.index.entries[*position])
+    }
+
+    fn rows(&self, path: &str, part: usize) -> &[u8] {
+        &self.artifacts[part][self.ranges[path].0[part].clone()]
+    }
+}
+
+/// Concatenate each row artifact from `outputs` (sorted by path): rendered rows, or the
+/// file's rows in `previous`.
+pub fn assemble(outputs: &[FileOutput], previous: Option<&PreviousRows>) -> [Vec<u8>; 3] {
+    std::array::from_fn(|part| {
+        let size = outputs.iter().map(|o| o.entry.lens[part] as usize).sum();
+        let mut bytes = Vec::with_capacity(size);
+        for output in outputs {
+            match &output.rendered {
+                Some(rendered) => bytes.extend_from_slice(&rendered[part]),
+                None => bytes.extend_from_slice(
+                    previous.expect("reused rows come from the previous artifacts").rows(&output.entry.path, part),
+                ),
+            }
+        }
+        bytes
+    })
+}
+
+/// A `modules.jsonl` row: the record and its place in the import graph (keys are sorted by
+/// [`jsonl::render`]).
+#[derive(Serialize)]
+struct ModuleRow<'a> {
+    #[serde(flatten)]
+    record: &'a ModuleRecord,
+    fan_in: u32,
+    fan_out: u32,
+}
+
+/// An `imports.jsonl` row: the import and its resolution. Fields are declared in key order
+/// (rows are serialized directly; the determinism test checks every line's key order).
+#[derive(Serialize)]
+struct ImportRow<'a> {
+    asname: Option<&'a str>,
+    col: u32,
+    conditional: bool,
+    external: Option<&'a str>,
+    in_function: bool,
+    in_try: bool,
+    level: u32,
+    line: u32,
+    names: Vec<NameRow<'a>>,
+    path: &'a str,
+    resolved_path: Option<&'a str>,
+    star: bool,
+    target: &'a str,
+    type_checking: bool,
+    unresolved: bool,
+}
+
+#[derive(Serialize)]
+struct NameRow<'a> {
+    asname: Option<&'a str>,
+    name: &'a str,
+    /// The file of the submodule `target.name`, when the name is one.
+    resolved_path: Option<&'a str>,
+}
+
+impl<'a> ImportRow<'a> {
+    fn new(path: &'a str, import: &'a Import, resolution: &'a ImportResolution) -> Self {
+        ImportRow {
+            asname: import.asname.as_deref(),
+            col: import.col,
+            conditional: import.conditional,
+            external: resolution.external.as_deref(),
+            in_function: import.in_function,
+            in_try: import.in_try,
+            level: import.level,
+            line: import.line,
+            names: import
+                .names
+                .iter()
+                .zip(&resolution.name_paths)
+                .map(|(name, resolved)| NameRow {
+                    asname: name.asname.as_deref(),
+                    name: &name.name,
+                    resolved_path: resolved.as_deref(),
+                })
+                .collect(),
+            path,
+            resolved_path: resolution.resolved_path.as_deref(),
+            star: import.star,
+            target: &import.target,
+            type_checking: import.type_checking,
+            unresolved: resolution.unresolved,
+        }
+    }
+}
+
+/// A `symbols.jsonl` row, fields in key order (see [`ImportRow`]).
+#[derive(Serialize)]
+struct SymbolRow<'a> {
+    bases: &'a [String],
+    col: u32,
+    decorators: &'a [String],
+    docstring: Option<&'a str>,
+    end_col: u32,
+    end_line: u32,
+    is_async: bool,
+    is_public: bool,
+    kind: SymbolKind,
+    line: u32,
+    name: &'a str,
+    params: Vec<ParamRow<'a>>,
+    path: &'a str,
+    qualname: &'a str,
+    returns: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+struct ParamRow<'a> {
+    annotation: Option<&'a str>,
+    has_default: bool,
+    kind: ParamKind,
+    name: &'a str,
+}
+
+impl<'a> SymbolRow<'a> {
+    fn new(path: &'a str, symbol: &'a Symbol) -> Self {
+        SymbolRow {
+            bases: &symbol.bases,
+            col: symbol.col,
+            decorators: &symbol.decorators,
+            docstring: symbol.docstring.as_deref(),
+            end_col: symbol.end_col,
+            end_line: symbol.end_line,
+            is_async: symbol.is_async,
+            is_public: symbol.is_public,
+            kind: symbol.kind,
+            line: symbol.line,
+            name: &symbol.name,
+            params: symbol
+                .params
+                .iter()
+                .map(|p| ParamRow { annotation: p.annotation.as_deref(), has_default: p.has_default, kind: p.kind, name: &p.name })
+                .collect(),
+            path,
+            qualname: &symbol.qualname,
+            returns: symbol.returns.as_deref(),
+        }
+    }
+}
