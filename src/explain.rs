@@ -105,6 +105,10 @@ pub struct ArtifactSize {
 }
 
 /// Everything a build recorded about its nodes.
+///
+/// Per-file nodes are a grid, `grid_stages` × `grid_subjects` (the build's files): a pair of
+/// the grid without an event in `nodes` was reused. The file stays small (a no-op build of
+/// 20k files reuses 120k nodes) and [`RunLog::expanded`] lists every node.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct RunLog {
     pub schema: u32,
@@ -116,6 +120,10 @@ pub struct RunLog {
     pub stages: Vec<StageTiming>,
     #[serde(default)]
     pub artifacts: Vec<ArtifactSize>,
+    #[serde(default)]
+    pub grid_stages: Vec<String>,
+    #[serde(default)]
+    pub grid_subjects: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
@@ -138,6 +146,7 @@ struct RootCause {
 impl RunLog {
     pub fn summary(&self) -> Summary {
         let mut summary = Summary::default();
+        let mut in_grid = 0;
         for node in &self.nodes {
             match node.status {
                 Status::New => summary.new += 1,
@@ -146,9 +155,34 @@ impl RunLog {
                 Status::Removed => summary.removed += 1,
             }
             summary.cutoff += usize::from(node.cutoff);
+            in_grid += usize::from(node.status != Status::Removed && self.grid_stages.contains(&node.stage));
         }
+        summary.reused += (self.grid_stages.len() * self.grid_subjects.len()).saturating_sub(in_grid);
         summary.root_causes = self.root_causes().len();
         summary
+    }
+
+    /// The same log with every reused grid node listed in `nodes` (sorted by stage and
+    /// subject) and the grid emptied.
+    pub fn expanded(&self) -> RunLog {
+        let mut nodes = self.nodes.clone();
+        let listed: std::collections::BTreeSet<(&str, &str)> =
+            self.nodes.iter().map(|n| (n.stage.as_str(), n.subject.as_str())).collect();
+        for stage in &self.grid_stages {
+            for subject in &self.grid_subjects {
+                if !listed.contains(&(stage.as_str(), subject.as_str())) {
+                    nodes.push(NodeEvent {
+                        stage: stage.clone(),
+                        subject: subject.clone(),
+                        status: Status::Reused,
+                        reasons: Vec::new(),
+                        cutoff: false,
+                    });
+                }
+            }
+        }
+        nodes.sort_by(|a, b| (&a.stage, &a.subject).cmp(&(&b.stage, &b.subject)));
+        RunLog { nodes, grid_stages: Vec::new(), grid_subjects: Vec::new(), ..self.clone() }
     }
 
     fn root_causes(&self) -> Vec<RootCause> {
@@ -166,16 +200,17 @@ impl RunLog {
         causes
     }
 
-    /// The nodes matching `paths` (prefixes of the subject) and `stage`.
+    /// The nodes matching `paths` (prefixes of the subject) and `stage`, grid expanded.
     pub fn filtered(&self, paths: &[String], stage: Option<&str>) -> RunLog {
-        let nodes = self
+        let log = self.expanded();
+        let nodes = log
             .nodes
             .iter()
             .filter(|n| paths.is_empty() || paths.iter().any(|p| n.subject.starts_with(p.as_str())))
             .filter(|n| stage.is_none_or(|s| n.stage == s))
             .cloned()
             .collect();
-        RunLog { nodes, ..self.clone() }
+        RunLog { nodes, ..log }
     }
 
     /// The one-line summary printed after every build.

@@ -366,7 +366,7 @@ impl StageCache {
         let nodes = previous
             .nodes
             .into_iter()
-            .filter(|n| n.status != Status::Removed)
+            .filter(|n| n.status != Status::Removed && !previous.grid_stages.contains(&n.stage))
             .map(|n| NodeEvent { status: Status::Reused, reasons: Vec::new(), cutoff: false, ..n })
             .collect();
         let log = RunLog {
@@ -376,6 +376,8 @@ impl StageCache {
             timings,
             stages: Vec::new(),
             artifacts: previous.artifacts,
+            grid_stages: previous.grid_stages,
+            grid_subjects: previous.grid_subjects,
         };
         let bytes = serde_json::to_vec(&log).expect("run logs serialize");
         crate::writers::write_atomic(&self.dir.join(RUN_LOG_FILE), &bytes).ok()?;
@@ -416,40 +418,43 @@ impl StageCache {
     /// dropped, nodes of vanished subjects are reported removed.
     pub fn plan(&self, stages: &[&str], subjects: &BTreeSet<String>) -> Result<RunLog> {
         self.pending.lock().unwrap().clear();
-        let mut events = self.events_with_memoized(stages, subjects);
-        let txn = self.db.begin_read()?;
-        let removed = removed_nodes(&txn.open_table(NODES)?, &events, subjects)?;
-        events.extend(removed.iter().map(|node| removed_event(node)));
+        let mut events = std::mem::take(&mut *self.events.lock().unwrap());
+        if self.subjects_changed(subjects) {
+            let removed = removed_nodes(self.nodes.as_ref().context("the cache has no node table")?, &events, subjects)?;
+            events.extend(removed.iter().map(|node| removed_event(node)));
+        }
+        Ok(self.run_log(events, stages, subjects, Vec::new(), Vec::new()))
+    }
+
+    /// The run log of this build: `events` sorted, and every other node of the grid
+    /// `stages` × `subjects` reused (memoized in the database or never looked at).
+    fn run_log(
+        &self,
+        mut events: Vec<NodeEvent>,
+        stages: &[&str],
+        subjects: &BTreeSet<String>,
+        timings: Vec<(String, f64)>,
+        artifacts: Vec<ArtifactSize>,
+    ) -> RunLog {
         events.sort_by(|a, b| (&a.stage, &a.subject).cmp(&(&b.stage, &b.subject)));
-        Ok(RunLog {
+        // Reused grid nodes are implicit: listing them explicitly would double them.
+        events.retain(|e| !(e.status == Status::Reused && stages.contains(&e.stage.as_str()) && subjects.contains(&e.subject)));
+        RunLog {
             schema: crate::explain::RUN_LOG_SCHEMA,
             nodes: events,
             notes: self.notes.clone(),
-            timings: Vec::new(),
+            timings,
             stages: self.stage_timings(),
-            artifacts: Vec::new(),
-        })
+            artifacts,
+            grid_stages: stages.iter().map(|s| s.to_string()).collect(),
+            grid_subjects: subjects.iter().cloned().collect(),
+        }
     }
 
-    /// The events so far, plus `reused` for every stage of a live subject this process did
-    /// not evaluate (memoized in the database).
-    fn events_with_memoized(&self, stages: &[&str], subjects: &BTreeSet<String>) -> Vec<NodeEvent> {
-        let mut events = std::mem::take(&mut *self.events.lock().unwrap());
-        let seen: BTreeSet<(String, String)> = events.iter().map(|e| (e.stage.clone(), e.subject.clone())).collect();
-        for subject in subjects {
-            for stage in stages {
-                if !seen.contains(&(stage.to_string(), subject.clone())) {
-                    events.push(NodeEvent {
-                        stage: stage.to_string(),
-                        subject: subject.clone(),
-                        status: Status::Reused,
-                        reasons: Vec::new(),
-                        cutoff: false,
-                    });
-                }
-            }
-        }
-        events
+    /// Whether the set of subjects differs from the last finished build's (only then can
+    /// nodes have been removed).
+    fn subjects_changed(&self, subjects: &BTreeSet<String>) -> bool {
+        read_meta(&self.db, "subjects").is_none_or(|digest| digest != subjects_digest(subjects))
     }
 
     /// Write the queued entries, mark nodes of vanished subjects removed, and return the run
@@ -464,7 +469,8 @@ impl StageCache {
         artifacts: Vec<ArtifactSize>,
     ) -> Result<RunLog> {
         let pending = std::mem::take(&mut *self.pending.lock().unwrap());
-        let mut events = self.events_with_memoized(stages, subjects);
+        let mut events = std::mem::take(&mut *self.events.lock().unwrap());
+        let subjects_changed = self.subjects_changed(subjects);
         let txn = self.db.begin_write().context("cannot write the cache")?;
         {
             let mut values = txn.open_table(VALUES)?;
@@ -476,25 +482,29 @@ impl StageCache {
                 let record = seal(rmp_serde::to_vec(&entry.record).expect("records serialize"));
                 nodes.insert(entry.node.as_str(), record.as_slice())?;
             }
-            for node in removed_nodes(&nodes, &events, subjects)? {
-                nodes.remove(node.as_str())?;
-                events.push(removed_event(&node));
+            if subjects_changed {
+                for node in removed_nodes(&nodes, &events, subjects)? {
+                    nodes.remove(node.as_str())?;
+                    events.push(removed_event(&node));
+                }
+                txn.open_table(META)?.insert("subjects", subjects_digest(subjects).as_slice())?;
             }
         }
         txn.commit().context("cannot commit the cache")?;
-        events.sort_by(|a, b| (&a.stage, &a.subject).cmp(&(&b.stage, &b.subject)));
-        let log = RunLog {
-            schema: crate::explain::RUN_LOG_SCHEMA,
-            nodes: events,
-            notes: self.notes.clone(),
-            timings,
-            stages: self.stage_timings(),
-            artifacts,
-        };
+        let log = self.run_log(events, stages, subjects, timings, artifacts);
         let bytes = serde_json::to_vec(&log).expect("run logs serialize");
         crate::writers::write_atomic(&self.dir.join(RUN_LOG_FILE), &bytes)?;
         Ok(log)
     }
+}
+
+fn subjects_digest(subjects: &BTreeSet<String>) -> Vec<u8> {
+    let mut hasher = blake3::Hasher::new();
+    for subject in subjects {
+        hasher.update(&(subject.len() as u64).to_le_bytes());
+        hasher.update(subject.as_bytes());
+    }
+    hasher.finalize().as_bytes().to_vec()
 }
 
 /// Status, reasons and cutoff of a node that ran, against its previous record.
@@ -656,7 +666,7 @@ mod tests {
     }
 
     fn reasons(log: &RunLog) -> Vec<(Status, Vec<Reason>)> {
-        log.nodes.iter().map(|n| (n.status, n.reasons.clone())).collect()
+        log.expanded().nodes.iter().map(|n| (n.status, n.reasons.clone())).collect()
     }
 
     #[test]
