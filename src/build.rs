@@ -18,6 +18,7 @@ use crate::diagnostics::{Problem, ProblemKind};
 use crate::discover::{FoundFile, OUTPUT_MARKER, discover};
 use crate::module_path::module_path;
 use crate::source;
+use crate::stat::{Stat, StatCache, StatEntry};
 use crate::db::Project;
 use crate::stages::graph::import_graph;
 use crate::stages::imports::imports;
@@ -114,6 +115,7 @@ pub fn build_in(workspace: &mut Workspace, config: &Config) -> Result<BuildRepor
         _ => None,
     };
     workspace.db.set_stage_cache(cache.clone());
+    workspace.db.set_root(&config.root);
     let result = run_build(workspace, config, &pool, cache.as_deref(), started);
     workspace.db.set_stage_cache(None);
     result
@@ -140,16 +142,24 @@ fn run_build(
     phase("discover", &mut timings);
     let mut problems = discovery.problems;
     let src_layout = discovery.src_layout;
-    let loaded: Vec<Result<LoadedFile, Problem>> = pool.install(|| {
-        discovery.files.par_iter().map(|file| load(file, src_layout, config.max_file_bytes)).collect()
+    let stats = StatCache::new(cache.and_then(|c| c.stat_entries()).unwrap_or_default());
+    let loaded: Vec<Result<(LoadedFile, StatEntry), Problem>> = pool.install(|| {
+        discovery.files.par_iter().map(|file| load(file, src_layout, config.max_file_bytes, &stats)).collect()
     });
+    drop(stats);
     let mut files_to_sync = Vec::with_capacity(loaded.len());
+    let mut stat_entries = Vec::with_capacity(loaded.len());
     for result in loaded {
         match result {
-            Ok(file) => files_to_sync.push(file),
+            Ok((file, entry)) => {
+                files_to_sync.push(file);
+                stat_entries.push(entry);
+            }
             Err(problem) => problems.push(problem),
         }
     }
+    let files_read = files_to_sync.iter().filter(|f| f.text.is_some()).count();
+    tracing::debug!(files_read, "stat fast path");
     let build_key = build_key(&files_to_sync, &problems);
     let files = workspace.sync(files_to_sync);
     phase("load", &mut timings);
@@ -160,6 +170,10 @@ fn run_build(
         && artifacts_intact(&config.out, &last.artifacts)
     {
         phase("verify", &mut timings);
+        // Files re-read (new stats, or racy ones) get entries the next build can trust.
+        if files_read > 0 {
+            cache.record_stats(&stat_entries)?;
+        }
         if let Some(log) = cache.reuse_build(timings.clone()) {
             return Ok(BuildReport {
                 modules: last.modules,
@@ -275,7 +289,7 @@ fn run_build(
                 imports: report.imports,
                 syntax_error_modules: report.syntax_error_modules,
                 problems: report.problems.clone(),
-            }, &RowIndex { layout, entries: outputs.into_iter().map(|o| o.entry).collect() })?;
+            }, &RowIndex { layout, entries: outputs.into_iter().map(|o| o.entry).collect() }, &stat_entries)?;
             log
         });
     }
@@ -310,23 +324,37 @@ fn artifacts_intact(out: &std::path::Path, artifacts: &[(String, usize, usize, [
     })
 }
 
-fn load(file: &FoundFile, src_layout: bool, max_file_bytes: u64) -> Result<LoadedFile, Problem> {
+/// Stat, then read, size-check and decode one file — or, when the stat cache vouches for
+/// it, take its hash and encoding from there without reading it (see [`crate::stat`]).
+fn load(file: &FoundFile, src_layout: bool, max_file_bytes: u64, stats: &StatCache) -> Result<(LoadedFile, StatEntry), Problem> {
     let problem = |kind, message: String| Problem::new(file.rel_path.clone(), kind, message);
+    let meta = std::fs::metadata(&file.abs_path).map_err(|err| problem(ProblemKind::Unreadable, err.to_string()))?;
+    let stat = Stat::of(&meta);
+    let taken_ns = crate::stat::now_ns();
+    if meta.len() > max_file_bytes {
+        let message = format!("{} bytes is over --max-file-bytes {max_file_bytes}", meta.len());
+        return Err(problem(ProblemKind::Oversized, message));
+    }
+    let module = module_path(&file.rel_path, src_layout);
+    let loaded = |hash, encoding: String, text| LoadedFile {
+        path: file.rel_path.clone(),
+        module: module.module.clone(),
+        is_package: module.is_package,
+        encoding,
+        hash,
+        text,
+    };
+    if let Some(entry) = stats.get(&file.rel_path).filter(|e| e.trusted_for(&stat)) {
+        return Ok((loaded(entry.hash, entry.encoding.clone(), None), entry.clone()));
+    }
     let bytes = std::fs::read(&file.abs_path).map_err(|err| problem(ProblemKind::Unreadable, err.to_string()))?;
     if bytes.len() as u64 > max_file_bytes {
         let message = format!("{} bytes is over --max-file-bytes {max_file_bytes}", bytes.len());
         return Err(problem(ProblemKind::Oversized, message));
     }
     let decoded = source::decode(&bytes).map_err(|err| problem(ProblemKind::Undecodable, err.to_string()))?;
-    let module = module_path(&file.rel_path, src_layout);
-    Ok(LoadedFile {
-        path: file.rel_path.clone(),
-        module: module.module,
-        is_package: module.is_package,
-        encoding: decoded.encoding,
-        hash: decoded.hash,
-        text: decoded.text,
-    })
+    let entry = StatEntry { path: file.rel_path.clone(), stat, taken_ns, hash: decoded.hash, encoding: decoded.encoding.clone() };
+    Ok((loaded(decoded.hash, decoded.encoding, Some(decoded.text)), entry))
 }
 
 /// Evaluate every file: per-file stages, cross-module stages, and the rows of each file —

@@ -18,6 +18,8 @@ use crate::source::ContentHash;
 pub trait Db: salsa::Database {
     /// The persistent stage cache of the current build, if any (see [`crate::cache`]).
     fn stage_cache(&self) -> Option<&StageCache>;
+    /// The directory the files' paths are relative to (never part of a key).
+    fn root(&self) -> Option<&std::path::Path>;
 }
 
 /// The concrete database. Cloning is cheap and shares the storage: each rayon worker takes
@@ -27,6 +29,7 @@ pub trait Db: salsa::Database {
 pub struct Database {
     storage: salsa::Storage<Self>,
     cache: Option<Arc<StageCache>>,
+    root: Option<Arc<std::path::Path>>,
 }
 
 #[salsa::db]
@@ -36,6 +39,10 @@ impl salsa::Database for Database {}
 impl Db for Database {
     fn stage_cache(&self) -> Option<&StageCache> {
         self.cache.as_deref()
+    }
+
+    fn root(&self) -> Option<&std::path::Path> {
+        self.root.as_deref()
     }
 }
 
@@ -50,13 +57,18 @@ impl Database {
                 sink.0.lock().unwrap().push(database_key);
             }
         })));
-        (Database { storage, cache: None }, log)
+        (Database { storage, cache: None, root: None }, log)
     }
 
     /// Attach (or detach) the persistent stage cache. Values are content-addressed, so
     /// memoized results stay valid whichever cache is attached.
     pub fn set_stage_cache(&mut self, cache: Option<Arc<StageCache>>) {
         self.cache = cache;
+    }
+
+    /// Set the directory files are read from when their text was not loaded.
+    pub fn set_root(&mut self, root: &std::path::Path) {
+        self.root = Some(Arc::from(root));
     }
 }
 
@@ -105,9 +117,36 @@ pub struct SourceFile {
     /// Name of the encoding the text was decoded from.
     #[returns(ref)]
     pub encoding: String,
-    /// Decoded text (see [`crate::source::decode`]).
+    /// Decoded text (see [`crate::source::decode`]), or `None` when the stat fast path found
+    /// the file unchanged and did not read it: [`source_text`] reads it if a stage needs it.
     #[returns(ref)]
-    pub text: Arc<str>,
+    pub text: Option<Arc<str>>,
+}
+
+/// The decoded text of `file`: loaded, or read now from the root. Memoized per content hash.
+/// A file that changed or vanished since it was hashed is reported and read as it is now.
+#[salsa::tracked(returns(ref), no_eq, lru = 128)]
+pub fn source_text(db: &dyn Db, file: SourceFile) -> Arc<str> {
+    if let Some(text) = file.text(db) {
+        return text.clone();
+    }
+    let Some(root) = db.root() else {
+        tracing::warn!("{}: text not loaded and no root to read it from", file.path(db));
+        return Arc::from("");
+    };
+    let path = root.join(file.path(db));
+    match std::fs::read(&path).map_err(|err| err.to_string()).and_then(|bytes| crate::source::decode(&bytes).map_err(|err| err.to_string())) {
+        Ok(decoded) => {
+            if decoded.hash != file.content_hash(db) {
+                tracing::warn!("{}: changed during the build", file.path(db));
+            }
+            decoded.text
+        }
+        Err(err) => {
+            tracing::warn!("{}: cannot read it again: {err}", file.path(db));
+            Arc::from("")
+        }
+    }
 }
 
 impl SourceFile {
@@ -135,7 +174,8 @@ pub struct LoadedFile {
     pub is_package: bool,
     pub encoding: String,
     pub hash: ContentHash,
-    pub text: Arc<str>,
+    /// `None` when the stat fast path trusted the recorded hash.
+    pub text: Option<Arc<str>>,
 }
 
 /// The database plus the inputs of the current file set, by path. Kept across builds in one

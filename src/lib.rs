@@ -17,5 +17,6 @@ pub mod explain;
 pub mod module_path;
 pub mod rows;
 pub mod source;
+pub mod stat;
 pub mod stages;
 pub mod writers;

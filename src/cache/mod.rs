@@ -337,23 +337,36 @@ impl StageCache {
         rmp_serde::from_slice(unseal(&bytes)?).ok()
     }
 
+    /// The stat entries of the last complete build (see [`crate::stat`]).
+    pub fn stat_entries(&self) -> Option<Vec<crate::stat::StatEntry>> {
+        let bytes = read_meta(&self.db, "stat")?;
+        rmp_serde::from_slice(unseal(&bytes)?).ok()
+    }
+
+    /// Replace the stat entries (a build that changed nothing else).
+    pub fn record_stats(&self, stats: &[crate::stat::StatEntry]) -> Result<()> {
+        write_meta(&self.db, "stat", &seal(rmp_serde::to_vec(stats).expect("stat entries serialize")))
+    }
+
     /// The row index of the last complete build (see [`crate::rows`]).
     pub fn row_index(&self) -> Option<crate::rows::RowIndex> {
         let bytes = read_meta(&self.db, "row_index")?;
         rmp_serde::from_slice(unseal(&bytes)?).ok()
     }
 
-    /// Remember this build, for the whole-build shortcut, and its row index, in one
-    /// transaction: the index always describes the artifacts the record names.
-    pub fn record_build(&self, record: &BuildRecord, rows: &crate::rows::RowIndex) -> Result<()> {
+    /// Remember this build, for the whole-build shortcut, with its row index and stat
+    /// entries, in one transaction: the index always describes the artifacts the record names.
+    pub fn record_build(&self, record: &BuildRecord, rows: &crate::rows::RowIndex, stats: &[crate::stat::StatEntry]) -> Result<()> {
         // Named encoding: `Problem` skips absent fields, which a positional encoding cannot.
         let record = seal(rmp_serde::to_vec_named(record).expect("records serialize"));
         let rows = seal(rmp_serde::to_vec(rows).expect("row indexes serialize"));
+        let stats = seal(rmp_serde::to_vec(stats).expect("stat entries serialize"));
         let txn = self.db.begin_write()?;
         {
             let mut table = txn.open_table(META)?;
             table.insert("last_build", record.as_slice())?;
             table.insert("row_index", rows.as_slice())?;
+            table.insert("stat", stats.as_slice())?;
         }
         txn.commit()?;
         Ok(())

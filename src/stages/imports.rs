@@ -62,7 +62,7 @@ pub struct Imports {
 pub fn imports(db: &dyn Db, file: SourceFile) -> Imports {
     per_file(db, file, "imports", IMPORTS_VERSION, true, || {
         let package = package_of(file.module(db), file.is_package(db));
-        extract_imports(parsed_module(db, file).root(), file.text(db), package)
+        extract_imports(parsed_module(db, file).root(), crate::db::source_text(db, file), package)
     })
 }
 

@@ -7,7 +7,7 @@
 use serde::{Deserialize, Serialize};
 use tree_sitter::Node;
 
-use crate::db::{Db, SourceFile};
+use crate::db::{source_text, Db, SourceFile};
 use crate::stages::cached::per_file;
 use crate::stages::parse::parsed_module;
 use crate::stages::text::{docstring_first_line, is_public_name, node_text, string_value};
@@ -81,7 +81,7 @@ pub struct Outline {
 /// The outline of `file`; a firewall: equal outlines stop the cascade.
 #[salsa::tracked(returns(ref))]
 pub fn outline(db: &dyn Db, file: SourceFile) -> Outline {
-    per_file(db, file, "outline", OUTLINE_VERSION, false, || extract_outline(parsed_module(db, file).root(), file.text(db)))
+    per_file(db, file, "outline", OUTLINE_VERSION, false, || extract_outline(parsed_module(db, file).root(), source_text(db, file)))
 }
 
 struct Scope {

@@ -45,7 +45,7 @@ pub fn parse_text(text: &str) -> ParsedModule {
 /// size of their source; it is never persisted.
 #[salsa::tracked(returns(ref), no_eq, lru = 128)]
 pub fn parsed_module(db: &dyn Db, file: SourceFile) -> ParsedModule {
-    parse_text(file.text(db))
+    parse_text(crate::db::source_text(db, file))
 }
 
 /// How many syntax errors a module has, and where the first one is.

@@ -51,7 +51,7 @@ pub struct ModuleRecord {
 /// The record of `file`.
 #[salsa::tracked(returns(ref))]
 pub fn module_record(db: &dyn Db, file: SourceFile) -> ModuleRecord {
-    let text = file.text(db);
+    let text = crate::db::source_text(db, file);
     ModuleRecord {
         path: file.path(db).clone(),
         module: file.module(db).clone(),
@@ -77,7 +77,7 @@ pub fn module_record(db: &dyn Db, file: SourceFile) -> ModuleRecord {
 #[salsa::tracked(returns(ref))]
 pub fn module_docstring(db: &dyn Db, file: SourceFile) -> Option<String> {
     crate::stages::cached::per_file(db, file, "module_docstring", RECORD_VERSION, false, || {
-        docstring(parsed_module(db, file).root(), file.text(db))
+        docstring(parsed_module(db, file).root(), crate::db::source_text(db, file))
     })
 }
 

@@ -103,7 +103,7 @@ pub struct ModuleScope {
 pub fn module_scope(db: &dyn Db, file: SourceFile) -> ModuleScope {
     crate::stages::cached::per_file(db, file, "module_scope", SCOPE_VERSION, true, || {
         let package = package_of(file.module(db), file.is_package(db)).to_string();
-        let text = file.text(db);
+        let text = crate::db::source_text(db, file);
         let mut walker = ScopeWalker { text, package, scope: ModuleScope::default() };
         walker.block(parsed_module(db, file).root(), false);
         walker.scope.dynamic_globals = writes_globals_dynamically(text);

@@ -1,0 +1,121 @@
+//! The stat fast path: (size, mtime, ctime, inode) → content hash and encoding, recorded by
+//! the last build, so an unchanged file is not read again.
+//!
+//! Git's racy-timestamp rule applies: an entry is trusted only when the file's mtime is older
+//! than the moment its stat was taken minus [`RACY_NANOS`] (coarse file-system clocks), so a
+//! file modified in the same clock tick as the stat is always re-read. A tree whose mtimes
+//! were all reset (a fresh checkout, a restored CI cache) has no trusted entry and costs one
+//! hashing pass — never a wrong hit. Entries are keyed by repo-relative path; inodes and times
+//! are never part of a stage key.
+
+use std::collections::HashMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::source::ContentHash;
+
+/// Slack for file systems whose timestamps are coarser than nanoseconds.
+pub const RACY_NANOS: i128 = 2_000_000_000;
+
+/// What `stat` says of a file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Stat {
+    pub size: u64,
+    pub mtime_ns: i128,
+    pub ctime_ns: i128,
+    pub inode: u64,
+}
+
+impl Stat {
+    pub fn of(meta: &std::fs::Metadata) -> Stat {
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::MetadataExt as _;
+            Stat {
+                size: meta.len(),
+                mtime_ns: i128::from(meta.mtime()) * 1_000_000_000 + i128::from(meta.mtime_nsec()),
+                ctime_ns: i128::from(meta.ctime()) * 1_000_000_000 + i128::from(meta.ctime_nsec()),
+                inode: meta.ino(),
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let nanos = |t: std::io::Result<std::time::SystemTime>| {
+                t.ok().and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok()).map_or(0, |d| d.as_nanos() as i128)
+            };
+            Stat { size: meta.len(), mtime_ns: nanos(meta.modified()), ctime_ns: nanos(meta.created()), inode: 0 }
+        }
+    }
+}
+
+/// One file's recorded stat and what its bytes were.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatEntry {
+    pub path: String,
+    pub stat: Stat,
+    /// Wall-clock nanoseconds when `stat` was taken.
+    pub taken_ns: i128,
+    pub hash: ContentHash,
+    pub encoding: String,
+}
+
+impl StatEntry {
+    /// The entry vouches for a file that stats as `now`.
+    pub fn trusted_for(&self, now: &Stat) -> bool {
+        self.stat == *now && self.stat.mtime_ns + RACY_NANOS < self.taken_ns
+    }
+}
+
+/// The stat entries of the last build, by path.
+#[derive(Debug, Default)]
+pub struct StatCache {
+    entries: HashMap<String, StatEntry>,
+}
+
+impl StatCache {
+    pub fn new(entries: Vec<StatEntry>) -> Self {
+        StatCache { entries: entries.into_iter().map(|e| (e.path.clone(), e)).collect() }
+    }
+
+    pub fn get(&self, path: &str) -> Option<&StatEntry> {
+        self.entries.get(path)
+    }
+}
+
+/// Now, in wall-clock nanoseconds since the epoch.
+pub fn now_ns() -> i128 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as i128)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(mtime_ns: i128, taken_ns: i128) -> StatEntry {
+        StatEntry {
+            path: "a.py".into(),
+            stat: Stat { size: 3, mtime_ns, ctime_ns: mtime_ns, inode: 7 },
+            taken_ns,
+            hash: ContentHash([0; 32]),
+            encoding: "utf-8".into(),
+        }
+    }
+
+    #[test]
+    fn racy_entries_are_not_trusted() {
+        let old = entry(1_000_000_000, 10_000_000_000);
+        assert!(old.trusted_for(&old.stat));
+        // Modified within the racy window before the stat was taken: re-read.
+        let racy = entry(9_000_000_000, 10_000_000_000);
+        assert!(!racy.trusted_for(&racy.stat));
+        // Any field of the stat differing: re-read.
+        for changed in [
+            Stat { size: 4, ..old.stat },
+            Stat { mtime_ns: 2, ..old.stat },
+            Stat { ctime_ns: 2, ..old.stat },
+            Stat { inode: 8, ..old.stat },
+        ] {
+            assert!(!old.trusted_for(&changed));
+        }
+    }
+}
