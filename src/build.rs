@@ -160,6 +160,9 @@ fn run_build(
     }
     let files_read = files_to_sync.iter().filter(|f| f.text.is_some()).count();
     tracing::debug!(files_read, "stat fast path");
+    if let Some(cache) = cache {
+        cache.set_files_read(files_read, files_to_sync.len());
+    }
     let build_key = build_key(&files_to_sync, &problems);
     let files = workspace.sync(files_to_sync);
     phase("load", &mut timings);
@@ -357,6 +360,9 @@ fn load(file: &FoundFile, src_layout: bool, max_file_bytes: u64, stats: &StatCac
     Ok((loaded(decoded.hash, decoded.encoding, Some(decoded.text)), entry))
 }
 
+/// The named inputs of a file's `rows` node and its key.
+type RowsKey = (Vec<(&'static str, String)>, [u8; 32]);
+
 /// Evaluate every file: per-file stages, cross-module stages, and the rows of each file —
 /// rendered, or reused from the previous artifacts when its `rows` key is unchanged.
 ///
@@ -422,7 +428,7 @@ fn evaluate(
     tracing::debug!(elapsed = ?phase_started.elapsed(), "cross-module stages evaluated");
     // Phase 2: each file's `rows` key — behind the firewall, only for changed files: the
     // others' keys are their previous ones.
-    let keyed: Vec<Option<(Vec<(&'static str, String)>, [u8; 32])>> = {
+    let keyed: Vec<Option<RowsKey>> = {
         let items: Vec<(SourceFile, Option<&RowEntry>, (u32, u32))> =
             files.iter().zip(&previous_entries).zip(&fans).map(|((f, e), fan)| (*f, *e, fan.unwrap_or_default())).collect();
         for_each_item(workspace, pool, &items, |db, &(file, entry, fan)| {

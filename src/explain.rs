@@ -5,7 +5,7 @@
 //! `{"schema": 1, "summary": {"new", "reused", "recomputed", "removed", "cutoff"},
 //!   "root_causes": [{"reason": Reason, "nodes": n, "cutoff": n}],
 //!   "nodes": [{"stage", "subject", "status", "cutoff", "reasons": [Reason]}], "notes": [...],
-//!   "timings": [[phase, seconds]], "stages": [{"stage", "computed", "compute_seconds",
+//!   "timings": [[phase, seconds]], "files_read": [read, total], "stages": [{"stage", "computed", "compute_seconds",
 //!   "reused", "bytes"}], "artifacts": [{"path", "rows", "bytes"}]}` where a `Reason` is one of `{"kind": "input", "name":
 //! "content(pkg/a.py)", "old": "3f2a…", "new": "9c1d…"}`, `{"kind": "version_changed"}`,
 //! `{"kind": "entry_missing"}`, `{"kind": "entry_corrupt"}`, `{"kind": "output_missing"}` (a
@@ -120,6 +120,9 @@ pub struct RunLog {
     pub stages: Vec<StageTiming>,
     #[serde(default)]
     pub artifacts: Vec<ArtifactSize>,
+    /// (files read, files in the build): files the stat fast path did not vouch for.
+    #[serde(default)]
+    pub files_read: Option<(usize, usize)>,
     #[serde(default)]
     pub grid_stages: Vec<String>,
     #[serde(default)]
@@ -271,6 +274,9 @@ impl RunLog {
             }
         }
         if timings && !self.timings.is_empty() {
+            if let Some((read, total)) = self.files_read {
+                let _ = writeln!(out, "\nfiles read: {read} of {total} (the others unchanged by their stat)");
+            }
             let _ = writeln!(out, "\ntimings (wall clock per phase):");
             for (phase, seconds) in &self.timings {
                 let _ = writeln!(out, "  {phase:<10} {seconds:>8.3}s");
@@ -300,6 +306,7 @@ impl RunLog {
             "nodes": self.nodes,
             "notes": self.notes,
             "timings": self.timings,
+            "files_read": self.files_read,
             "stages": self.stages,
             "artifacts": self.artifacts,
         });

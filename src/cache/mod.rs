@@ -82,6 +82,7 @@ pub struct StageCache {
     pending: Mutex<Vec<Pending>>,
     events: Mutex<Vec<NodeEvent>>,
     stages: Mutex<BTreeMap<&'static str, StageTiming>>,
+    files_read: Mutex<Option<(usize, usize)>>,
     /// One-line reports about the cache itself (rebuilt after corruption, …).
     pub notes: Vec<String>,
 }
@@ -215,6 +216,7 @@ impl StageCache {
             pending: Mutex::new(Vec::new()),
             events: Mutex::new(Vec::new()),
             stages: Mutex::new(BTreeMap::new()),
+            files_read: Mutex::new(None),
             notes,
         })
     }
@@ -389,12 +391,18 @@ impl StageCache {
             timings,
             stages: Vec::new(),
             artifacts: previous.artifacts,
+            files_read: *self.files_read.lock().unwrap(),
             grid_stages: previous.grid_stages,
             grid_subjects: previous.grid_subjects,
         };
         let bytes = serde_json::to_vec(&log).expect("run logs serialize");
         crate::writers::write_atomic(&self.dir.join(RUN_LOG_FILE), &bytes).ok()?;
         Some(log)
+    }
+
+    /// Record how many of the build's files had to be read (the run log shows it).
+    pub fn set_files_read(&self, read: usize, total: usize) {
+        *self.files_read.lock().unwrap() = Some((read, total));
     }
 
     /// Nodes recomputed or new so far in this build.
@@ -459,6 +467,7 @@ impl StageCache {
             timings,
             stages: self.stage_timings(),
             artifacts,
+            files_read: *self.files_read.lock().unwrap(),
             grid_stages: stages.iter().map(|s| s.to_string()).collect(),
             grid_subjects: subjects.iter().cloned().collect(),
         }

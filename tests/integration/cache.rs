@@ -400,3 +400,79 @@ fn whole_build_shortcut_checks_the_artifacts() {
     build(&repo.root, &cold, &["--no-cache", "--exclude", "pkg/bad_utf8.py", "--max-file-bytes", "4096"]);
     assert_same_outputs(&out, &cold);
 }
+
+/// Set every file under `dir` to an mtime an hour ago (older than any racy window).
+fn age_files(dir: &Path) {
+    let old = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+    for entry in walk(dir) {
+        let file = std::fs::File::options().append(true).open(&entry).unwrap();
+        file.set_modified(old).unwrap();
+    }
+}
+
+fn files_read(root: &Path) -> (u64, u64) {
+    let report = explain_json(root, &[]);
+    let pair = report["files_read"].as_array().unwrap_or_else(|| panic!("{report:#}"));
+    (pair[0].as_u64().unwrap(), pair[1].as_u64().unwrap())
+}
+
+#[test]
+fn stat_fast_path_reads_only_changed_files() {
+    let repo = repo("basic");
+    let out = repo.out();
+    let args = ["--exclude", "pkg/bad_utf8.py"];
+    age_files(&repo.root);
+    build(&repo.root, &out, &args);
+    let (read, total) = files_read(&repo.root);
+    assert_eq!(read, total, "a first build reads every file");
+    build(&repo.root, &out, &args);
+    assert_eq!(files_read(&repo.root), (0, total), "old, unchanged stats: nothing is read");
+
+    // An edit changes the stat: that file alone is read, and its change is seen.
+    let deep = repo.root.join("pkg/sub/deep.py");
+    let text = std::fs::read_to_string(&deep).unwrap();
+    std::fs::write(&deep, text.replace("a comment inside the parentheses", "an edited comment, same length!!")).unwrap();
+    build(&repo.root, &out, &args);
+    assert_eq!(files_read(&repo.root), (1, total));
+    let cold = repo.tmp.path().join("cold");
+    cold_outputs(&repo.root, &cold);
+    assert_same_outputs(&out, &cold);
+    // Its new mtime is within the racy window of the stat just recorded: read once more.
+    build(&repo.root, &out, &args);
+    assert_eq!(files_read(&repo.root), (1, total), "a racy entry is not trusted");
+}
+
+#[test]
+fn config_change_removes_only_the_excluded_files_nodes() {
+    let repo = repo("basic");
+    let out = repo.out();
+    build(&repo.root, &out, &["--exclude", "pkg/bad_utf8.py"]);
+    let args = ["--exclude", "pkg/bad_utf8.py", "--max-file-bytes", "300"];
+    let small: Vec<String> = walk(&repo.root.join("pkg"))
+        .into_iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "py") && std::fs::metadata(p).unwrap().len() > 300)
+        .map(|p| p.strip_prefix(&repo.root).unwrap().to_string_lossy().replace('\\', "/"))
+        .filter(|p| p != "pkg/bad_utf8.py")
+        .collect();
+    assert!(!small.is_empty(), "the fixture has files over 300 bytes");
+    let output = build(&repo.root, &out, &args);
+    assert!(stderr(&output).contains("--max-file-bytes 300"), "{}", stderr(&output));
+    let report = explain_json(&repo.root, &[]);
+    for node in report["nodes"].as_array().unwrap() {
+        let subject = node["subject"].as_str().unwrap();
+        match node["status"].as_str().unwrap() {
+            "removed" => assert!(small.iter().any(|s| s == subject), "{node}"),
+            "recomputed" | "new" => {
+                // Only what shows the skipped files: the rows of files whose imports of them
+                // no longer resolve, and the artifacts.
+                assert!(node["stage"] == "rows" || node["stage"] == "write", "{node}");
+            }
+            _ => assert_eq!(node["status"], "reused"),
+        }
+    }
+    assert!(report["nodes"].as_array().unwrap().iter().any(|n| n["status"] == "removed"));
+    let cold = repo.tmp.path().join("cold");
+    let output = bin().arg("build").arg("--no-cache").arg("--root").arg(&repo.root).arg("--out").arg(&cold).args(args).output().unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    assert_same_outputs(&out, &cold);
+}
