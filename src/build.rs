@@ -28,10 +28,11 @@ use crate::stages::parse::syntax_errors;
 use crate::stages::record::{module_docstring, module_record};
 use crate::stages::scope::module_scope;
 use crate::rows::{
-    FileOutput, PreviousRows, ROW_ARTIFACTS, ROWS_VERSION, RowEntry, RowIndex, assemble, facts_digest, fan, layout_digest, rows_inputs,
+    Assembled, FileOutput, PreviousRows, ROW_ARTIFACTS, ROWS_VERSION, RowEntry, RowIndex, assemble, facts_digest, fan, layout_digest, rows_inputs,
     source_digest,
 };
-use crate::writers::{Artifact, jsonl, write_atomic};
+use crate::source::ContentHash;
+use crate::writers::{Artifact, Intact, artifact_intact, jsonl, write_atomic};
 
 /// Files evaluated between two LRU evictions of parse trees: bounds the memory held by trees.
 const CHUNK_FILES: usize = 1024;
@@ -169,10 +170,14 @@ fn run_build(
 
     // The whole-build shortcut: same inputs as the last complete build, artifacts intact.
     if let Some(cache) = cache.filter(|_| !config.dry_run)
-        && let Some(last) = cache.last_build().filter(|last| last.key == build_key)
-        && artifacts_intact(&config.out, &last.artifacts)
+        && let Some(mut last) = cache.last_build().filter(|last| last.key == build_key)
+        && let Some(hashed) = artifacts_intact(&config.out, &last)
     {
         phase("verify", &mut timings);
+        if hashed {
+            last.artifact_stats = artifact_stats(&config.out, &last_artifacts(&last));
+            cache.update_build_record(&last)?;
+        }
         // Files re-read (new stats, or racy ones) get entries the next build can trust.
         if files_read > 0 {
             cache.record_stats(&stat_entries)?;
@@ -199,7 +204,7 @@ fn run_build(
     // The previous build's rows, when its artifacts are intact: unchanged files are copied.
     let previous = cache.and_then(|cache| {
         let record = cache.last_build()?;
-        PreviousRows::load(&config.out, cache.row_index()?, &record.artifacts)
+        PreviousRows::load(&config.out, cache.row_index()?, &record)
     });
     phase("verify", &mut timings);
     let progress = progress_bar(config, files.len());
@@ -235,13 +240,13 @@ fn run_build(
     report.symbols = outputs.iter().map(|o| o.entry.symbols).sum();
     report.imports = outputs.iter().map(|o| o.entry.imports).sum();
 
-    let mut artifacts = render(&outputs, previous.as_ref(), &problems);
+    let mut artifacts = render(&outputs, previous.as_ref(), &problems)?;
     // Behind the project firewall the import graph is the previous build's: its artifacts are
     // reused when still intact (the graph is never evaluated).
     let previous_graphs = firewall_held
         .then(|| cache.and_then(|c| c.last_build()))
         .flatten()
-        .and_then(|last| GRAPH_ARTIFACTS.iter().map(|name| previous_artifact(&config.out, &last.artifacts, name)).collect::<Option<Vec<_>>>());
+        .and_then(|last| GRAPH_ARTIFACTS.iter().map(|name| previous_artifact(&config.out, &last, name)).collect::<Option<Vec<_>>>());
     match previous_graphs {
         Some(graphs) => artifacts.extend(graphs),
         None => artifacts.extend(render_graphs(import_graph(&workspace.db, Project::get(&workspace.db)))),
@@ -253,24 +258,13 @@ fn run_build(
     report.problems = problems;
     phase("render", &mut timings);
     if !config.dry_run {
-        // Row artifacts verified intact whose bytes did not change are left alone.
-        let unchanged: Vec<bool> = artifacts
-            .iter()
-            .map(|a| {
-                previous.is_some()
-                    && ROW_ARTIFACTS.contains(&a.path.as_str())
-                    && cache.and_then(|c| c.last_build()).is_some_and(|last| {
-                        last.artifacts.iter().any(|(path, _, bytes, hash)| *path == a.path && *bytes == a.bytes && *hash == a.hash)
-                    })
-            })
-            .collect();
-        write_outputs(config, &artifacts, &unchanged)?;
+        write_outputs(config, &artifacts)?;
         phase("write", &mut timings);
     }
     if let Some(cache) = cache {
         let upstream = cache.recomputed_so_far();
         for artifact in &artifacts {
-            cache.record_artifact(&artifact.path, &artifact.contents, upstream);
+            cache.record_artifact(&artifact.path, artifact.hash, upstream);
         }
         let subjects = files.iter().map(|f| f.path(&workspace.db).clone()).collect();
         report.run_log = Some(if config.dry_run {
@@ -292,6 +286,7 @@ fn run_build(
                 imports: report.imports,
                 syntax_error_modules: report.syntax_error_modules,
                 problems: report.problems.clone(),
+                artifact_stats: artifact_stats(&config.out, &artifacts),
             }, &RowIndex { layout, entries: outputs.into_iter().map(|o| o.entry).collect() }, &stat_entries)?;
             log
         });
@@ -320,11 +315,32 @@ fn build_key(files: &[LoadedFile], problems: &[Problem]) -> [u8; 32] {
     *hasher.finalize().as_bytes()
 }
 
-/// Every artifact of the last build is still in `out` with its recorded bytes.
-fn artifacts_intact(out: &std::path::Path, artifacts: &[(String, usize, usize, [u8; 32])]) -> bool {
-    artifacts.par_iter().all(|(path, _, bytes, hash)| {
-        std::fs::read(out.join(path)).is_ok_and(|contents| contents.len() == *bytes && blake3::hash(&contents).as_bytes() == hash)
-    })
+/// Every artifact of the last build is still in `out` with its recorded bytes: `Some(true)`
+/// when some had to be hashed (their stats are worth recording again), `None` when one is not.
+fn artifacts_intact(out: &std::path::Path, last: &BuildRecord) -> Option<bool> {
+    let checks: Vec<Intact> = last
+        .artifacts
+        .par_iter()
+        .map(|(path, _, bytes, hash)| artifact_intact(out, path, *bytes, *hash, last.artifact_stats.iter().find(|e| e.path == *path)))
+        .collect();
+    checks.iter().all(|c| c.yes()).then(|| checks.contains(&Intact::ByHash))
+}
+
+/// The artifacts a build record names, as already on disk.
+fn last_artifacts(last: &BuildRecord) -> Vec<Artifact> {
+    last.artifacts.iter().map(|(path, rows, bytes, hash)| Artifact::on_disk(path.clone(), *rows, *bytes, *hash)).collect()
+}
+
+/// The stat of each artifact now in `out`, for the next build's [`artifact_intact`].
+fn artifact_stats(out: &std::path::Path, artifacts: &[Artifact]) -> Vec<StatEntry> {
+    let taken_ns = crate::stat::now_ns();
+    artifacts
+        .iter()
+        .filter_map(|a| {
+            let meta = std::fs::metadata(out.join(&a.path)).ok()?;
+            Some(StatEntry { path: a.path.clone(), stat: Stat::of(&meta), taken_ns, hash: ContentHash(a.hash), encoding: String::new() })
+        })
+        .collect()
 }
 
 /// Stat, then read, size-check and decode one file — or, when the stat cache vouches for
@@ -517,26 +533,31 @@ fn for_each_item<I: Sync, T: Send>(
 }
 
 /// Render every artifact; `outputs` are sorted by path.
-fn render(outputs: &[FileOutput], previous: Option<&PreviousRows>, problems: &[Problem]) -> Vec<Artifact> {
-    let [modules, symbols, imports] = assemble(outputs, previous);
-    let mut artifacts = vec![
-        Artifact::new(ROW_ARTIFACTS[0], outputs.len(), modules),
-        Artifact::new(ROW_ARTIFACTS[1], outputs.iter().map(|o| o.entry.symbols).sum(), symbols),
-        Artifact::new(ROW_ARTIFACTS[2], outputs.iter().map(|o| o.entry.imports).sum(), imports),
-    ];
+fn render(outputs: &[FileOutput], previous: Option<&PreviousRows>, problems: &[Problem]) -> Result<Vec<Artifact>> {
+    let counts = [outputs.len(), outputs.iter().map(|o| o.entry.symbols).sum(), outputs.iter().map(|o| o.entry.imports).sum()];
+    let parts = assemble(outputs, previous)?;
+    let mut artifacts: Vec<Artifact> = parts
+        .into_iter()
+        .zip(ROW_ARTIFACTS)
+        .zip(counts)
+        .map(|((part, name), rows)| match part {
+            Assembled::Unchanged(rows, bytes, hash) => Artifact::on_disk(name, rows, bytes, hash),
+            Assembled::Changed(bytes) => Artifact::new(name, rows, bytes),
+        })
+        .collect();
     let (rows, diagnostics) = jsonl::render(problems);
     artifacts.push(Artifact::new("diagnostics.jsonl", rows, diagnostics));
-    artifacts
+    Ok(artifacts)
 }
 
 /// The artifacts [`render_graphs`] writes.
 const GRAPH_ARTIFACTS: [&str; 3] = ["graphs/imports.json", "graphs/imports_runtime.json", "graphs/cycles.json"];
 
-/// The artifact `name` of the last build, when the file in `out` still has its recorded hash.
-fn previous_artifact(out: &std::path::Path, recorded: &[(String, usize, usize, [u8; 32])], name: &str) -> Option<Artifact> {
-    let (_, rows, bytes, hash) = recorded.iter().find(|(path, ..)| path == name)?;
-    let contents = std::fs::read(out.join(name)).ok()?;
-    (contents.len() == *bytes && blake3::hash(&contents).as_bytes() == hash).then(|| Artifact::new(name, *rows, contents))
+/// The artifact `name` of the last build, when the file in `out` is still intact.
+fn previous_artifact(out: &std::path::Path, last: &BuildRecord, name: &str) -> Option<Artifact> {
+    let (_, rows, bytes, hash) = last.artifacts.iter().find(|(path, ..)| path == name)?;
+    let stat = last.artifact_stats.iter().find(|e| e.path == name);
+    artifact_intact(out, name, *bytes, *hash, stat).yes().then(|| Artifact::on_disk(name, *rows, *bytes, *hash))
 }
 
 /// `graphs/imports.json` (every edge), `graphs/imports_runtime.json` (without edges that exist
@@ -563,8 +584,8 @@ fn render_graphs(graph: &crate::stages::graph::ImportGraph) -> Vec<Artifact> {
     ]
 }
 
-/// Write the artifacts, except those marked `unchanged` (verified intact on disk).
-fn write_outputs(config: &Config, artifacts: &[Artifact], unchanged: &[bool]) -> Result<()> {
+/// Write the artifacts, except those the output directory already holds.
+fn write_outputs(config: &Config, artifacts: &[Artifact]) -> Result<()> {
     let out = &config.out;
     std::fs::create_dir_all(out).with_context(|| format!("cannot create output directory {}", out.display()))?;
     write_atomic(&out.join(OUTPUT_MARKER), b"codeintel-enrich output directory: never scanned\n")?;
@@ -576,10 +597,8 @@ fn write_outputs(config: &Config, artifacts: &[Artifact], unchanged: &[bool]) ->
     if config.out_is_default {
         write_atomic(&out.join(".gitignore"), b"# Written by codeintel-enrich.\n*\n")?;
     }
-    for (artifact, unchanged) in artifacts.iter().zip(unchanged) {
-        if !unchanged {
-            write_atomic(&out.join(&artifact.path), &artifact.contents)?;
-        }
+    for artifact in artifacts.iter().filter(|a| !a.on_disk) {
+        write_atomic(&out.join(&artifact.path), &artifact.contents)?;
     }
     Ok(())
 }

@@ -10,7 +10,10 @@
 //! rows are copied from there: nothing is looked up, parsed or rendered for it.
 
 use std::collections::HashMap;
-use std::path::Path;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
 
 use serde::{Deserialize, Serialize};
 
@@ -22,7 +25,8 @@ use crate::stages::scope::module_scope;
 use crate::stages::outline::{ParamKind, Symbol, SymbolKind};
 use crate::stages::record::ModuleRecord;
 use crate::stages::resolve::{ImportResolution, import_edges, resolved_imports};
-use crate::writers::jsonl;
+use crate::cache::BuildRecord;
+use crate::writers::{artifact_intact, jsonl};
 
 /// Bump when a row's fields or rendering change.
 pub const ROWS_VERSION: u32 = 1;
@@ -185,28 +189,36 @@ impl FileOutput {
     }
 }
 
-/// The previous build's row artifacts, verified against their recorded hashes, with each
-/// file's byte ranges.
+/// The previous build's row artifacts, verified intact, with each file's byte ranges. Their
+/// bytes are read only when an artifact changes (an unchanged one is not even read).
 pub struct PreviousRows {
-    artifacts: [Vec<u8>; 3],
-    ranges: HashMap<String, ([std::ops::Range<usize>; 3], usize)>,
+    out: PathBuf,
+    /// (rows, bytes, blake3) of each of [`ROW_ARTIFACTS`] as recorded.
+    recorded: [(usize, usize, [u8; 32]); 3],
+    ranges: HashMap<String, ([Range<usize>; 3], usize)>,
     index: RowIndex,
 }
 
+/// One row artifact after [`assemble`].
+pub enum Assembled {
+    /// Byte for byte the previous one, still in the output directory: (rows, bytes, blake3).
+    Unchanged(usize, usize, [u8; 32]),
+    Changed(Vec<u8>),
+}
+
 impl PreviousRows {
-    /// Read the artifacts of the last build from `out`; `None` unless all three still have
-    /// the recorded hash and the index's lengths add up to their sizes.
-    pub fn load(out: &Path, index: RowIndex, recorded: &[(String, usize, usize, [u8; 32])]) -> Option<PreviousRows> {
-        use rayon::prelude::*;
-        let artifacts: Vec<Vec<u8>> = ROW_ARTIFACTS
-            .par_iter()
-            .map(|name| {
-                let (_, _, bytes, hash) = recorded.iter().find(|(path, ..)| path == name)?;
-                let contents = std::fs::read(out.join(name)).ok()?;
-                (contents.len() == *bytes && blake3::hash(&contents).as_bytes() == hash).then_some(contents)
-            })
-            .collect::<Option<_>>()?;
-        let artifacts: [Vec<u8>; 3] = artifacts.try_into().ok()?;
+    /// The last build's row artifacts in `out`, if all three are intact and the index's
+    /// lengths add up to their sizes.
+    pub fn load(out: &Path, index: RowIndex, last: &BuildRecord) -> Option<PreviousRows> {
+        let mut recorded = [(0, 0, [0; 32]); 3];
+        for (slot, name) in recorded.iter_mut().zip(ROW_ARTIFACTS) {
+            let (_, rows, bytes, hash) = last.artifacts.iter().find(|(path, ..)| path == name)?;
+            let stat = last.artifact_stats.iter().find(|e| e.path == name);
+            if !artifact_intact(out, name, *bytes, *hash, stat).yes() {
+                return None;
+            }
+            *slot = (*rows, *bytes, *hash);
+        }
         let mut offsets = [0usize; 3];
         let mut ranges = HashMap::with_capacity(index.entries.len());
         for (position, entry) in index.entries.iter().enumerate() {
@@ -217,7 +229,9 @@ impl PreviousRows {
             });
             ranges.insert(entry.path.clone(), (range, position));
         }
-        (0..3).all(|i| offsets[i] == artifacts[i].len()).then_some(PreviousRows { artifacts, ranges, index })
+        (0..3)
+            .all(|i| offsets[i] == recorded[i].1)
+            .then(|| PreviousRows { out: out.to_path_buf(), recorded, ranges, index })
     }
 
     /// The layout the previous build had.
@@ -230,27 +244,78 @@ impl PreviousRows {
         self.ranges.get(path).map(|(_, position)| &self.index.entries[*position])
     }
 
-    fn rows(&self, path: &str, part: usize) -> &[u8] {
-        &self.artifacts[part][self.ranges[path].0[part].clone()]
+    /// `path`'s rows in artifact `part`, read from the file.
+    fn read_rows(&self, path: &str, part: usize) -> Option<Vec<u8>> {
+        use std::io::{Read as _, Seek as _};
+        let range = self.ranges.get(path)?.0[part].clone();
+        let mut file = std::fs::File::open(self.out.join(ROW_ARTIFACTS[part])).ok()?;
+        file.seek(std::io::SeekFrom::Start(range.start as u64)).ok()?;
+        let mut rows = vec![0; range.len()];
+        file.read_exact(&mut rows).ok()?;
+        Some(rows)
+    }
+
+    fn read_all(&self, part: usize) -> Result<Vec<u8>> {
+        let path = self.out.join(ROW_ARTIFACTS[part]);
+        let bytes = std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
+        anyhow::ensure!(bytes.len() == self.recorded[part].1, "{} changed during the build", path.display());
+        Ok(bytes)
     }
 }
 
-/// Concatenate each row artifact from `outputs` (sorted by path): rendered rows, or the
-/// file's rows in `previous`.
-pub fn assemble(outputs: &[FileOutput], previous: Option<&PreviousRows>) -> [Vec<u8>; 3] {
-    std::array::from_fn(|part| {
-        let size = outputs.iter().map(|o| o.entry.lens[part] as usize).sum();
-        let mut bytes = Vec::with_capacity(size);
-        for output in outputs {
-            match &output.rendered {
-                Some(rendered) => bytes.extend_from_slice(&rendered[part]),
-                None => bytes.extend_from_slice(
-                    previous.expect("reused rows come from the previous artifacts").rows(&output.entry.path, part),
-                ),
+/// Each row artifact from `outputs` (sorted by path): unchanged when the files are the
+/// previous build's and every rendered file's rows equal its previous rows; otherwise the
+/// concatenation of rendered rows and previous rows copied from the old artifact.
+pub fn assemble(outputs: &[FileOutput], previous: Option<&PreviousRows>) -> Result<[Assembled; 3]> {
+    // Few rendered files: compare their rows with positioned reads; many: read the whole file.
+    const POSITIONED_READS: usize = 64;
+    let rendered = outputs.iter().filter(|o| o.rendered.is_some()).count();
+    let same_files = previous.is_some_and(|p| {
+        outputs.len() == p.index.entries.len() && outputs.iter().zip(&p.index.entries).all(|(o, e)| o.entry.path == e.path)
+    });
+    let assembled: Vec<Assembled> = (0..3)
+        .map(|part| {
+            let mut old = None;
+            if let Some(previous) = previous.filter(|_| same_files) {
+                if rendered > POSITIONED_READS {
+                    old = Some(previous.read_all(part)?);
+                }
+                let unchanged = outputs.iter().zip(&previous.index.entries).all(|(o, e)| match &o.rendered {
+                    None => true,
+                    Some(rows) => {
+                        o.entry.lens[part] == e.lens[part]
+                            && match &old {
+                                Some(old) => old[previous.ranges[&e.path].0[part].clone()] == rows[part],
+                                None => previous.read_rows(&e.path, part).is_some_and(|old| old == rows[part]),
+                            }
+                    }
+                });
+                if unchanged {
+                    let (rows, bytes, hash) = previous.recorded[part];
+                    return Ok(Assembled::Unchanged(rows, bytes, hash));
+                }
             }
-        }
-        bytes
-    })
+            if old.is_none()
+                && let Some(previous) = previous.filter(|_| rendered < outputs.len())
+            {
+                old = Some(previous.read_all(part)?);
+            }
+            let size = outputs.iter().map(|o| o.entry.lens[part] as usize).sum();
+            let mut bytes = Vec::with_capacity(size);
+            for output in outputs {
+                match &output.rendered {
+                    Some(rendered) => bytes.extend_from_slice(&rendered[part]),
+                    None => {
+                        let previous = previous.expect("reused rows come from the previous artifacts");
+                        let old = old.as_ref().expect("the previous artifact is read when rows are reused");
+                        bytes.extend_from_slice(&old[previous.ranges[&output.entry.path].0[part].clone()]);
+                    }
+                }
+            }
+            Ok(Assembled::Changed(bytes))
+        })
+        .collect::<Result<_>>()?;
+    Ok(assembled.try_into().unwrap_or_else(|_| unreachable!("three parts")))
 }
 
 /// A `modules.jsonl` row: the record and its place in the import graph (keys are sorted by

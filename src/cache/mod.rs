@@ -62,6 +62,10 @@ pub struct BuildRecord {
     pub imports: usize,
     pub syntax_error_modules: usize,
     pub problems: Vec<crate::diagnostics::Problem>,
+    /// Each artifact's stat after the build, so the next one can trust it without reading
+    /// it (git's racy rule, see [`crate::stat`]).
+    #[serde(default)]
+    pub artifact_stats: Vec<crate::stat::StatEntry>,
 }
 
 struct Pending {
@@ -345,6 +349,11 @@ impl StageCache {
         rmp_serde::from_slice(unseal(&bytes)?).ok()
     }
 
+    /// Replace the record of the last build (its artifact stats were refreshed).
+    pub fn update_build_record(&self, record: &BuildRecord) -> Result<()> {
+        write_meta(&self.db, "last_build", &seal(rmp_serde::to_vec_named(record).expect("records serialize")))
+    }
+
     /// Replace the stat entries (a build that changed nothing else).
     pub fn record_stats(&self, stats: &[crate::stat::StatEntry]) -> Result<()> {
         write_meta(&self.db, "stat", &seal(rmp_serde::to_vec(stats).expect("stat entries serialize")))
@@ -421,9 +430,8 @@ impl StageCache {
     }
 
     /// Record the outcome of a writer node (an artifact), keyed by its own bytes.
-    pub fn record_artifact(&self, path: &str, contents: &[u8], upstream_recomputed: usize) {
+    pub fn record_artifact(&self, path: &str, output: [u8; 32], upstream_recomputed: usize) {
         let node = node_name("write", path);
-        let output = *blake3::hash(contents).as_bytes();
         let previous = self.previous(&node);
         let (status, reasons) = match &previous {
             None => (Status::New, vec![Reason::New]),

@@ -21,12 +21,54 @@ pub struct Artifact {
     pub contents: Vec<u8>,
     /// blake3 of `contents`.
     pub hash: [u8; 32],
+    /// The output directory already holds exactly these bytes (verified): `contents` may be
+    /// empty and nothing is written.
+    pub on_disk: bool,
 }
 
 impl Artifact {
     pub fn new(path: impl Into<String>, rows: usize, contents: Vec<u8>) -> Self {
         let hash = *blake3::hash(&contents).as_bytes();
-        Artifact { path: path.into(), rows, bytes: contents.len(), contents, hash }
+        Artifact { path: path.into(), rows, bytes: contents.len(), contents, hash, on_disk: false }
+    }
+
+    /// An artifact the output directory already holds, as the last build recorded it.
+    pub fn on_disk(path: impl Into<String>, rows: usize, bytes: usize, hash: [u8; 32]) -> Self {
+        Artifact { path: path.into(), rows, bytes, contents: Vec::new(), hash, on_disk: true }
+    }
+}
+
+/// How an artifact in the output directory compared with what the last build recorded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Intact {
+    /// Its stat is the recorded one, outside the racy window: not read.
+    ByStat,
+    /// Read and hashed: the recorded bytes.
+    ByHash,
+    /// Absent, or other bytes.
+    No,
+}
+
+impl Intact {
+    pub fn yes(self) -> bool {
+        self != Intact::No
+    }
+}
+
+/// Whether `dir/path` still holds the `bytes` bytes hashing to `hash` that the last build
+/// wrote: trusted by its recorded `stat` when that vouches for it, else read and hashed.
+pub fn artifact_intact(dir: &Path, path: &str, bytes: usize, hash: [u8; 32], stat: Option<&crate::stat::StatEntry>) -> Intact {
+    let file = dir.join(path);
+    let Ok(meta) = std::fs::metadata(&file) else { return Intact::No };
+    if meta.len() != bytes as u64 {
+        return Intact::No;
+    }
+    if stat.is_some_and(|e| e.hash.0 == hash && e.trusted_for(&crate::stat::Stat::of(&meta))) {
+        return Intact::ByStat;
+    }
+    match std::fs::read(&file) {
+        Ok(contents) if contents.len() == bytes && *blake3::hash(&contents).as_bytes() == hash => Intact::ByHash,
+        _ => Intact::No,
     }
 }
 
