@@ -476,3 +476,39 @@ fn config_change_removes_only_the_excluded_files_nodes() {
     assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
     assert_same_outputs(&out, &cold);
 }
+
+/// A sequence of edits, each rebuilt with the cache (in a new process) and compared byte for
+/// byte with a cold build: edits inside the project firewall (one file's rows) and across it
+/// (exports, import edges, new and deleted files).
+#[test]
+fn edits_across_processes_match_cold_builds() {
+    let repo = repo("basic");
+    let out = repo.out();
+    let args = ["--exclude", "pkg/bad_utf8.py"];
+    build(&repo.root, &out, &args);
+    let edit = |path: &str, change: &dyn Fn(String) -> String| {
+        let file = repo.root.join(path);
+        let text = std::fs::read_to_string(&file).unwrap_or_default();
+        std::fs::write(&file, change(text)).unwrap();
+    };
+    let steps: Vec<(&str, Box<dyn Fn()>)> = vec![
+        ("blank line", Box::new(|| edit("pkg/models.py", &|t| t.replacen("import functools\n", "import functools\n\n", 1)))),
+        ("new public name", Box::new(|| edit("pkg/models.py", &|t| t + "\n\ndef brand_new():\n    pass\n"))),
+        ("new import edge", Box::new(|| edit("pkg/latin1.py", &|t| t + "\nfrom pkg.sub import deep\n"))),
+        ("new file", Box::new(|| edit("pkg/extra.py", &|_| "from pkg.models import *\nimport pkg.latin1\n".into()))),
+        ("star import changes", Box::new(|| edit("pkg/models.py", &|t| t + "\n__all__ = ['plain', 'brand_new']\n"))),
+        ("deleted file", Box::new(|| std::fs::remove_file(repo.root.join("pkg/latin1.py")).unwrap())),
+        ("function body", Box::new(|| edit("pkg/sub/deep.py", &|t| t + "\ndef later():\n    return 1\n"))),
+    ];
+    for (step, (name, apply)) in steps.iter().enumerate() {
+        apply();
+        let output = build(&repo.root, &out, &args);
+        assert_eq!(output.status.code(), Some(0), "{name}: {}", stderr(&output));
+        let cold = repo.tmp.path().join(format!("cold-{step}"));
+        cold_outputs(&repo.root, &cold);
+        for file in ARTIFACTS {
+            let warm = std::fs::read(out.join(file)).unwrap();
+            assert!(warm == std::fs::read(cold.join(file)).unwrap(), "after '{name}': {file} differs from a cold build");
+        }
+    }
+}
