@@ -288,6 +288,7 @@ fn run_build(
                 problems: report.problems.clone(),
                 artifact_stats: artifact_stats(&config.out, &artifacts),
             }, &RowIndex { layout, entries: outputs.into_iter().map(|o| o.entry).collect() }, &stat_entries)?;
+            tracing::debug!(elapsed = ?started.elapsed(), "build recorded");
             log
         });
     }

@@ -24,7 +24,7 @@ use serde::de::DeserializeOwned;
 use crate::explain::{ArtifactSize, NodeEvent, Reason, RunLog, StageTiming, Status};
 
 /// Bump when the layout of the cache file or the encoding of its values changes.
-pub const CACHE_SCHEMA: u32 = 1;
+pub const CACHE_SCHEMA: u32 = 2;
 
 const VALUES: TableDefinition<&[u8], &[u8]> = TableDefinition::new("values");
 const NODES: TableDefinition<&str, &[u8]> = TableDefinition::new("nodes");
@@ -41,7 +41,8 @@ pub fn engine_fingerprint() -> String {
     format!("codeintel-enrich {} schema {CACHE_SCHEMA}", env!("CARGO_PKG_VERSION"))
 }
 
-/// What a node was computed from last time: its key, named inputs and output hash.
+/// What a node was computed from last time: its key, named inputs (hashes shortened to the 12
+/// hex digits `explain` shows: they explain, the key decides) and output hash.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct NodeRecord {
     pub key: [u8; 32],
@@ -288,7 +289,7 @@ impl StageCache {
         let output = *blake3::hash(&payload).as_bytes();
         let record = NodeRecord {
             key,
-            inputs: inputs.iter().map(|(n, v)| (n.to_string(), v.clone())).collect(),
+            inputs: inputs.iter().map(|(n, v)| (n.to_string(), short(v))).collect(),
             output,
         };
         let (status, reasons, cutoff) = rerun_reasons(subject, previous.as_ref(), &record, corrupt);
@@ -315,7 +316,7 @@ impl StageCache {
             return;
         }
         let node = node_name(stage, subject);
-        let record = NodeRecord { key, inputs: inputs.into_iter().map(|(n, v)| (n.to_string(), v)).collect(), output };
+        let record = NodeRecord { key, inputs: inputs.iter().map(|(n, v)| (n.to_string(), short(v))).collect(), output };
         let (status, mut reasons, cutoff) = rerun_reasons(subject, self.previous(&node).as_ref(), &record, false);
         for reason in &mut reasons {
             if *reason == Reason::EntryMissing {
@@ -498,6 +499,7 @@ impl StageCache {
         timings: Vec<(String, f64)>,
         artifacts: Vec<ArtifactSize>,
     ) -> Result<RunLog> {
+        let started = std::time::Instant::now();
         let pending = std::mem::take(&mut *self.pending.lock().unwrap());
         let mut events = std::mem::take(&mut *self.events.lock().unwrap());
         let subjects_changed = self.subjects_changed(subjects);
@@ -520,10 +522,13 @@ impl StageCache {
                 txn.open_table(META)?.insert("subjects", subjects_digest(subjects).as_slice())?;
             }
         }
+        tracing::debug!(entries = pending.len(), elapsed = ?started.elapsed(), "cache entries inserted");
         txn.commit().context("cannot commit the cache")?;
+        tracing::debug!(elapsed = ?started.elapsed(), "cache committed");
         let log = self.run_log(events, stages, subjects, timings, artifacts);
         let bytes = serde_json::to_vec(&log).expect("run logs serialize");
         crate::writers::write_atomic(&self.dir.join(RUN_LOG_FILE), &bytes)?;
+        tracing::debug!(elapsed = ?started.elapsed(), "run log written");
         Ok(log)
     }
 }

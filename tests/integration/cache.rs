@@ -491,7 +491,8 @@ fn edits_across_processes_match_cold_builds() {
         let text = std::fs::read_to_string(&file).unwrap_or_default();
         std::fs::write(&file, change(text)).unwrap();
     };
-    let steps: Vec<(&str, Box<dyn Fn()>)> = vec![
+    type Step<'a> = (&'a str, Box<dyn Fn() + 'a>);
+    let steps: Vec<Step> = vec![
         ("blank line", Box::new(|| edit("pkg/models.py", &|t| t.replacen("import functools\n", "import functools\n\n", 1)))),
         ("new public name", Box::new(|| edit("pkg/models.py", &|t| t + "\n\ndef brand_new():\n    pass\n"))),
         ("new import edge", Box::new(|| edit("pkg/latin1.py", &|t| t + "\nfrom pkg.sub import deep\n"))),
