@@ -32,7 +32,7 @@ use crate::rows::{
     source_digest,
 };
 use crate::source::ContentHash;
-use crate::writers::{Artifact, Intact, artifact_intact, jsonl, write_atomic};
+use crate::writers::{Artifact, Intact, artifact_intact, jsonl, link_atomic, write_atomic};
 
 /// Files evaluated between two LRU evictions of parse trees: bounds the memory held by trees.
 const CHUNK_FILES: usize = 1024;
@@ -139,6 +139,7 @@ fn run_build(
             last = now;
         }
     };
+    let _out_lock = if config.dry_run { None } else { Some(lock_output_dir(config)?) };
     let discovery = discover(config)?;
     phase("discover", &mut timings);
     let mut problems = discovery.problems;
@@ -174,8 +175,14 @@ fn run_build(
         && let Some(hashed) = artifacts_intact(&config.out, &last)
     {
         phase("verify", &mut timings);
-        if hashed {
-            last.artifact_stats = artifact_stats(&config.out, &last_artifacts(&last));
+        let artifacts = last_artifacts(&last);
+        let kept = cache.artifacts_dir();
+        let keep_missing = artifacts.iter().any(|a| !kept.join(&a.path).exists());
+        if keep_missing {
+            keep_artifacts(&config.out, &kept, &artifacts)?;
+        }
+        if hashed || keep_missing {
+            last.artifact_stats = artifact_stats(&config.out, &artifacts);
             cache.update_build_record(&last)?;
         }
         // Files re-read (new stats, or racy ones) get entries the next build can trust.
@@ -204,7 +211,7 @@ fn run_build(
     // The previous build's rows, when its artifacts are intact: unchanged files are copied.
     let previous = cache.and_then(|cache| {
         let record = cache.last_build()?;
-        PreviousRows::load(&config.out, cache.row_index()?, &record)
+        PreviousRows::load(&config.out, &cache.artifacts_dir(), cache.row_index()?, &record)
     });
     phase("verify", &mut timings);
     let progress = progress_bar(config, files.len());
@@ -246,7 +253,10 @@ fn run_build(
     let previous_graphs = firewall_held
         .then(|| cache.and_then(|c| c.last_build()))
         .flatten()
-        .and_then(|last| GRAPH_ARTIFACTS.iter().map(|name| previous_artifact(&config.out, &last, name)).collect::<Option<Vec<_>>>());
+        .and_then(|last| {
+            let kept = cache.expect("a last build comes from the cache").artifacts_dir();
+            GRAPH_ARTIFACTS.iter().map(|name| previous_artifact(&config.out, &kept, &last, name)).collect::<Option<Vec<_>>>()
+        });
     match previous_graphs {
         Some(graphs) => artifacts.extend(graphs),
         None => artifacts.extend(render_graphs(import_graph(&workspace.db, Project::get(&workspace.db)))),
@@ -259,6 +269,9 @@ fn run_build(
     phase("render", &mut timings);
     if !config.dry_run {
         write_outputs(config, &artifacts)?;
+        if let Some(cache) = cache {
+            keep_artifacts(&config.out, &cache.artifacts_dir(), &artifacts)?;
+        }
         phase("write", &mut timings);
     }
     if let Some(cache) = cache {
@@ -467,17 +480,17 @@ fn evaluate(
             Some((_, key)) => entry.filter(|e| e.key == *key),
         })
         .collect();
-    let to_render: Vec<(SourceFile, [u8; 32], (u32, u32))> = files
+    let to_render: Vec<(SourceFile, &RowsKey, (u32, u32))> = files
         .iter()
         .zip(&keyed)
         .zip(&reused)
         .zip(&fans)
         .filter(|((_, reused), _)| reused.is_none())
-        .map(|(((f, keyed), _), fan)| (*f, keyed.as_ref().expect("a key for every file to render").1, fan.unwrap_or_default()))
+        .map(|(((f, keyed), _), fan)| (*f, keyed.as_ref().expect("a key for every file to render"), fan.unwrap_or_default()))
         .collect();
-    let mut rendered = for_each_item(workspace, pool, &to_render, |db, &(file, key, fan)| {
-        FileOutput::render(
-            key,
+    let mut rendered = for_each_item(workspace, pool, &to_render, |db, &(file, (inputs, key), fan)| {
+        let output = FileOutput::render(
+            *key,
             source_digest(db, file),
             facts_digest(db, file),
             fan,
@@ -486,24 +499,23 @@ fn evaluate(
             &imports(db, file).imports,
             resolved_imports(db, file),
             syntax_errors(db, file).first,
-        )
+        );
+        if let Some(cache) = cache {
+            cache.note_node("rows", file.path(db), inputs.clone(), *key, false, output.output_hash);
+        }
+        output
     })
     .into_iter();
-    let db = &workspace.db;
-    let outputs: Vec<FileOutput> = files
+    let outputs: Vec<FileOutput> = reused
         .iter()
-        .zip(keyed)
-        .zip(reused)
-        .map(|((file, keyed), reused)| {
-            let output = match reused {
-                Some(entry) => FileOutput { entry: entry.clone(), rendered: None },
-                None => rendered.next().expect("one rendering per file to render"),
-            };
-            if let Some(cache) = cache {
-                let (inputs, key) = keyed.unwrap_or_default();
-                cache.note_node("rows", file.path(db), inputs, key, output.rendered.is_none(), output.output_hash());
+        .map(|reused| match reused {
+            Some(entry) => {
+                if let Some(cache) = cache {
+                    cache.note_node("rows", &entry.path, Vec::new(), entry.key, true, [0; 32]);
+                }
+                FileOutput { entry: (*entry).clone(), rendered: None, output_hash: [0; 32] }
             }
-            output
+            None => rendered.next().expect("one rendering per file to render"),
         })
         .collect();
     tracing::debug!(elapsed = ?phase_started.elapsed(), rendered = to_render.len(), "rows rendered");
@@ -543,6 +555,7 @@ fn render(outputs: &[FileOutput], previous: Option<&PreviousRows>, problems: &[P
         .zip(counts)
         .map(|((part, name), rows)| match part {
             Assembled::Unchanged(rows, bytes, hash) => Artifact::on_disk(name, rows, bytes, hash),
+            Assembled::Kept(rows, bytes, hash, source) => Artifact::linked(name, rows, bytes, hash, source),
             Assembled::Changed(bytes) => Artifact::new(name, rows, bytes),
         })
         .collect();
@@ -554,11 +567,44 @@ fn render(outputs: &[FileOutput], previous: Option<&PreviousRows>, problems: &[P
 /// The artifacts [`render_graphs`] writes.
 const GRAPH_ARTIFACTS: [&str; 3] = ["graphs/imports.json", "graphs/imports_runtime.json", "graphs/cycles.json"];
 
-/// The artifact `name` of the last build, when the file in `out` is still intact.
-fn previous_artifact(out: &std::path::Path, last: &BuildRecord, name: &str) -> Option<Artifact> {
+/// The artifact `name` of the last build: as it is in `out` when intact there, else read from
+/// the cache's copy `kept` (to be written).
+fn previous_artifact(out: &std::path::Path, kept: &std::path::Path, last: &BuildRecord, name: &str) -> Option<Artifact> {
     let (_, rows, bytes, hash) = last.artifacts.iter().find(|(path, ..)| path == name)?;
     let stat = last.artifact_stats.iter().find(|e| e.path == name);
-    artifact_intact(out, name, *bytes, *hash, stat).yes().then(|| Artifact::on_disk(name, *rows, *bytes, *hash))
+    if artifact_intact(out, name, *bytes, *hash, stat).yes() {
+        return Some(Artifact::on_disk(name, *rows, *bytes, *hash));
+    }
+    artifact_intact(kept, name, *bytes, *hash, stat).yes().then(|| Artifact::linked(name, *rows, *bytes, *hash, kept.join(name)))
+}
+
+/// Keep the artifacts now in `out` in the cache's `kept` directory: a hard link when both are
+/// on one file system (free), else a copy of those that changed (a copy is verified by its
+/// hash whenever it is used).
+fn keep_artifacts(out: &std::path::Path, kept: &std::path::Path, artifacts: &[Artifact]) -> Result<()> {
+    for artifact in artifacts {
+        let (from, to) = (out.join(&artifact.path), kept.join(&artifact.path));
+        let (Ok(source), target) = (std::fs::metadata(&from), std::fs::metadata(&to)) else { continue };
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::MetadataExt as _;
+            if target.as_ref().is_ok_and(|t| (t.dev(), t.ino()) == (source.dev(), source.ino())) {
+                continue;
+            }
+        }
+        if artifact.on_disk && target.as_ref().is_ok_and(|t| t.len() == source.len()) {
+            continue;
+        }
+        if let Some(dir) = to.parent() {
+            std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        }
+        let _ = std::fs::remove_file(&to);
+        if std::fs::hard_link(&from, &to).is_err() {
+            let contents = std::fs::read(&from).with_context(|| format!("cannot read {}", from.display()))?;
+            write_atomic(&to, &contents)?;
+        }
+    }
+    Ok(())
 }
 
 /// `graphs/imports.json` (every edge), `graphs/imports_runtime.json` (without edges that exist
@@ -588,20 +634,30 @@ fn render_graphs(graph: &crate::stages::graph::ImportGraph) -> Vec<Artifact> {
 /// Write the artifacts, except those the output directory already holds.
 fn write_outputs(config: &Config, artifacts: &[Artifact]) -> Result<()> {
     let out = &config.out;
-    std::fs::create_dir_all(out).with_context(|| format!("cannot create output directory {}", out.display()))?;
-    write_atomic(&out.join(OUTPUT_MARKER), b"codeintel-enrich output directory: never scanned\n")?;
-    // Builds writing one output directory (even with different caches) take turns.
-    let marker = std::fs::File::open(out.join(OUTPUT_MARKER))
-        .with_context(|| format!("cannot open {}", out.join(OUTPUT_MARKER).display()))?;
-    marker.lock().with_context(|| format!("cannot lock {}", out.display()))?;
-    remove_stale_temporaries(out);
     if config.out_is_default {
         write_atomic(&out.join(".gitignore"), b"# Written by codeintel-enrich.\n*\n")?;
     }
     for artifact in artifacts.iter().filter(|a| !a.on_disk) {
-        write_atomic(&out.join(&artifact.path), &artifact.contents)?;
+        match &artifact.source {
+            Some(source) => link_atomic(source, &out.join(&artifact.path))?,
+            None => write_atomic(&out.join(&artifact.path), &artifact.contents)?,
+        }
     }
     Ok(())
+}
+
+/// Create the output directory and take its lock (on the marker file): builds writing one
+/// output directory, even with different caches, take turns — from before one reads the
+/// previous artifacts (it copies rows out of them) until its own are written.
+fn lock_output_dir(config: &Config) -> Result<std::fs::File> {
+    let out = &config.out;
+    std::fs::create_dir_all(out).with_context(|| format!("cannot create output directory {}", out.display()))?;
+    write_atomic(&out.join(OUTPUT_MARKER), b"codeintel-enrich output directory: never scanned\n")?;
+    let marker = std::fs::File::open(out.join(OUTPUT_MARKER))
+        .with_context(|| format!("cannot open {}", out.join(OUTPUT_MARKER).display()))?;
+    marker.lock().with_context(|| format!("cannot lock {}", out.display()))?;
+    remove_stale_temporaries(out);
+    Ok(marker)
 }
 
 /// Remove temporary files that a killed build left behind (`write_atomic` names them `.tmp-*`).

@@ -70,6 +70,8 @@ pub struct RowIndex {
 pub struct FileOutput {
     pub entry: RowEntry,
     pub rendered: Option<[Vec<u8>; 3]>,
+    /// blake3 of the rendered rows (the `rows` node's output, for early cutoff).
+    pub output_hash: [u8; 32],
 }
 
 /// Digest of the inputs every per-file stage of `file` reads.
@@ -174,18 +176,16 @@ impl FileOutput {
                 syntax_first,
                 unresolved,
             },
+            output_hash: {
+                let mut hasher = blake3::Hasher::new();
+                for part in &rendered {
+                    hasher.update(&(part.len() as u64).to_le_bytes());
+                    hasher.update(part);
+                }
+                *hasher.finalize().as_bytes()
+            },
             rendered: Some(rendered),
         }
-    }
-
-    /// blake3 of the rendered rows (the output of the `rows` node, for early cutoff).
-    pub fn output_hash(&self) -> [u8; 32] {
-        let mut hasher = blake3::Hasher::new();
-        for part in self.rendered.iter().flatten() {
-            hasher.update(&(part.len() as u64).to_le_bytes());
-            hasher.update(part);
-        }
-        *hasher.finalize().as_bytes()
     }
 }
 
@@ -193,6 +193,9 @@ impl FileOutput {
 /// bytes are read only when an artifact changes (an unchanged one is not even read).
 pub struct PreviousRows {
     out: PathBuf,
+    /// Where each artifact was found intact: `out`, or the cache's copy (then it must be
+    /// written to `out` even when unchanged).
+    found: [PathBuf; 3],
     /// (rows, bytes, blake3) of each of [`ROW_ARTIFACTS`] as recorded.
     recorded: [(usize, usize, [u8; 32]); 3],
     ranges: HashMap<String, ([Range<usize>; 3], usize)>,
@@ -203,20 +206,21 @@ pub struct PreviousRows {
 pub enum Assembled {
     /// Byte for byte the previous one, still in the output directory: (rows, bytes, blake3).
     Unchanged(usize, usize, [u8; 32]),
+    /// Byte for byte the previous one, found in the cache's copy (this file).
+    Kept(usize, usize, [u8; 32], PathBuf),
     Changed(Vec<u8>),
 }
 
 impl PreviousRows {
-    /// The last build's row artifacts in `out`, if all three are intact and the index's
-    /// lengths add up to their sizes.
-    pub fn load(out: &Path, index: RowIndex, last: &BuildRecord) -> Option<PreviousRows> {
+    /// The last build's row artifacts, in `out` or else in the cache's copy `kept`, if all
+    /// three are intact and the index's lengths add up to their sizes.
+    pub fn load(out: &Path, kept: &Path, index: RowIndex, last: &BuildRecord) -> Option<PreviousRows> {
         let mut recorded = [(0, 0, [0; 32]); 3];
-        for (slot, name) in recorded.iter_mut().zip(ROW_ARTIFACTS) {
+        let mut found: [PathBuf; 3] = Default::default();
+        for ((slot, found), name) in recorded.iter_mut().zip(&mut found).zip(ROW_ARTIFACTS) {
             let (_, rows, bytes, hash) = last.artifacts.iter().find(|(path, ..)| path == name)?;
             let stat = last.artifact_stats.iter().find(|e| e.path == name);
-            if !artifact_intact(out, name, *bytes, *hash, stat).yes() {
-                return None;
-            }
+            *found = [out, kept].into_iter().find(|dir| artifact_intact(dir, name, *bytes, *hash, stat).yes())?.to_path_buf();
             *slot = (*rows, *bytes, *hash);
         }
         let mut offsets = [0usize; 3];
@@ -231,7 +235,7 @@ impl PreviousRows {
         }
         (0..3)
             .all(|i| offsets[i] == recorded[i].1)
-            .then(|| PreviousRows { out: out.to_path_buf(), recorded, ranges, index })
+            .then(|| PreviousRows { out: out.to_path_buf(), found, recorded, ranges, index })
     }
 
     /// The layout the previous build had.
@@ -248,7 +252,7 @@ impl PreviousRows {
     fn read_rows(&self, path: &str, part: usize) -> Option<Vec<u8>> {
         use std::io::{Read as _, Seek as _};
         let range = self.ranges.get(path)?.0[part].clone();
-        let mut file = std::fs::File::open(self.out.join(ROW_ARTIFACTS[part])).ok()?;
+        let mut file = std::fs::File::open(self.found[part].join(ROW_ARTIFACTS[part])).ok()?;
         file.seek(std::io::SeekFrom::Start(range.start as u64)).ok()?;
         let mut rows = vec![0; range.len()];
         file.read_exact(&mut rows).ok()?;
@@ -256,7 +260,7 @@ impl PreviousRows {
     }
 
     fn read_all(&self, part: usize) -> Result<Vec<u8>> {
-        let path = self.out.join(ROW_ARTIFACTS[part]);
+        let path = self.found[part].join(ROW_ARTIFACTS[part]);
         let bytes = std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
         anyhow::ensure!(bytes.len() == self.recorded[part].1, "{} changed during the build", path.display());
         Ok(bytes)
@@ -292,7 +296,11 @@ pub fn assemble(outputs: &[FileOutput], previous: Option<&PreviousRows>) -> Resu
                 });
                 if unchanged {
                     let (rows, bytes, hash) = previous.recorded[part];
-                    return Ok(Assembled::Unchanged(rows, bytes, hash));
+                    return Ok(if previous.found[part] == previous.out {
+                        Assembled::Unchanged(rows, bytes, hash)
+                    } else {
+                        Assembled::Kept(rows, bytes, hash, previous.found[part].join(ROW_ARTIFACTS[part]))
+                    });
                 }
             }
             if old.is_none()

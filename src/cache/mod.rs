@@ -34,6 +34,9 @@ const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 pub const CACHE_FILE: &str = "stages.redb";
 /// The run log of the last build, read by `explain`.
 pub const RUN_LOG_FILE: &str = "last-run.json";
+/// The last build's artifacts, kept in the cache (hard links when the output directory is on
+/// the same file system): a cache restored without the outputs still has every file's rows.
+pub const ARTIFACTS_DIR: &str = "artifacts";
 const LOCK_FILE: &str = "lock";
 
 /// What changes every key: the crate version and the cache schema.
@@ -226,6 +229,11 @@ impl StageCache {
         })
     }
 
+    /// Where the cache keeps the last build's artifacts.
+    pub fn artifacts_dir(&self) -> PathBuf {
+        self.dir.join(ARTIFACTS_DIR)
+    }
+
     /// The key of node `(stage, subject)` with these named inputs.
     pub fn key(stage: &str, version: u32, subject: &str, inputs: &[(&'static str, String)]) -> [u8; 32] {
         let mut hasher = blake3::Hasher::new();
@@ -267,7 +275,7 @@ impl StageCache {
         if let Some(sealed) = self.lookup(&key) {
             match unseal(&sealed).and_then(|payload| rmp_serde::from_slice::<T>(payload).ok()) {
                 Some(value) => {
-                    self.event(stage, subject, Status::Reused, Vec::new(), false);
+                    // Reused per-file nodes are implicit in the run log's grid: no event.
                     self.stages.lock().unwrap().entry(stage).or_default().reused += 1;
                     return value;
                 }
@@ -311,7 +319,6 @@ impl StageCache {
         output: [u8; 32],
     ) {
         if reused {
-            self.event(stage, subject, Status::Reused, Vec::new(), false);
             self.stages.lock().unwrap().entry(stage).or_default().reused += 1;
             return;
         }
@@ -676,7 +683,7 @@ pub fn gc(dir: &Path) -> Result<u64> {
     Ok(dropped)
 }
 
-/// `cache clear`: delete the cache file and the run log.
+/// `cache clear`: delete the cache file, the run log and the kept artifacts.
 pub fn clear(dir: &Path) -> Result<()> {
     let _lock = lock(dir)?;
     for file in [CACHE_FILE, RUN_LOG_FILE] {
@@ -686,7 +693,11 @@ pub fn clear(dir: &Path) -> Result<()> {
             Err(err) => return Err(err).with_context(|| format!("cannot remove {}", dir.join(file).display())),
         }
     }
-    Ok(())
+    match std::fs::remove_dir_all(dir.join(ARTIFACTS_DIR)) {
+        Ok(()) => Ok(()),
+        Err(err) if err.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(err) => Err(err).with_context(|| format!("cannot remove {}", dir.join(ARTIFACTS_DIR).display())),
+    }
 }
 
 #[cfg(test)]

@@ -24,17 +24,25 @@ pub struct Artifact {
     /// The output directory already holds exactly these bytes (verified): `contents` may be
     /// empty and nothing is written.
     pub on_disk: bool,
+    /// A file elsewhere holding exactly these bytes (verified): `contents` is empty and the
+    /// file is linked (or copied) into place.
+    pub source: Option<std::path::PathBuf>,
 }
 
 impl Artifact {
     pub fn new(path: impl Into<String>, rows: usize, contents: Vec<u8>) -> Self {
         let hash = *blake3::hash(&contents).as_bytes();
-        Artifact { path: path.into(), rows, bytes: contents.len(), contents, hash, on_disk: false }
+        Artifact { path: path.into(), rows, bytes: contents.len(), contents, hash, on_disk: false, source: None }
     }
 
     /// An artifact the output directory already holds, as the last build recorded it.
     pub fn on_disk(path: impl Into<String>, rows: usize, bytes: usize, hash: [u8; 32]) -> Self {
-        Artifact { path: path.into(), rows, bytes, contents: Vec::new(), hash, on_disk: true }
+        Artifact { path: path.into(), rows, bytes, contents: Vec::new(), hash, on_disk: true, source: None }
+    }
+
+    /// An artifact whose bytes are those of the file `source`.
+    pub fn linked(path: impl Into<String>, rows: usize, bytes: usize, hash: [u8; 32], source: std::path::PathBuf) -> Self {
+        Artifact { path: path.into(), rows, bytes, contents: Vec::new(), hash, on_disk: false, source: Some(source) }
     }
 }
 
@@ -70,6 +78,25 @@ pub fn artifact_intact(dir: &Path, path: &str, bytes: usize, hash: [u8; 32], sta
         Ok(contents) if contents.len() == bytes && *blake3::hash(&contents).as_bytes() == hash => Intact::ByHash,
         _ => Intact::No,
     }
+}
+
+/// Put a copy of the file `source` at `path` atomically: a hard link to a temporary name
+/// renamed over `path`, or a copy when linking is impossible.
+pub fn link_atomic(source: &Path, path: &Path) -> Result<()> {
+    let dir = path.parent().context("output path has no parent directory")?;
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create directory {}", dir.display()))?;
+    let tmp = tempfile::Builder::new()
+        .prefix(".tmp-")
+        .tempfile_in(dir)
+        .with_context(|| format!("cannot create a temporary file in {}", dir.display()))?
+        .into_temp_path();
+    let tmp_path = tmp.to_path_buf();
+    std::fs::remove_file(&tmp_path).with_context(|| format!("cannot replace {}", tmp_path.display()))?;
+    if std::fs::hard_link(source, &tmp_path).is_err() {
+        std::fs::copy(source, &tmp_path).with_context(|| format!("cannot copy {} to {}", source.display(), path.display()))?;
+    }
+    tmp.persist(path).with_context(|| format!("cannot replace {}", path.display()))?;
+    Ok(())
 }
 
 /// Write `contents` to `path` atomically (temporary file in the same directory, fsync,

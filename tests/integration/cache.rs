@@ -145,14 +145,25 @@ fn restored_cache_in_another_checkout_is_a_full_hit() {
     assert!(report["nodes"].as_array().unwrap().iter().all(|n| n["status"] == "reused"), "{report:#}");
     assert_same_outputs(&out, &moved_out);
 
-    // A fresh output directory: no stage reruns; each file's rows, which live in the
-    // outputs, are rendered again from cached stage values, and say why.
+    // A fresh output directory: the cache keeps the last artifacts, so still a full hit.
     let checkout2 = elsewhere.path().join("third");
     copy_dir(&repo.root, &checkout2);
     let fresh_out = elsewhere.path().join("fresh-out");
     let output = build(&checkout2, &fresh_out, &args);
     assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
     let report = explain_json(&checkout2, &[]);
+    assert!(report["nodes"].as_array().unwrap().iter().all(|n| n["stage"] == "write" || n["status"] == "reused"), "{report:#}");
+    assert_same_outputs(&out, &fresh_out);
+
+    // Neither outputs nor kept artifacts: no stage reruns; each file's rows are rendered again
+    // from cached stage values, and say why.
+    let checkout3 = elsewhere.path().join("fourth");
+    copy_dir(&repo.root, &checkout3);
+    std::fs::remove_dir_all(checkout3.join(".codeintel-cache/artifacts")).unwrap();
+    let fresh_out = elsewhere.path().join("fresh-out-2");
+    let output = build(&checkout3, &fresh_out, &args);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let report = explain_json(&checkout3, &[]);
     for node in report["nodes"].as_array().unwrap() {
         match node["stage"].as_str().unwrap() {
             "write" => {}
@@ -427,6 +438,14 @@ fn stat_fast_path_reads_only_changed_files() {
     assert_eq!(read, total, "a first build reads every file");
     build(&repo.root, &out, &args);
     assert_eq!(files_read(&repo.root), (0, total), "old, unchanged stats: nothing is read");
+    // Without the outputs every file's rows are rendered again: from cached stage values, and
+    // each file's text (its line count) read on demand — the outputs equal a cold build's.
+    std::fs::remove_dir_all(&out).unwrap();
+    build(&repo.root, &out, &args);
+    assert_eq!(files_read(&repo.root), (0, total), "texts read on demand are not loads");
+    let cold = repo.tmp.path().join("cold-0");
+    cold_outputs(&repo.root, &cold);
+    assert_same_outputs(&out, &cold);
 
     // An edit changes the stat: that file alone is read, and its change is seen.
     let deep = repo.root.join("pkg/sub/deep.py");
