@@ -31,7 +31,7 @@ pub struct Artifact {
 
 impl Artifact {
     pub fn new(path: impl Into<String>, rows: usize, contents: Vec<u8>) -> Self {
-        let hash = *blake3::hash(&contents).as_bytes();
+        let hash = hash_large(&contents);
         Artifact { path: path.into(), rows, bytes: contents.len(), contents, hash, on_disk: false, source: None }
     }
 
@@ -44,6 +44,14 @@ impl Artifact {
     pub fn linked(path: impl Into<String>, rows: usize, bytes: usize, hash: [u8; 32], source: std::path::PathBuf) -> Self {
         Artifact { path: path.into(), rows, bytes, contents: Vec::new(), hash, on_disk: false, source: Some(source) }
     }
+}
+
+/// blake3 of a possibly large buffer, on every core for large ones (artifacts reach 100 MB).
+pub fn hash_large(bytes: &[u8]) -> [u8; 32] {
+    if bytes.len() < 1 << 20 {
+        return *blake3::hash(bytes).as_bytes();
+    }
+    *blake3::Hasher::new().update_rayon(bytes).finalize().as_bytes()
 }
 
 /// How an artifact in the output directory compared with what the last build recorded.
@@ -75,7 +83,7 @@ pub fn artifact_intact(dir: &Path, path: &str, bytes: usize, hash: [u8; 32], sta
         return Intact::ByStat;
     }
     match std::fs::read(&file) {
-        Ok(contents) if contents.len() == bytes && *blake3::hash(&contents).as_bytes() == hash => Intact::ByHash,
+        Ok(contents) if contents.len() == bytes && hash_large(&contents) == hash => Intact::ByHash,
         _ => Intact::No,
     }
 }
