@@ -213,7 +213,7 @@ fn run_build(
         let record = cache.last_build()?;
         PreviousRows::load(&config.out, &cache.artifacts_dir(), cache.row_index()?, &record)
     });
-    phase("verify", &mut timings);
+    phase("previous", &mut timings);
     let progress = progress_bar(config, files.len());
     let (outputs, firewall_held) = evaluate(workspace, pool, &files, &progress, cache, previous.as_ref());
     let layout = layout_digest(&workspace.db, &files);
