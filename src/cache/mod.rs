@@ -516,7 +516,7 @@ impl StageCache {
             let mut nodes = txn.open_table(NODES)?;
             // Inserted in key order: B-tree pages fill sequentially instead of splitting at
             // random places (a cold 20k-file build inserts 220k entries).
-            pending.sort_unstable_by(|a, b| a.record.key.cmp(&b.record.key));
+            pending.sort_unstable_by_key(|entry| entry.record.key);
             for entry in &pending {
                 if let Some(value) = &entry.value {
                     values.insert(entry.record.key.as_slice(), value.as_slice())?;
