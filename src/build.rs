@@ -9,7 +9,7 @@ use rayon::prelude::*;
 
 use std::sync::Arc;
 
-use crate::cache::{BuildRecord, StageCache};
+use crate::cache::{BuildRecord, StageCache, update_parts};
 use crate::config::Config;
 use crate::explain::RunLog;
 use crate::stages::cached::CACHED_STAGES;
@@ -20,7 +20,7 @@ use crate::module_path::module_path;
 use crate::source;
 use crate::stat::{Stat, StatCache, StatEntry};
 use crate::db::Project;
-use crate::stages::graph::import_graph;
+use crate::stages::graph::{import_graph, module_fan};
 use crate::stages::imports::imports;
 use crate::stages::resolve::resolved_imports;
 use crate::stages::outline::outline;
@@ -28,11 +28,11 @@ use crate::stages::parse::syntax_errors;
 use crate::stages::record::{module_docstring, module_record};
 use crate::stages::scope::module_scope;
 use crate::rows::{
-    Assembled, FileOutput, PreviousRows, ROW_ARTIFACTS, ROWS_VERSION, RowEntry, RowIndex, assemble, facts_digest, fan, layout_digest, rows_inputs,
+    Assembled, FileOutput, PreviousRows, ROW_ARTIFACTS, ROWS_VERSION, RowEntry, RowIndex, assemble, facts_digest, layout_digest, rows_inputs,
     source_digest,
 };
 use crate::source::ContentHash;
-use crate::writers::{Artifact, Intact, artifact_intact, jsonl, link_atomic, write_atomic};
+use crate::writers::{Artifact, Body, Intact, jsonl, link_atomic, write_atomic};
 
 /// Files evaluated between two LRU evictions of parse trees: bounds the memory held by trees.
 const CHUNK_FILES: usize = 1024;
@@ -170,18 +170,16 @@ fn run_build(
     phase("load", &mut timings);
 
     // The whole-build shortcut: same inputs as the last complete build, artifacts intact.
+    let last_build = cache.and_then(StageCache::last_build);
     if let Some(cache) = cache.filter(|_| !config.dry_run)
-        && let Some(mut last) = cache.last_build().filter(|last| last.key == build_key)
-        && let Some(hashed) = artifacts_intact(&config.out, &last)
+        && let Some(last) = last_build.as_ref().filter(|last| last.key == build_key)
+        && let Some(hashed) = artifacts_intact(&config.out, last)
     {
+        let mut last = last.clone();
         phase("verify", &mut timings);
         let artifacts = last_artifacts(&last);
-        let kept = cache.artifacts_dir();
-        let keep_missing = artifacts.iter().any(|a| !kept.join(&a.path).exists());
-        if keep_missing {
-            keep_artifacts(&config.out, &kept, &artifacts)?;
-        }
-        if hashed || keep_missing {
+        let kept_any = keep_artifacts(&config.out, &cache.artifacts_dir(), &artifacts)?;
+        if hashed || kept_any {
             last.artifact_stats = artifact_stats(&config.out, &artifacts);
             cache.update_build_record(&last)?;
         }
@@ -209,9 +207,8 @@ fn run_build(
     }
 
     // The previous build's rows, when its artifacts are intact: unchanged files are copied.
-    let previous = cache.and_then(|cache| {
-        let record = cache.last_build()?;
-        PreviousRows::load(&config.out, &cache.artifacts_dir(), cache.row_index()?, &record)
+    let previous = cache.zip(last_build.as_ref()).and_then(|(cache, last)| {
+        PreviousRows::load(&config.out, &cache.artifacts_dir(), cache.row_index()?, last)
     });
     phase("previous", &mut timings);
     let progress = progress_bar(config, files.len());
@@ -250,13 +247,10 @@ fn run_build(
     let mut artifacts = render(&outputs, previous.as_ref(), &problems)?;
     // Behind the project firewall the import graph is the previous build's: its artifacts are
     // reused when still intact (the graph is never evaluated).
-    let previous_graphs = firewall_held
-        .then(|| cache.and_then(|c| c.last_build()))
-        .flatten()
-        .and_then(|last| {
-            let kept = cache.expect("a last build comes from the cache").artifacts_dir();
-            GRAPH_ARTIFACTS.iter().map(|name| previous_artifact(&config.out, &kept, &last, name)).collect::<Option<Vec<_>>>()
-        });
+    let previous_graphs = cache.zip(last_build.as_ref()).filter(|_| firewall_held).and_then(|(cache, last)| {
+        let kept = cache.artifacts_dir();
+        GRAPH_ARTIFACTS.iter().map(|name| previous_artifact(&config.out, &kept, last, name)).collect::<Option<Vec<_>>>()
+    });
     match previous_graphs {
         Some(graphs) => artifacts.extend(graphs),
         None => artifacts.extend(render_graphs(import_graph(&workspace.db, Project::get(&workspace.db)))),
@@ -317,10 +311,7 @@ fn build_key(files: &[LoadedFile], problems: &[Problem]) -> [u8; 32] {
     let mut files: Vec<&LoadedFile> = files.iter().collect();
     files.sort_by(|a, b| a.path.cmp(&b.path));
     for file in files {
-        for part in [file.path.as_str(), file.module.as_str(), if file.is_package { "1" } else { "0" }, file.encoding.as_str()] {
-            hasher.update(&(part.len() as u64).to_le_bytes());
-            hasher.update(part.as_bytes());
-        }
+        update_parts(&mut hasher, [file.path.as_str(), file.module.as_str(), if file.is_package { "1" } else { "0" }, file.encoding.as_str()]);
         hasher.update(&file.hash.0);
     }
     let mut problems: Vec<&Problem> = problems.iter().collect();
@@ -332,11 +323,7 @@ fn build_key(files: &[LoadedFile], problems: &[Problem]) -> [u8; 32] {
 /// Every artifact of the last build is still in `out` with its recorded bytes: `Some(true)`
 /// when some had to be hashed (their stats are worth recording again), `None` when one is not.
 fn artifacts_intact(out: &std::path::Path, last: &BuildRecord) -> Option<bool> {
-    let checks: Vec<Intact> = last
-        .artifacts
-        .par_iter()
-        .map(|(path, _, bytes, hash)| artifact_intact(out, path, *bytes, *hash, last.artifact_stats.iter().find(|e| e.path == *path)))
-        .collect();
+    let checks: Vec<Intact> = last.artifacts.par_iter().map(|(path, ..)| last.intact(out, path)).collect();
     checks.iter().all(|c| c.yes()).then(|| checks.contains(&Intact::ByHash))
 }
 
@@ -361,13 +348,17 @@ fn artifact_stats(out: &std::path::Path, artifacts: &[Artifact]) -> Vec<StatEntr
 /// it, take its hash and encoding from there without reading it (see [`crate::stat`]).
 fn load(file: &FoundFile, src_layout: bool, max_file_bytes: u64, stats: &StatCache) -> Result<(LoadedFile, StatEntry), Problem> {
     let problem = |kind, message: String| Problem::new(file.rel_path.clone(), kind, message);
+    // Checked on the stat, and again on the bytes read (the file may have grown since).
+    let size_ok = |len: u64| {
+        if len > max_file_bytes {
+            return Err(problem(ProblemKind::Oversized, format!("{len} bytes is over --max-file-bytes {max_file_bytes}")));
+        }
+        Ok(())
+    };
     let meta = std::fs::metadata(&file.abs_path).map_err(|err| problem(ProblemKind::Unreadable, err.to_string()))?;
     let stat = Stat::of(&meta);
     let taken_ns = crate::stat::now_ns();
-    if meta.len() > max_file_bytes {
-        let message = format!("{} bytes is over --max-file-bytes {max_file_bytes}", meta.len());
-        return Err(problem(ProblemKind::Oversized, message));
-    }
+    size_ok(meta.len())?;
     let module = module_path(&file.rel_path, src_layout);
     let loaded = |hash, encoding: String, text| LoadedFile {
         path: file.rel_path.clone(),
@@ -381,10 +372,7 @@ fn load(file: &FoundFile, src_layout: bool, max_file_bytes: u64, stats: &StatCac
         return Ok((loaded(entry.hash, entry.encoding.clone(), None), entry.clone()));
     }
     let bytes = std::fs::read(&file.abs_path).map_err(|err| problem(ProblemKind::Unreadable, err.to_string()))?;
-    if bytes.len() as u64 > max_file_bytes {
-        let message = format!("{} bytes is over --max-file-bytes {max_file_bytes}", bytes.len());
-        return Err(problem(ProblemKind::Oversized, message));
-    }
+    size_ok(bytes.len() as u64)?;
     let decoded = source::decode(&bytes).map_err(|err| problem(ProblemKind::Undecodable, err.to_string()))?;
     let entry = StatEntry { path: file.rel_path.clone(), stat, taken_ns, hash: decoded.hash, encoding: decoded.encoding.clone() };
     Ok((loaded(decoded.hash, decoded.encoding, Some(decoded.text)), entry))
@@ -412,12 +400,12 @@ fn evaluate(
     let db = &workspace.db;
     let previous_entries: Vec<Option<&RowEntry>> =
         files.iter().map(|f| previous.and_then(|p| p.entry(f.path(db)))).collect();
-    let changed: Vec<SourceFile> = files
-        .iter()
-        .zip(&previous_entries)
-        .filter(|(f, e)| e.is_none_or(|e| e.source != source_digest(db, **f)))
-        .map(|(f, _)| *f)
-        .collect();
+    // Files whose source (content, module name, package flag, encoding) is the last build's.
+    let same_source: Vec<bool> =
+        files.iter().zip(&previous_entries).map(|(f, e)| e.is_some_and(|e| e.source == source_digest(db, *f))).collect();
+    let (unchanged, changed): (Vec<_>, Vec<_>) = files.iter().zip(&same_source).partition(|(_, same)| **same);
+    let unchanged: Vec<SourceFile> = unchanged.into_iter().map(|(f, _)| *f).collect();
+    let changed: Vec<SourceFile> = changed.into_iter().map(|(f, _)| *f).collect();
     let firewall = previous.is_some_and(|p| p.layout() == layout_digest(db, files));
     // Phase 1: everything that needs a tree, file by file, in chunks with the trees evicted
     // between chunks. Cross-module queries read only these facts, so after this phase no
@@ -437,7 +425,6 @@ fn evaluate(
         for_each_file(workspace, pool, chunk, |db, file| per_file(db, file, true));
         salsa::Database::trigger_lru_eviction(&mut workspace.db);
     }
-    let db = &workspace.db;
     let held = firewall
         && for_each_file(workspace, pool, &changed, |db, file| {
             previous.and_then(|p| p.entry(file.path(db))).is_some_and(|e| e.facts == facts_digest(db, file))
@@ -448,22 +435,21 @@ fn evaluate(
     let fans: Vec<Option<(u32, u32)>> = if held {
         previous_entries.iter().map(|e| e.map(|e| e.fan)).collect()
     } else {
-        let unchanged: Vec<SourceFile> = files.iter().zip(&previous_entries).filter(|(f, e)| e.is_some_and(|e| e.source == source_digest(db, **f))).map(|(f, _)| *f).collect();
         for chunk in unchanged.chunks(CHUNK_FILES) {
             for_each_file(workspace, pool, chunk, |db, file| per_file(db, file, false));
             salsa::Database::trigger_lru_eviction(&mut workspace.db);
         }
-        for_each_file(workspace, pool, files, |db, file| Some(fan(db, file)))
+        for_each_file(workspace, pool, files, |db, file| Some(module_fan(db, file)))
     };
     tracing::debug!(elapsed = ?phase_started.elapsed(), "cross-module stages evaluated");
     // Phase 2: each file's `rows` key — behind the firewall, only for changed files: the
     // others' keys are their previous ones.
     let keyed: Vec<Option<RowsKey>> = {
-        let items: Vec<(SourceFile, Option<&RowEntry>, (u32, u32))> =
-            files.iter().zip(&previous_entries).zip(&fans).map(|((f, e), fan)| (*f, *e, fan.unwrap_or_default())).collect();
-        for_each_item(workspace, pool, &items, |db, &(file, entry, fan)| {
+        let items: Vec<(SourceFile, bool, (u32, u32))> =
+            files.iter().zip(&same_source).zip(&fans).map(|((f, same), fan)| (*f, *same, fan.unwrap_or_default())).collect();
+        for_each_item(workspace, pool, &items, |db, &(file, same_source, fan)| {
             progress.inc(1);
-            if held && entry.is_some_and(|e| e.source == source_digest(db, file)) {
+            if held && same_source {
                 return None;
             }
             let inputs = rows_inputs(db, file, fan);
@@ -501,7 +487,7 @@ fn evaluate(
             syntax_errors(db, file).first,
         );
         if let Some(cache) = cache {
-            cache.note_node("rows", file.path(db), inputs.clone(), *key, false, output.output_hash);
+            cache.note_rerun("rows", file.path(db), inputs, *key, output.output_hash);
         }
         output
     })
@@ -511,7 +497,7 @@ fn evaluate(
         .map(|reused| match reused {
             Some(entry) => {
                 if let Some(cache) = cache {
-                    cache.note_node("rows", &entry.path, Vec::new(), entry.key, true, [0; 32]);
+                    cache.note_reused("rows");
                 }
                 FileOutput { entry: (*entry).clone(), rendered: None, output_hash: [0; 32] }
             }
@@ -567,21 +553,22 @@ fn render(outputs: &[FileOutput], previous: Option<&PreviousRows>, problems: &[P
 /// The artifacts [`render_graphs`] writes.
 const GRAPH_ARTIFACTS: [&str; 3] = ["graphs/imports.json", "graphs/imports_runtime.json", "graphs/cycles.json"];
 
-/// The artifact `name` of the last build: as it is in `out` when intact there, else read from
-/// the cache's copy `kept` (to be written).
+/// The artifact `name` of the last build: as it is in `out` when intact there, else linked
+/// from the cache's copy `kept` when intact there.
 fn previous_artifact(out: &std::path::Path, kept: &std::path::Path, last: &BuildRecord, name: &str) -> Option<Artifact> {
-    let (_, rows, bytes, hash) = last.artifacts.iter().find(|(path, ..)| path == name)?;
-    let stat = last.artifact_stats.iter().find(|e| e.path == name);
-    if artifact_intact(out, name, *bytes, *hash, stat).yes() {
-        return Some(Artifact::on_disk(name, *rows, *bytes, *hash));
+    let (rows, bytes, hash) = last.artifact(name)?;
+    if last.intact(out, name).yes() {
+        return Some(Artifact::on_disk(name, rows, bytes, hash));
     }
-    artifact_intact(kept, name, *bytes, *hash, stat).yes().then(|| Artifact::linked(name, *rows, *bytes, *hash, kept.join(name)))
+    last.intact(kept, name).yes().then(|| Artifact::linked(name, rows, bytes, hash, kept.join(name)))
 }
 
 /// Keep the artifacts now in `out` in the cache's `kept` directory: a hard link when both are
 /// on one file system (free), else a copy of those that changed (a copy is verified by its
-/// hash whenever it is used).
-fn keep_artifacts(out: &std::path::Path, kept: &std::path::Path, artifacts: &[Artifact]) -> Result<()> {
+/// hash whenever it is used). Returns whether anything was linked or copied (a new link
+/// changes the file's ctime, so its recorded stat is stale).
+fn keep_artifacts(out: &std::path::Path, kept: &std::path::Path, artifacts: &[Artifact]) -> Result<bool> {
+    let mut kept_any = false;
     for artifact in artifacts {
         let (from, to) = (out.join(&artifact.path), kept.join(&artifact.path));
         let (Ok(source), target) = (std::fs::metadata(&from), std::fs::metadata(&to)) else { continue };
@@ -592,19 +579,13 @@ fn keep_artifacts(out: &std::path::Path, kept: &std::path::Path, artifacts: &[Ar
                 continue;
             }
         }
-        if artifact.on_disk && target.as_ref().is_ok_and(|t| t.len() == source.len()) {
+        if matches!(artifact.body, Body::OnDisk) && target.as_ref().is_ok_and(|t| t.len() == source.len()) {
             continue;
         }
-        if let Some(dir) = to.parent() {
-            std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-        }
-        let _ = std::fs::remove_file(&to);
-        if std::fs::hard_link(&from, &to).is_err() {
-            let contents = std::fs::read(&from).with_context(|| format!("cannot read {}", from.display()))?;
-            write_atomic(&to, &contents)?;
-        }
+        link_atomic(&from, &to)?;
+        kept_any = true;
     }
-    Ok(())
+    Ok(kept_any)
 }
 
 /// `graphs/imports.json` (every edge), `graphs/imports_runtime.json` (without edges that exist
@@ -637,10 +618,11 @@ fn write_outputs(config: &Config, artifacts: &[Artifact]) -> Result<()> {
     if config.out_is_default {
         write_atomic(&out.join(".gitignore"), b"# Written by codeintel-enrich.\n*\n")?;
     }
-    for artifact in artifacts.iter().filter(|a| !a.on_disk) {
-        match &artifact.source {
-            Some(source) => link_atomic(source, &out.join(&artifact.path))?,
-            None => write_atomic(&out.join(&artifact.path), &artifact.contents)?,
+    for artifact in artifacts {
+        match &artifact.body {
+            Body::Contents(contents) => write_atomic(&out.join(&artifact.path), contents)?,
+            Body::Linked(source) => link_atomic(source, &out.join(&artifact.path))?,
+            Body::OnDisk => {}
         }
     }
     Ok(())

@@ -19,14 +19,13 @@ use serde::{Deserialize, Serialize};
 
 use crate::db::{Db, SourceFile};
 use crate::stages::exports::{exports, reexports};
-use crate::stages::graph::module_fan;
 use crate::stages::imports::{Import, imports};
 use crate::stages::scope::module_scope;
 use crate::stages::outline::{ParamKind, Symbol, SymbolKind};
 use crate::stages::record::ModuleRecord;
 use crate::stages::resolve::{ImportResolution, import_edges, resolved_imports};
-use crate::cache::BuildRecord;
-use crate::writers::{artifact_intact, jsonl};
+use crate::cache::{BuildRecord, update_parts};
+use crate::writers::jsonl;
 
 /// Bump when a row's fields or rendering change.
 pub const ROWS_VERSION: u32 = 1;
@@ -78,10 +77,7 @@ pub struct FileOutput {
 pub fn source_digest(db: &dyn Db, file: SourceFile) -> [u8; 32] {
     let mut hasher = blake3::Hasher::new();
     hasher.update(&file.content_hash(db).0);
-    for part in [file.module(db).as_str(), if file.is_package(db) { "1" } else { "0" }, file.encoding(db).as_str()] {
-        hasher.update(&(part.len() as u64).to_le_bytes());
-        hasher.update(part.as_bytes());
-    }
+    update_parts(&mut hasher, [file.module(db).as_str(), if file.is_package(db) { "1" } else { "0" }, file.encoding(db).as_str()]);
     *hasher.finalize().as_bytes()
 }
 
@@ -90,10 +86,7 @@ pub fn source_digest(db: &dyn Db, file: SourceFile) -> [u8; 32] {
 pub fn layout_digest(db: &dyn Db, files: &[SourceFile]) -> [u8; 32] {
     let mut hasher = blake3::Hasher::new();
     for &file in files {
-        for part in [file.path(db).as_str(), file.module(db).as_str(), if file.is_package(db) { "1" } else { "0" }] {
-            hasher.update(&(part.len() as u64).to_le_bytes());
-            hasher.update(part.as_bytes());
-        }
+        update_parts(&mut hasher, [file.path(db).as_str(), file.module(db).as_str(), if file.is_package(db) { "1" } else { "0" }]);
     }
     *hasher.finalize().as_bytes()
 }
@@ -110,11 +103,6 @@ pub fn facts_digest(db: &dyn Db, file: SourceFile) -> [u8; 32] {
 
 fn digest<T: Serialize>(value: &T) -> String {
     blake3::hash(&rmp_serde::to_vec(value).expect("stage outputs serialize")).to_hex().to_string()
-}
-
-/// `file`'s (fan_in, fan_out) in the import graph (evaluates the whole graph).
-pub fn fan(db: &dyn Db, file: SourceFile) -> (u32, u32) {
-    module_fan(db, file)
 }
 
 /// The named inputs of `rows(file)`, given its fan-in and fan-out. Evaluates the cross-module
@@ -178,10 +166,7 @@ impl FileOutput {
             },
             output_hash: {
                 let mut hasher = blake3::Hasher::new();
-                for part in &rendered {
-                    hasher.update(&(part.len() as u64).to_le_bytes());
-                    hasher.update(part);
-                }
+                update_parts(&mut hasher, &rendered);
                 *hasher.finalize().as_bytes()
             },
             rendered: Some(rendered),
@@ -218,10 +203,8 @@ impl PreviousRows {
         let mut recorded = [(0, 0, [0; 32]); 3];
         let mut found: [PathBuf; 3] = Default::default();
         for ((slot, found), name) in recorded.iter_mut().zip(&mut found).zip(ROW_ARTIFACTS) {
-            let (_, rows, bytes, hash) = last.artifacts.iter().find(|(path, ..)| path == name)?;
-            let stat = last.artifact_stats.iter().find(|e| e.path == name);
-            *found = [out, kept].into_iter().find(|dir| artifact_intact(dir, name, *bytes, *hash, stat).yes())?.to_path_buf();
-            *slot = (*rows, *bytes, *hash);
+            *slot = last.artifact(name)?;
+            *found = [out, kept].into_iter().find(|dir| last.intact(dir, name).yes())?.to_path_buf();
         }
         let mut offsets = [0usize; 3];
         let mut ranges = HashMap::with_capacity(index.entries.len());

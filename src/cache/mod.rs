@@ -72,6 +72,23 @@ pub struct BuildRecord {
     pub artifact_stats: Vec<crate::stat::StatEntry>,
 }
 
+impl BuildRecord {
+    /// (rows, bytes, blake3) of artifact `name` as recorded.
+    pub fn artifact(&self, name: &str) -> Option<(usize, usize, [u8; 32])> {
+        self.artifacts.iter().find(|(path, ..)| path == name).map(|(_, rows, bytes, hash)| (*rows, *bytes, *hash))
+    }
+
+    /// Whether `dir` still holds artifact `name` as recorded (by its stat, else its hash).
+    pub fn intact(&self, dir: &Path, name: &str) -> crate::writers::Intact {
+        match self.artifact(name) {
+            Some((_, bytes, hash)) => {
+                crate::writers::artifact_intact(dir, name, bytes, hash, self.artifact_stats.iter().find(|e| e.path == name))
+            }
+            None => crate::writers::Intact::No,
+        }
+    }
+}
+
 struct Pending {
     node: String,
     record: NodeRecord,
@@ -237,16 +254,8 @@ impl StageCache {
     /// The key of node `(stage, subject)` with these named inputs.
     pub fn key(stage: &str, version: u32, subject: &str, inputs: &[(&'static str, String)]) -> [u8; 32] {
         let mut hasher = blake3::Hasher::new();
-        for part in [engine_fingerprint().as_str(), stage, &version.to_string(), subject] {
-            hasher.update(&(part.len() as u64).to_le_bytes());
-            hasher.update(part.as_bytes());
-        }
-        for (name, value) in inputs {
-            for part in [*name, value.as_str()] {
-                hasher.update(&(part.len() as u64).to_le_bytes());
-                hasher.update(part.as_bytes());
-            }
-        }
+        update_parts(&mut hasher, [engine_fingerprint().as_str(), stage, &version.to_string(), subject]);
+        update_parts(&mut hasher, inputs.iter().flat_map(|(name, value)| [*name, value.as_str()]));
         *hasher.finalize().as_bytes()
     }
 
@@ -275,8 +284,7 @@ impl StageCache {
         if let Some(sealed) = self.lookup(&key) {
             match unseal(&sealed).and_then(|payload| rmp_serde::from_slice::<T>(payload).ok()) {
                 Some(value) => {
-                    // Reused per-file nodes are implicit in the run log's grid: no event.
-                    self.stages.lock().unwrap().entry(stage).or_default().reused += 1;
+                    self.note_reused(stage);
                     return value;
                 }
                 None => corrupt = true,
@@ -306,22 +314,14 @@ impl StageCache {
         value
     }
 
+    /// Count a per-file node of `stage` as reused (reused grid nodes have no event).
+    pub fn note_reused(&self, stage: &'static str) {
+        self.stages.lock().unwrap().entry(stage).or_default().reused += 1;
+    }
+
     /// Record a node whose value lives outside the cache (a file's rows live in the previous
-    /// artifacts): `reused` when the caller found its value for `key`, else recomputed with
-    /// `output` as the hash of the new value.
-    pub fn note_node(
-        &self,
-        stage: &'static str,
-        subject: &str,
-        inputs: Vec<(&'static str, String)>,
-        key: [u8; 32],
-        reused: bool,
-        output: [u8; 32],
-    ) {
-        if reused {
-            self.stages.lock().unwrap().entry(stage).or_default().reused += 1;
-            return;
-        }
+    /// artifacts) and that ran: its new output hashes to `output`.
+    pub fn note_rerun(&self, stage: &'static str, subject: &str, inputs: &[(&'static str, String)], key: [u8; 32], output: [u8; 32]) {
         let node = node_name(stage, subject);
         let record = NodeRecord { key, inputs: inputs.iter().map(|(n, v)| (n.to_string(), short(v))).collect(), output };
         let (status, mut reasons, cutoff) = rerun_reasons(subject, self.previous(&node).as_ref(), &record, false);
@@ -548,11 +548,18 @@ impl StageCache {
 
 fn subjects_digest(subjects: &BTreeSet<String>) -> Vec<u8> {
     let mut hasher = blake3::Hasher::new();
-    for subject in subjects {
-        hasher.update(&(subject.len() as u64).to_le_bytes());
-        hasher.update(subject.as_bytes());
-    }
+    update_parts(&mut hasher, subjects);
     hasher.finalize().as_bytes().to_vec()
+}
+
+/// Feed `parts` to `hasher`, each preceded by its length, so that no two different lists of
+/// parts hash alike. Every key and digest of the cache is made of parts this way.
+pub fn update_parts(hasher: &mut blake3::Hasher, parts: impl IntoIterator<Item = impl AsRef<[u8]>>) {
+    for part in parts {
+        let part = part.as_ref();
+        hasher.update(&(part.len() as u64).to_le_bytes());
+        hasher.update(part);
+    }
 }
 
 /// Status, reasons and cutoff of a node that ran, against its previous record.

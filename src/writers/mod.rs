@@ -11,38 +11,43 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 
-/// One rendered output file.
+/// One output file.
 #[derive(Debug, Clone)]
 pub struct Artifact {
     /// Path relative to the output directory, `/`-separated.
     pub path: String,
     pub rows: usize,
     pub bytes: usize,
-    pub contents: Vec<u8>,
-    /// blake3 of `contents`.
+    /// blake3 of the bytes.
     pub hash: [u8; 32],
-    /// The output directory already holds exactly these bytes (verified): `contents` may be
-    /// empty and nothing is written.
-    pub on_disk: bool,
-    /// A file elsewhere holding exactly these bytes (verified): `contents` is empty and the
-    /// file is linked (or copied) into place.
-    pub source: Option<std::path::PathBuf>,
+    pub body: Body,
+}
+
+/// Where an artifact's bytes are.
+#[derive(Debug, Clone)]
+pub enum Body {
+    /// Rendered in memory, to be written.
+    Contents(Vec<u8>),
+    /// Already in the output directory (verified): nothing to write.
+    OnDisk,
+    /// In this file elsewhere (verified): linked, or copied, into place.
+    Linked(std::path::PathBuf),
 }
 
 impl Artifact {
     pub fn new(path: impl Into<String>, rows: usize, contents: Vec<u8>) -> Self {
         let hash = hash_large(&contents);
-        Artifact { path: path.into(), rows, bytes: contents.len(), contents, hash, on_disk: false, source: None }
+        Artifact { path: path.into(), rows, bytes: contents.len(), hash, body: Body::Contents(contents) }
     }
 
     /// An artifact the output directory already holds, as the last build recorded it.
     pub fn on_disk(path: impl Into<String>, rows: usize, bytes: usize, hash: [u8; 32]) -> Self {
-        Artifact { path: path.into(), rows, bytes, contents: Vec::new(), hash, on_disk: true, source: None }
+        Artifact { path: path.into(), rows, bytes, hash, body: Body::OnDisk }
     }
 
     /// An artifact whose bytes are those of the file `source`.
     pub fn linked(path: impl Into<String>, rows: usize, bytes: usize, hash: [u8; 32], source: std::path::PathBuf) -> Self {
-        Artifact { path: path.into(), rows, bytes, contents: Vec::new(), hash, on_disk: false, source: Some(source) }
+        Artifact { path: path.into(), rows, bytes, hash, body: Body::Linked(source) }
     }
 }
 

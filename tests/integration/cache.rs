@@ -6,7 +6,7 @@ use std::path::Path;
 
 use serde_json::Value;
 
-use crate::support::{bin, build, copy_dir, repo, stderr};
+use crate::support::{Repo, bin, build, copy_dir, repo, stderr};
 
 const ARTIFACTS: [&str; 7] = [
     "modules.jsonl",
@@ -42,37 +42,49 @@ fn cold_outputs(root: &Path, out: &Path) {
     assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
 }
 
+/// The arguments of most builds here: the fixture's undecodable file left out.
+const ARGS: [&str; 2] = ["--exclude", "pkg/bad_utf8.py"];
+
+/// `out` holds what a cold build of the repository (cache disabled) writes now.
+fn assert_matches_cold(repo: &Repo, out: &Path) {
+    let cold = tempfile::tempdir_in(repo.tmp.path()).unwrap();
+    cold_outputs(&repo.root, cold.path());
+    assert_same_outputs(out, cold.path());
+}
+
+/// Edit the text of a comment in `pkg/sub/deep.py`, keeping its length.
+fn edit_deep_comment(root: &Path) {
+    let deep = root.join("pkg/sub/deep.py");
+    let text = std::fs::read_to_string(&deep).unwrap();
+    std::fs::write(&deep, text.replace("a comment inside the parentheses", "an edited comment, same length!!")).unwrap();
+}
+
 #[test]
 fn warm_rebuild_reuses_every_node() {
     let repo = repo("basic");
     let out = repo.out();
-    let args = ["--exclude", "pkg/bad_utf8.py"];
-    build(&repo.root, &out, &args);
+    build(&repo.root, &out, &ARGS);
     let first = explain_json(&repo.root, &[]);
     let (new, reused, recomputed, _) = summary(&first);
     assert!(new > 40 && reused == 0 && recomputed == 0, "{first:#}");
 
-    let output = build(&repo.root, &out, &args);
+    let output = build(&repo.root, &out, &ARGS);
     assert!(stderr(&output).contains("recomputed (0 root cause"), "{}", stderr(&output));
     let second = explain_json(&repo.root, &[]);
     assert_eq!(summary(&second), (0, new, 0, 0), "everything reused: {second:#}");
-    let cold = repo.tmp.path().join("cold");
-    cold_outputs(&repo.root, &cold);
-    assert_same_outputs(&out, &cold);
+    assert_matches_cold(&repo, &out);
 }
 
 #[test]
 fn comment_edit_is_explained_leaf_by_leaf() {
     let repo = repo("basic");
     let out = repo.out();
-    let args = ["--exclude", "pkg/bad_utf8.py"];
-    build(&repo.root, &out, &args);
+    build(&repo.root, &out, &ARGS);
     let deep = repo.root.join("pkg/sub/deep.py");
     let old_hash = blake3::hash(&std::fs::read(&deep).unwrap()).to_hex().to_string();
-    let text = std::fs::read_to_string(&deep).unwrap();
-    std::fs::write(&deep, text.replace("a comment inside the parentheses", "an edited comment, same length!!")).unwrap();
+    edit_deep_comment(&repo.root);
     let new_hash = blake3::hash(&std::fs::read(&deep).unwrap()).to_hex().to_string();
-    build(&repo.root, &out, &args);
+    build(&repo.root, &out, &ARGS);
 
     let report = explain_json(&repo.root, &[]);
     let causes = report["root_causes"].as_array().unwrap();
@@ -115,17 +127,14 @@ fn comment_edit_is_explained_leaf_by_leaf() {
     let text = bin().args(["explain", "--root"]).arg(&repo.root).output().unwrap();
     let text = String::from_utf8(text.stdout).unwrap();
     assert!(text.contains(&format!("content(pkg/sub/deep.py) changed {} → {}", &old_hash[..12], &new_hash[..12])), "{text}");
-    let cold = repo.tmp.path().join("cold");
-    cold_outputs(&repo.root, &cold);
-    assert_same_outputs(&out, &cold);
+    assert_matches_cold(&repo, &out);
 }
 
 #[test]
 fn restored_cache_in_another_checkout_is_a_full_hit() {
     let repo = repo("basic");
     let out = repo.out();
-    let args = ["--exclude", "pkg/bad_utf8.py"];
-    build(&repo.root, &out, &args);
+    build(&repo.root, &out, &ARGS);
     // Another machine, another path: the tree and its cache directory copied, every mtime new.
     let elsewhere = tempfile::tempdir().unwrap();
     let checkout = elsewhere.path().join("somewhere/else");
@@ -138,7 +147,7 @@ fn restored_cache_in_another_checkout_is_a_full_hit() {
     // The outputs restored too (with the default layout they live in the tree): a full hit.
     let moved_out = elsewhere.path().join("out");
     copy_dir(&out, &moved_out);
-    let output = build(&checkout, &moved_out, &args);
+    let output = build(&checkout, &moved_out, &ARGS);
     assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
     let report = explain_json(&checkout, &[]);
     assert_eq!(summary(&report), (0, summary(&report).1, 0, 0), "{report:#}");
@@ -149,7 +158,7 @@ fn restored_cache_in_another_checkout_is_a_full_hit() {
     let checkout2 = elsewhere.path().join("third");
     copy_dir(&repo.root, &checkout2);
     let fresh_out = elsewhere.path().join("fresh-out");
-    let output = build(&checkout2, &fresh_out, &args);
+    let output = build(&checkout2, &fresh_out, &ARGS);
     assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
     let report = explain_json(&checkout2, &[]);
     assert!(report["nodes"].as_array().unwrap().iter().all(|n| n["stage"] == "write" || n["status"] == "reused"), "{report:#}");
@@ -161,7 +170,7 @@ fn restored_cache_in_another_checkout_is_a_full_hit() {
     copy_dir(&repo.root, &checkout3);
     std::fs::remove_dir_all(checkout3.join(".codeintel-cache/artifacts")).unwrap();
     let fresh_out = elsewhere.path().join("fresh-out-2");
-    let output = build(&checkout3, &fresh_out, &args);
+    let output = build(&checkout3, &fresh_out, &ARGS);
     assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
     let report = explain_json(&checkout3, &[]);
     for node in report["nodes"].as_array().unwrap() {
@@ -194,7 +203,6 @@ fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
 fn corrupt_truncated_or_foreign_caches_are_rebuilt() {
     let repo = repo("basic");
     let out = repo.out();
-    let args = ["--exclude", "pkg/bad_utf8.py"];
     let cold = repo.tmp.path().join("cold");
     cold_outputs(&repo.root, &cold);
     let cache_file = repo.root.join(".codeintel-cache/stages.redb");
@@ -225,13 +233,13 @@ fn corrupt_truncated_or_foreign_caches_are_rebuilt() {
         }),
     ];
     for (what, damage) in damages {
-        build(&repo.root, &out, &args);
+        build(&repo.root, &out, &ARGS);
         damage(&cache_file);
-        let output = build(&repo.root, &out, &args);
+        let output = build(&repo.root, &out, &ARGS);
         assert_eq!(output.status.code(), Some(0), "{what}: {}", stderr(&output));
         assert_same_outputs(&out, &cold);
         // And the cache works again afterwards.
-        build(&repo.root, &out, &args);
+        build(&repo.root, &out, &ARGS);
         let (_, _, recomputed, _) = summary(&explain_json(&repo.root, &[]));
         assert_eq!(recomputed, 0, "{what}: the rebuilt cache is used");
     }
@@ -246,7 +254,7 @@ fn corrupt_truncated_or_foreign_caches_are_rebuilt() {
     let clear = bin().args(["cache", "clear", "--root"]).arg(&repo.root).output().unwrap();
     assert_eq!(clear.status.code(), Some(0));
     assert!(!cache_file.exists());
-    build(&repo.root, &out, &args);
+    build(&repo.root, &out, &ARGS);
     let (new, ..) = summary(&explain_json(&repo.root, &[]));
     assert!(new > 0, "after clear every node is new");
 }
@@ -281,10 +289,9 @@ fn concurrent_builds_wait_for_each_other() {
 fn deleted_file_nodes_are_removed() {
     let repo = repo("basic");
     let out = repo.out();
-    let args = ["--exclude", "pkg/bad_utf8.py"];
-    build(&repo.root, &out, &args);
+    build(&repo.root, &out, &ARGS);
     std::fs::remove_file(repo.root.join("pkg/latin1.py")).unwrap();
-    build(&repo.root, &out, &args);
+    build(&repo.root, &out, &ARGS);
     let report = explain_json(&repo.root, &["pkg/latin1.py"]);
     let nodes = report["nodes"].as_array().unwrap();
     assert_eq!(nodes.len(), 6, "five stages and the rows: {report:#}");
@@ -295,8 +302,7 @@ fn deleted_file_nodes_are_removed() {
 fn plan_predicts_without_writing() {
     let repo = repo("basic");
     let out = repo.out();
-    let args = ["--exclude", "pkg/bad_utf8.py"];
-    build(&repo.root, &out, &args);
+    build(&repo.root, &out, &ARGS);
     let cache_dir = repo.root.join(".codeintel-cache");
     let run_log_before = std::fs::read(cache_dir.join("last-run.json")).unwrap();
     let modules_before = std::fs::read(out.join("modules.jsonl")).unwrap();
@@ -317,7 +323,7 @@ fn plan_predicts_without_writing() {
     // build afterwards still has to recompute).
     assert!(std::fs::read(cache_dir.join("last-run.json")).unwrap() == run_log_before, "plan mode wrote the run log");
     assert_eq!(std::fs::read(out.join("modules.jsonl")).unwrap(), modules_before);
-    build(&repo.root, &out, &args);
+    build(&repo.root, &out, &ARGS);
     let after = explain_json(&repo.root, &["--stage", "outline", "pkg/models.py"]);
     assert_eq!(after["nodes"][0]["status"], "recomputed", "{after:#}");
 }
@@ -387,11 +393,10 @@ fn killed_builds_leave_usable_outputs_and_cache() {
 fn whole_build_shortcut_checks_the_artifacts() {
     let repo = repo("basic");
     let out = repo.out();
-    let args = ["--exclude", "pkg/bad_utf8.py"];
-    build(&repo.root, &out, &args);
+    build(&repo.root, &out, &ARGS);
     let symbols = std::fs::read(out.join("symbols.jsonl")).unwrap();
     // Unchanged inputs: the second build takes the shortcut and reports the same summary.
-    let second = build(&repo.root, &out, &args);
+    let second = build(&repo.root, &out, &ARGS);
     assert!(stderr(&second).contains("9 modules, 27 symbols"), "{}", stderr(&second));
     assert!(stderr(&second).contains("syntax error: pkg/broken.py"), "problems are still reported: {}", stderr(&second));
     let shortcut = explain_json(&repo.root, &["--timings"]);
@@ -401,7 +406,7 @@ fn whole_build_shortcut_checks_the_artifacts() {
     // A damaged or deleted artifact is noticed and written again.
     std::fs::write(out.join("symbols.jsonl"), b"tampered\n").unwrap();
     std::fs::remove_file(out.join("graphs/cycles.json")).unwrap();
-    build(&repo.root, &out, &args);
+    build(&repo.root, &out, &ARGS);
     assert_eq!(std::fs::read(out.join("symbols.jsonl")).unwrap(), symbols);
     assert!(out.join("graphs/cycles.json").exists());
     // A new problem (here: a file over the size limit) changes the build key.
@@ -431,33 +436,26 @@ fn files_read(root: &Path) -> (u64, u64) {
 fn stat_fast_path_reads_only_changed_files() {
     let repo = repo("basic");
     let out = repo.out();
-    let args = ["--exclude", "pkg/bad_utf8.py"];
     age_files(&repo.root);
-    build(&repo.root, &out, &args);
+    build(&repo.root, &out, &ARGS);
     let (read, total) = files_read(&repo.root);
     assert_eq!(read, total, "a first build reads every file");
-    build(&repo.root, &out, &args);
+    build(&repo.root, &out, &ARGS);
     assert_eq!(files_read(&repo.root), (0, total), "old, unchanged stats: nothing is read");
     // Without the outputs every file's rows are rendered again: from cached stage values, and
     // each file's text (its line count) read on demand — the outputs equal a cold build's.
     std::fs::remove_dir_all(&out).unwrap();
-    build(&repo.root, &out, &args);
+    build(&repo.root, &out, &ARGS);
     assert_eq!(files_read(&repo.root), (0, total), "texts read on demand are not loads");
-    let cold = repo.tmp.path().join("cold-0");
-    cold_outputs(&repo.root, &cold);
-    assert_same_outputs(&out, &cold);
+    assert_matches_cold(&repo, &out);
 
     // An edit changes the stat: that file alone is read, and its change is seen.
-    let deep = repo.root.join("pkg/sub/deep.py");
-    let text = std::fs::read_to_string(&deep).unwrap();
-    std::fs::write(&deep, text.replace("a comment inside the parentheses", "an edited comment, same length!!")).unwrap();
-    build(&repo.root, &out, &args);
+    edit_deep_comment(&repo.root);
+    build(&repo.root, &out, &ARGS);
     assert_eq!(files_read(&repo.root), (1, total));
-    let cold = repo.tmp.path().join("cold");
-    cold_outputs(&repo.root, &cold);
-    assert_same_outputs(&out, &cold);
+    assert_matches_cold(&repo, &out);
     // Its new mtime is within the racy window of the stat just recorded: read once more.
-    build(&repo.root, &out, &args);
+    build(&repo.root, &out, &ARGS);
     assert_eq!(files_read(&repo.root), (1, total), "a racy entry is not trusted");
 }
 
@@ -503,8 +501,7 @@ fn config_change_removes_only_the_excluded_files_nodes() {
 fn edits_across_processes_match_cold_builds() {
     let repo = repo("basic");
     let out = repo.out();
-    let args = ["--exclude", "pkg/bad_utf8.py"];
-    build(&repo.root, &out, &args);
+    build(&repo.root, &out, &ARGS);
     let edit = |path: &str, change: &dyn Fn(String) -> String| {
         let file = repo.root.join(path);
         let text = std::fs::read_to_string(&file).unwrap_or_default();
@@ -522,7 +519,7 @@ fn edits_across_processes_match_cold_builds() {
     ];
     for (step, (name, apply)) in steps.iter().enumerate() {
         apply();
-        let output = build(&repo.root, &out, &args);
+        let output = build(&repo.root, &out, &ARGS);
         assert_eq!(output.status.code(), Some(0), "{name}: {}", stderr(&output));
         let cold = repo.tmp.path().join(format!("cold-{step}"));
         cold_outputs(&repo.root, &cold);
