@@ -8,6 +8,22 @@ pub fn node_text<'a>(node: Node<'_>, text: &'a str) -> &'a str {
     &text[node.byte_range()]
 }
 
+/// An identifier as CPython spells it: NFKC-normalized (PEP 3131), so `µ` (MICRO SIGN) is `μ`
+/// and `ª` is `a`. ASCII — nearly every identifier — is returned as is, without allocating.
+pub fn identifier(raw: &str) -> std::borrow::Cow<'_, str> {
+    use unicode_normalization::UnicodeNormalization as _;
+    if raw.is_ascii() {
+        std::borrow::Cow::Borrowed(raw)
+    } else {
+        std::borrow::Cow::Owned(raw.nfkc().collect())
+    }
+}
+
+/// The text of an identifier node, NFKC-normalized (see [`identifier`]).
+pub fn identifier_text<'a>(node: Node<'_>, text: &'a str) -> std::borrow::Cow<'a, str> {
+    identifier(node_text(node, text))
+}
+
 /// Whether a name is public by Python convention: no leading underscore, or a dunder.
 pub fn is_public_name(name: &str) -> bool {
     !name.starts_with('_') || (name.len() > 4 && name.starts_with("__") && name.ends_with("__"))
@@ -237,6 +253,14 @@ mod tests {
         assert_eq!(literal_value("'''a\\\nb'''").as_deref(), Some("ab"));
         assert_eq!(literal_value(r#"b"x""#), None);
         assert_eq!(literal_value(r#"f"x""#), None);
+    }
+
+    #[test]
+    fn identifiers_are_nfkc_normalized() {
+        assert_eq!(identifier("plain"), "plain");
+        assert_eq!(identifier("\u{b5}"), "\u{3bc}", "MICRO SIGN becomes GREEK SMALL LETTER MU");
+        assert_eq!(identifier("\u{aa}b"), "ab");
+        assert_eq!(identifier("\u{fb01}le"), "file", "the fi ligature decomposes");
     }
 
     #[test]
