@@ -165,7 +165,8 @@ fn run_build(
     if let Some(cache) = cache {
         cache.set_files_read(files_read, files_to_sync.len());
     }
-    let build_key = build_key(&files_to_sync, &problems);
+    let build_key = build_key(&files_to_sync, &problems, &config.target);
+    workspace.set_target(&config.target);
     let files = workspace.sync(files_to_sync);
     phase("load", &mut timings);
 
@@ -304,10 +305,12 @@ fn run_build(
 }
 
 /// Everything the artifacts are a function of, besides the engine: each file's path, module
-/// name, package flag, encoding and content hash, and every discovery or loading problem.
-fn build_key(files: &[LoadedFile], problems: &[Problem]) -> [u8; 32] {
+/// name, package flag, encoding and content hash, every discovery or loading problem, and the
+/// Python target.
+fn build_key(files: &[LoadedFile], problems: &[Problem], target: &crate::config::PythonTarget) -> [u8; 32] {
     let mut hasher = blake3::Hasher::new();
     hasher.update(crate::cache::engine_fingerprint().as_bytes());
+    update_parts(&mut hasher, ["target", target.describe().as_str()]);
     let mut files: Vec<&LoadedFile> = files.iter().collect();
     files.sort_by(|a, b| a.path.cmp(&b.path));
     for file in files {

@@ -67,6 +67,15 @@ pub struct Cli {
     #[arg(long, global = true)]
     pub follow_links: bool,
 
+    /// Python version that `sys.version_info` conditions are decided for [default: 3.13].
+    #[arg(long, global = true, value_name = "X.Y")]
+    pub python_version: Option<String>,
+
+    /// `sys.platform` that platform conditions are decided for (linux, darwin, win32, …)
+    /// [default: linux].
+    #[arg(long, global = true, value_name = "PLATFORM")]
+    pub python_platform: Option<String>,
+
     /// More log output (-v: info, -vv: debug, -vvv: trace).
     #[arg(long, short = 'v', global = true, action = ArgAction::Count, conflicts_with = "quiet")]
     pub verbose: u8,
@@ -154,6 +163,16 @@ pub fn construct_config(cli: &Cli, cwd: &Path) -> Result<Config> {
         None => config.root.join(DEFAULT_CACHE_DIR),
     });
     config.follow_links = cli.follow_links;
+    if let Some(version) = &cli.python_version {
+        config.target.version =
+            crate::config::PythonTarget::parse_version(version).map_err(|e| anyhow::anyhow!("--python-version: {e}"))?;
+    }
+    if let Some(platform) = &cli.python_platform {
+        if platform.is_empty() || !platform.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+            bail!("--python-platform: expected a sys.platform value such as linux, darwin or win32, got {platform:?}");
+        }
+        config.target.platform = platform.clone();
+    }
     config.progress = !cli.quiet && std::io::stderr().is_terminal();
     Ok(config)
 }

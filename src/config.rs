@@ -14,6 +14,51 @@ pub const DEFAULT_OUT_DIR: &str = ".codeintel";
 /// Name of the cache directory used when `--cache-dir` is not given, relative to the root.
 pub const DEFAULT_CACHE_DIR: &str = ".codeintel-cache";
 
+/// The Python a build evaluates conditions for: `sys.version_info`, `sys.platform` and
+/// `os.name` tests at module level are decided against it (as pyright's `pythonVersion` and
+/// `pythonPlatform` do). Part of the cache keys; never read from the environment.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct PythonTarget {
+    /// (major, minor).
+    pub version: (u32, u32),
+    /// `sys.platform`: `linux`, `darwin`, `win32`, `cygwin`, `emscripten`, `wasi`, …
+    pub platform: String,
+}
+
+/// The default target: documented in the README (`--python-version`, `--python-platform`).
+pub const DEFAULT_PYTHON_VERSION: (u32, u32) = (3, 13);
+/// The default `sys.platform`.
+pub const DEFAULT_PYTHON_PLATFORM: &str = "linux";
+
+impl Default for PythonTarget {
+    fn default() -> Self {
+        PythonTarget { version: DEFAULT_PYTHON_VERSION, platform: DEFAULT_PYTHON_PLATFORM.to_string() }
+    }
+}
+
+impl PythonTarget {
+    /// `os.name` on this platform.
+    pub fn os_name(&self) -> &'static str {
+        if self.platform == "win32" { "nt" } else { "posix" }
+    }
+
+    /// `3.11 linux`, as the cache keys and `explain` show it.
+    pub fn describe(&self) -> String {
+        format!("{}.{} {}", self.version.0, self.version.1, self.platform)
+    }
+
+    /// Parse `--python-version` (`3.11`).
+    pub fn parse_version(text: &str) -> Result<(u32, u32), String> {
+        let (major, minor) = text.trim().split_once('.').ok_or_else(|| format!("expected MAJOR.MINOR, got {text:?}"))?;
+        let major: u32 = major.parse().map_err(|_| format!("invalid major version in {text:?}"))?;
+        let minor: u32 = minor.parse().map_err(|_| format!("invalid minor version in {text:?}"))?;
+        if major != 3 {
+            return Err(format!("only Python 3 is supported, got {text:?}"));
+        }
+        Ok((major, minor))
+    }
+}
+
 /// Everything a build needs to know.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -40,6 +85,8 @@ pub struct Config {
     pub cache_dir: Option<PathBuf>,
     /// Show a progress bar (only honoured when stderr is a terminal).
     pub progress: bool,
+    /// The Python version and platform conditions are decided for.
+    pub target: PythonTarget,
 }
 
 impl Config {
@@ -57,6 +104,7 @@ impl Config {
             follow_links: false,
             progress: false,
             cache_dir: None,
+            target: PythonTarget::default(),
         }
     }
 }

@@ -166,6 +166,17 @@ pub struct Project {
     pub files: Arc<[SourceFile]>,
 }
 
+/// The Python target conditions are decided for (a singleton). Queries read it only when a
+/// module has a condition on `sys.version_info`, `sys.platform` or `os.name`, so changing it
+/// re-runs exactly those modules' evaluations.
+#[salsa::input(singleton, debug)]
+pub struct Target {
+    #[returns(copy)]
+    pub python_version: (u32, u32),
+    #[returns(ref)]
+    pub platform: String,
+}
+
 /// A file ready to become (or update) a [`SourceFile`] input.
 #[derive(Debug, Clone)]
 pub struct LoadedFile {
@@ -189,6 +200,23 @@ pub struct Workspace {
 impl Workspace {
     pub fn new(db: Database) -> Self {
         Workspace { db, files: BTreeMap::new() }
+    }
+
+    /// Make the [`Target`] input match `target` (a setter only when a value changed).
+    pub fn set_target(&mut self, target: &crate::config::PythonTarget) {
+        match Target::try_get(&self.db) {
+            Some(input) => {
+                if input.python_version(&self.db) != target.version {
+                    input.set_python_version(&mut self.db).to(target.version);
+                }
+                if *input.platform(&self.db) != target.platform {
+                    input.set_platform(&mut self.db).to(target.platform.clone());
+                }
+            }
+            None => {
+                Target::new(&self.db, target.version, target.platform.clone());
+            }
+        }
     }
 
     /// Make the inputs match `loaded` (sorted or not): create new files, update changed ones

@@ -28,7 +28,7 @@ use crate::cache::{BuildRecord, update_parts};
 use crate::writers::jsonl;
 
 /// Bump when a row's fields or rendering change.
-pub const ROWS_VERSION: u32 = 1;
+pub const ROWS_VERSION: u32 = 2;
 
 /// The artifacts made of per-file rows, in the order of [`RowEntry::lens`].
 pub const ROW_ARTIFACTS: [&str; 3] = ["modules.jsonl", "symbols.jsonl", "imports.jsonl"];
@@ -81,10 +81,15 @@ pub fn source_digest(db: &dyn Db, file: SourceFile) -> [u8; 32] {
     *hasher.finalize().as_bytes()
 }
 
-/// Digest of the module layout: every file's path, module name and package flag. Equal
-/// layouts resolve every import the same way.
+/// Digest of the module layout: every file's path, module name and package flag, and the
+/// Python target conditions are decided for. Equal layouts resolve every import the same way
+/// and decide every condition the same way.
 pub fn layout_digest(db: &dyn Db, files: &[SourceFile]) -> [u8; 32] {
     let mut hasher = blake3::Hasher::new();
+    if let Some(target) = crate::db::Target::try_get(db) {
+        let (major, minor) = target.python_version(db);
+        update_parts(&mut hasher, ["target", &format!("{major}.{minor}"), target.platform(db).as_str()]);
+    }
     for &file in files {
         update_parts(&mut hasher, [file.path(db).as_str(), file.module(db).as_str(), if file.is_package(db) { "1" } else { "0" }]);
     }

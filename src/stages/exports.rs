@@ -8,30 +8,156 @@
 //! module in a cycle starts from the empty set and re-runs until the sets stop growing, which
 //! gives the union CPython reaches when the cycle's modules finish initializing.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
 
-use crate::db::{Db, Project, SourceFile};
+use crate::config::PythonTarget;
+use crate::db::{Db, Project, SourceFile, Target};
+use crate::stages::flow::{self, AllState, OtherAll, Resolver, StarNames};
 use crate::stages::resolve::{ModuleIndex, Resolved, module_index};
-use crate::stages::scope::{AllItem, AllOp, BindingKind, ModuleAllRef, module_scope};
+use crate::stages::scope::{Binding, DecoratorRef, GetattrShim, ModuleAllRef, REGISTRAR_NAMES, module_scope};
 
 /// Bump when export computation changes.
-pub const EXPORTS_VERSION: u32 = 1;
+pub const EXPORTS_VERSION: u32 = 2;
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Exports {
-    /// Sorted names bound by `from module import *`.
+    /// Sorted names `from module import *` binds on every path through the module.
     pub names: Vec<String>,
-    /// False when a star import or an `__all__` part could not be resolved statically.
+    /// Sorted names it binds on some paths only (an undecided branch, a `try` body, a loop,
+    /// a submodule attribute that depends on what else was imported).
+    pub maybe: Vec<String>,
+    /// The promise: the names bound at run time include `names` and are within `names` ∪
+    /// `maybe`. False when the tool cannot know (see the README).
     pub complete: bool,
     /// The declared `__all__`, in order, or `None` when the module has none.
     pub all: Option<Vec<String>>,
     pub all_complete: bool,
+    /// Every name bound at module level at the end (on some path), with its binding: what
+    /// re-export tracing follows.
+    pub bound: BTreeMap<String, Binding>,
 }
 
 fn exports_initial(_db: &dyn Db, _id: salsa::Id, _file: SourceFile) -> Exports {
     Exports { complete: true, all_complete: true, ..Exports::default() }
+}
+
+/// The target the build decides conditions for (the default when none was set).
+fn target_of(db: &dyn Db) -> PythonTarget {
+    match Target::try_get(db) {
+        Some(target) => PythonTarget { version: target.python_version(db), platform: target.platform(db).clone() },
+        None => PythonTarget::default(),
+    }
+}
+
+/// The modules `file`'s module-level code imports when it runs (candidates as written, with
+/// whether on every path). Per file; the target is read only when a condition needs it.
+#[salsa::tracked(returns(ref))]
+pub fn module_loads(db: &dyn Db, file: SourceFile) -> BTreeMap<String, bool> {
+    struct Loads<'db> {
+        db: &'db dyn Db,
+        target: Option<PythonTarget>,
+    }
+    impl Resolver for Loads<'_> {
+        fn target(&mut self) -> &PythonTarget {
+            let db = self.db;
+            self.target.get_or_insert_with(|| target_of(db))
+        }
+        fn star(&mut self, _module: &str) -> StarNames {
+            StarNames { complete: true, ..StarNames::default() }
+        }
+        fn module_all(&mut self, _reference: &ModuleAllRef) -> OtherAll {
+            OtherAll::Unknown
+        }
+        fn is_registrar(&mut self, _decorator: &DecoratorRef, _local: &BTreeSet<String>) -> Option<bool> {
+            Some(false)
+        }
+    }
+    flow::evaluate(module_scope(db, file), &mut Loads { db, target: None }).state.loads
+}
+
+struct ExportsResolver<'db> {
+    db: &'db dyn Db,
+    index: &'db ModuleIndex,
+    me: String,
+    target: Option<PythonTarget>,
+}
+
+impl Resolver for ExportsResolver<'_> {
+    fn target(&mut self) -> &PythonTarget {
+        let db = self.db;
+        self.target.get_or_insert_with(|| target_of(db))
+    }
+
+    fn star(&mut self, target: &str) -> StarNames {
+        match self.index.resolve(target) {
+            Resolved::File(source) => {
+                let star = exports(self.db, source);
+                let mut names = StarNames { definite: star.names.clone(), maybe: star.maybe.clone(), complete: star.complete };
+                // Importing this module first loaded its ancestors completely: a star import from
+                // a grandparent or above also sees the child on the path here (`from ctypes
+                // import *` in `ctypes.test.x` binds `test`; the direct parent does not have this
+                // module yet, it is still loading).
+                if star.all.is_none()
+                    && let Some(rest) = self.me.strip_prefix(target).and_then(|r| r.strip_prefix('.'))
+                    && let Some((child, _)) = rest.split_once('.')
+                {
+                    names.definite.push(child.to_string());
+                    names.maybe.retain(|m| m != child);
+                }
+                names
+            }
+            Resolved::Namespace => StarNames { complete: true, ..StarNames::default() },
+            Resolved::Missing | Resolved::External => StarNames::default(),
+        }
+    }
+
+    fn module_all(&mut self, reference: &ModuleAllRef) -> OtherAll {
+        let module = match &reference.attr {
+            Some(attr) => format!("{}.{attr}", reference.module),
+            None => reference.module.clone(),
+        };
+        let Some(file) = self.index.file(&module) else { return OtherAll::Unknown };
+        let exports = exports(self.db, file);
+        match (&exports.all, exports.all_complete) {
+            (Some(all), true) => OtherAll::Known(all.clone()),
+            (None, true) => OtherAll::Absent,
+            _ => OtherAll::Unknown,
+        }
+    }
+
+    fn is_registrar(&mut self, decorator: &DecoratorRef, local: &BTreeSet<String>) -> Option<bool> {
+        match decorator {
+            DecoratorRef::Local(name) => Some(local.contains(name)),
+            DecoratorRef::Imported { module, name } => registrar_in(self.db, self.index, module, name),
+            DecoratorRef::Other(_) => Some(false),
+        }
+    }
+}
+
+/// Whether `module.name` is a registration decorator, following re-exports.
+fn registrar_in(db: &dyn Db, index: &ModuleIndex, module: &str, name: &str) -> Option<bool> {
+    let (mut module, mut name) = (module.to_string(), name.to_string());
+    for _ in 0..16 {
+        match index.resolve(&module) {
+            Resolved::File(file) => {
+                if module_scope(db, file).registrars.contains(&name) {
+                    return Some(true);
+                }
+                match exports(db, file).bound.get(&name).and_then(|b| b.origin.clone()) {
+                    Some(origin) if origin.name.is_some() => {
+                        module = origin.module;
+                        name = origin.name.unwrap();
+                    }
+                    _ => return Some(false),
+                }
+            }
+            Resolved::Missing | Resolved::External => return (!REGISTRAR_NAMES.contains(&name.as_str())).then_some(false),
+            Resolved::Namespace => return Some(false),
+        }
+    }
+    Some(false)
 }
 
 /// The exports of `file`.
@@ -39,73 +165,48 @@ fn exports_initial(_db: &dyn Db, _id: salsa::Id, _file: SourceFile) -> Exports {
 pub fn exports(db: &dyn Db, file: SourceFile) -> Exports {
     let index = module_index(db, Project::get(db));
     let scope = module_scope(db, file);
-    let mut complete = true;
-
-    let (all, all_complete) = match &scope.dunder_all {
-        None => (None, true),
-        Some(declared) => {
-            let mut names: Vec<String> = Vec::new();
-            let mut ok = !declared.incomplete;
-            for op in &declared.ops {
-                match op {
-                    AllOp::Set(items) => {
-                        names.clear();
-                        ok &= extend_all(db, index, &mut names, items);
-                    }
-                    AllOp::Extend(items) => ok &= extend_all(db, index, &mut names, items),
-                    AllOp::Remove(name) => match names.iter().position(|n| n == name) {
-                        Some(i) => {
-                            names.remove(i);
-                        }
-                        None => ok = false,
-                    },
-                }
-            }
-            (Some(names), ok)
-        }
+    let mut resolver = ExportsResolver { db, index, me: file.module(db).clone(), target: None };
+    let outcome = flow::evaluate(scope, &mut resolver);
+    let state = outcome.state;
+    let bound: BTreeMap<String, Binding> = state.names.iter().map(|(n, (b, _))| (n.clone(), b.clone())).collect();
+    let (all, all_complete) = match &state.all {
+        AllState::Known(list) => (Some(list.clone()), !scope.all_dynamic),
+        AllState::Unknown(guess) => (Some(guess.clone()), false),
+        // Without `__all__`, `from m import *` asks a PEP 562 `__getattr__` for it.
+        AllState::Absent => match (state.names.get("__getattr__"), &scope.getattr) {
+            (None, _) => (None, !scope.all_dynamic),
+            (Some(_), Some(GetattrShim::NoAll)) => (None, !scope.all_dynamic),
+            (Some(_), Some(GetattrShim::Delegate(reference))) => match resolver.module_all(reference) {
+                OtherAll::Known(list) => (Some(list), !scope.all_dynamic),
+                OtherAll::Absent => (None, !scope.all_dynamic),
+                OtherAll::Unknown => (None, false),
+            },
+            (Some(_), _) => (None, false),
+        },
     };
-
-    let names: BTreeSet<String> = match &all {
-        Some(all) => {
-            complete &= all_complete;
-            all.iter().cloned().collect()
-        }
+    let mut complete = outcome.complete && all_complete;
+    let (names, maybe) = match &all {
+        Some(list) => (list.iter().cloned().collect::<BTreeSet<String>>(), BTreeSet::new()),
         None => {
-            let mut names: BTreeSet<String> = scope
-                .names
-                .iter()
-                .filter(|(_, binding)| binding.kind != BindingKind::ExceptAlias)
-                .map(|(name, _)| name.clone())
-                .collect();
             complete &= !scope.dynamic_globals;
-            let me = file.module(db);
-            for target in &scope.star_imports {
-                match index.resolve(target) {
-                    Resolved::File(source) => {
-                        let star = exports(db, source);
-                        complete &= star.complete;
-                        names.extend(star.names.iter().cloned());
-                        // Importing this module first loaded its ancestors: a star import from
-                        // one of them also sees the child on the path here (`from ctypes
-                        // import *` in `ctypes.test.x` binds `test`).
-                        if star.all.is_none()
-                            && let Some(rest) = me.strip_prefix(target.as_str()).and_then(|r| r.strip_prefix('.'))
-                        {
-                            names.insert(rest.split('.').next().unwrap_or(rest).to_string());
-                        }
-                    }
-                    Resolved::Namespace => {}
-                    Resolved::Missing | Resolved::External => complete = false,
+            let mut names = BTreeSet::new();
+            let mut maybe = BTreeSet::new();
+            for (name, (_, definite)) in &state.names {
+                if is_public_name_for_star(name) {
+                    if *definite { names.insert(name.clone()) } else { maybe.insert(name.clone()) };
                 }
             }
             if file.is_package(db) {
-                names.extend(imported_submodules(file.module(db), &scope.runtime_imports, index));
+                let (loaded, maybe_loaded) = package_children(db, index, file.module(db));
+                names.extend(loaded);
+                maybe.extend(maybe_loaded);
             }
-            names.retain(|name| is_public_name_for_star(name) && !scope.deleted.contains(name));
-            names
+            names.retain(|n| is_public_name_for_star(n));
+            maybe.retain(|n| is_public_name_for_star(n) && !names.contains(n));
+            (names, maybe)
         }
     };
-    Exports { names: names.into_iter().collect(), complete, all, all_complete }
+    Exports { names: names.into_iter().collect(), maybe: maybe.into_iter().collect(), complete, all, all_complete, bound }
 }
 
 /// `from m import *` without `__all__` skips every name starting with an underscore.
@@ -113,57 +214,68 @@ fn is_public_name_for_star(name: &str) -> bool {
     !name.starts_with('_')
 }
 
-/// Children of `package` that its own module-level imports load (CPython binds each loaded
-/// submodule as an attribute of its parent package).
-fn imported_submodules<'a>(
-    package: &str,
-    imports: &'a BTreeSet<crate::stages::scope::ImportOrigin>,
-    index: &'a ModuleIndex,
-) -> BTreeSet<String> {
+/// The submodules of `package` that are attributes of it after `import package` (CPython
+/// binds each loaded submodule as an attribute of its parent): those loaded on every path of
+/// the import closure of the package (its ancestors' and its own module-level imports,
+/// transitively, in any module of the repository), and — maybe — those loaded on some paths,
+/// and every other submodule, which another import in the process may have loaded.
+fn package_children(db: &dyn Db, index: &ModuleIndex, package: &str) -> (BTreeSet<String>, BTreeSet<String>) {
     let prefix = format!("{package}.");
-    let mut children = BTreeSet::new();
-    for origin in imports {
-        let mut candidates = vec![origin.module.clone()];
-        if let Some(name) = &origin.name {
-            candidates.push(format!("{}.{name}", origin.module));
+    let mut starts: Vec<String> = Vec::new();
+    let mut acc = String::new();
+    for part in package.split('.') {
+        if !acc.is_empty() {
+            acc.push('.');
         }
-        for candidate in candidates {
-            if let Some(rest) = candidate.strip_prefix(&prefix)
-                && index.exists(&candidate)
-            {
-                children.insert(rest.split('.').next().unwrap_or(rest).to_string());
+        acc.push_str(part);
+        starts.push(acc.clone());
+    }
+    let definite = closure(db, index, &starts, true);
+    let all: BTreeSet<String> = closure(db, index, &definite.iter().cloned().collect::<Vec<_>>(), false);
+    let child = |module: &str| module.strip_prefix(&prefix).map(|rest| rest.split('.').next().unwrap_or(rest).to_string());
+    let loaded: BTreeSet<String> = definite.iter().filter_map(|m| child(m)).collect();
+    let mut maybe: BTreeSet<String> = all.iter().filter_map(|m| child(m)).collect();
+    for module in index.modules.range(prefix.clone()..).map(|(m, _)| m).take_while(|m| m.starts_with(&prefix)) {
+        maybe.extend(child(module));
+    }
+    for module in index.namespace_packages.range(prefix.clone()..).take_while(|m| m.starts_with(&prefix)) {
+        maybe.extend(child(module));
+    }
+    maybe.retain(|m| !loaded.contains(m));
+    (loaded, maybe)
+}
+
+/// The repository modules loaded by importing `starts` (and, with `definite_only`, only
+/// through imports that run on every path). Importing a module loads its ancestors first.
+fn closure(db: &dyn Db, index: &ModuleIndex, starts: &[String], definite_only: bool) -> BTreeSet<String> {
+    let mut seen: BTreeSet<String> = BTreeSet::new();
+    let mut queue: Vec<String> = Vec::new();
+    let add = |module: &str, seen: &mut BTreeSet<String>, queue: &mut Vec<String>| {
+        let module = module.strip_suffix(".__init__").unwrap_or(module);
+        let mut acc = String::new();
+        for part in module.split('.') {
+            if !acc.is_empty() {
+                acc.push('.');
+            }
+            acc.push_str(part);
+            if index.exists(&acc) && !seen.contains(&acc) {
+                seen.insert(acc.clone());
+                queue.push(acc.clone());
+            }
+        }
+    };
+    for start in starts {
+        add(start, &mut seen, &mut queue);
+    }
+    while let Some(module) = queue.pop() {
+        let Some(file) = index.file(&module) else { continue };
+        for (target, definite) in module_loads(db, file) {
+            if *definite || !definite_only {
+                add(target, &mut seen, &mut queue);
             }
         }
     }
-    children
-}
-
-/// Append `items` to `names`, reading other modules' `__all__`; false when one is unknown.
-fn extend_all(db: &dyn Db, index: &ModuleIndex, names: &mut Vec<String>, items: &[AllItem]) -> bool {
-    let mut ok = true;
-    for item in items {
-        match item {
-            AllItem::Name(name) => names.push(name.clone()),
-            AllItem::ModuleAll(reference) => match module_all(db, index, reference) {
-                Some(all) => names.extend(all),
-                None => ok = false,
-            },
-        }
-    }
-    ok
-}
-
-fn module_all(db: &dyn Db, index: &ModuleIndex, reference: &ModuleAllRef) -> Option<Vec<String>> {
-    let module = match &reference.attr {
-        Some(attr) => format!("{}.{attr}", reference.module),
-        None => reference.module.clone(),
-    };
-    let file = index.file(&module)?;
-    let exports = exports(db, file);
-    if !exports.all_complete {
-        return None;
-    }
-    exports.all.clone()
+    seen
 }
 
 /// A name a module exports that it got from elsewhere.
@@ -178,27 +290,19 @@ pub struct Reexport {
     pub origin_name: Option<String>,
 }
 
-/// The re-exports of `file`, sorted by name.
+/// The re-exports of `file`, sorted by name: exported names (on every or some paths) bound by
+/// an import or a star import.
 #[salsa::tracked(returns(ref))]
 pub fn reexports(db: &dyn Db, file: SourceFile) -> Vec<Reexport> {
     let index = module_index(db, Project::get(db));
-    let scope = module_scope(db, file);
+    let exports = exports(db, file);
+    let mut names: Vec<&String> = exports.names.iter().chain(&exports.maybe).collect();
+    names.sort();
     let mut out = Vec::new();
-    for name in &exports(db, file).names {
-        let from = match scope.names.get(name) {
-            Some(binding) => binding.origin.as_ref().map(|origin| (origin.module.clone(), origin.name.clone())),
-            None => scope
-                .star_imports
-                .iter()
-                .rev()
-                .find(|target| {
-                    index.file(target).is_some_and(|source| exports(db, source).names.binary_search(name).is_ok())
-                })
-                .map(|target| (target.clone(), Some(name.clone()))),
-        };
-        let Some((from_module, from_name)) = from else { continue };
-        let (origin, origin_name) = trace_origin(db, index, from_module.clone(), from_name);
-        out.push(Reexport { name: name.clone(), from: from_module, origin, origin_name });
+    for name in names {
+        let Some(origin) = exports.bound.get(name).and_then(|b| b.origin.as_ref()) else { continue };
+        let (origin_module, origin_name) = trace_origin(db, index, origin.module.clone(), origin.name.clone());
+        out.push(Reexport { name: name.clone(), from: origin.module.clone(), origin: origin_module, origin_name });
     }
     out
 }
@@ -219,24 +323,12 @@ fn trace_origin(db: &dyn Db, index: &ModuleIndex, mut module: String, mut name: 
         if !seen.insert((module.clone(), current.clone())) || seen.len() > 64 {
             break;
         }
-        let scope = module_scope(db, file);
-        match scope.names.get(&current) {
-            Some(binding) => match &binding.origin {
-                Some(origin) => {
-                    module = origin.module.clone();
-                    name = origin.name.clone();
-                }
-                None => break,
-            },
-            None => {
-                let star = scope.star_imports.iter().rev().find(|target| {
-                    index.file(target).is_some_and(|source| exports(db, source).names.binary_search(&current).is_ok())
-                });
-                match star {
-                    Some(target) => module = target.clone(),
-                    None => break,
-                }
+        match exports(db, file).bound.get(&current).and_then(|b| b.origin.clone()) {
+            Some(origin) => {
+                module = origin.module;
+                name = origin.name;
             }
+            None => break,
         }
     }
     (module, name)

@@ -12,6 +12,7 @@ pub mod record;
 pub mod text;
 pub mod cached;
 pub mod exports;
+pub mod flow;
 pub mod graph;
 pub mod resolve;
 pub mod scope;

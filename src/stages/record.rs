@@ -7,12 +7,12 @@ use crate::db::{Db, SourceFile};
 use crate::stages::exports::{Reexport, exports, reexports};
 use crate::stages::imports::imports;
 use crate::stages::resolve::import_edges;
-use crate::stages::scope::bindings;
+use crate::stages::scope::star_imports;
 use crate::stages::outline::{docstring, outline};
 use crate::stages::parse::{parsed_module, syntax_errors};
 
 /// Bump when the record's logic or fields change.
-pub const RECORD_VERSION: u32 = 1;
+pub const RECORD_VERSION: u32 = 2;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ModuleRecord {
@@ -38,7 +38,10 @@ pub struct ModuleRecord {
     pub all_complete: bool,
     /// Sorted names `from module import *` binds.
     pub exports: Vec<String>,
-    /// False when a star import or an `__all__` part could not be resolved statically.
+    /// Sorted names `from module import *` binds on some paths only.
+    pub exports_maybe: Vec<String>,
+    /// The promise that the names bound at run time include `exports` and are within
+    /// `exports` ∪ `exports_maybe`; false when the tool cannot know.
     pub exports_complete: bool,
     /// Absolute targets of the module's star imports, in order.
     pub star_imports: Vec<String>,
@@ -66,8 +69,9 @@ pub fn module_record(db: &dyn Db, file: SourceFile) -> ModuleRecord {
         all: exports(db, file).all.clone(),
         all_complete: exports(db, file).all_complete,
         exports: exports(db, file).names.clone(),
+        exports_maybe: exports(db, file).maybe.clone(),
         exports_complete: exports(db, file).complete,
-        star_imports: bindings(db, file).star_imports.clone(),
+        star_imports: star_imports(db, file).clone(),
         reexports: reexports(db, file).clone(),
         imports: import_edges(db, file).keys().cloned().collect(),
     }

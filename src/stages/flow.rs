@@ -1,0 +1,476 @@
+//! Evaluating a module body ([`crate::stages::scope::Stmt`]) for a target: which names are
+//! bound on *every* path through the module (definite), which on some paths only (maybe),
+//! what `__all__` holds, and which modules its imports load.
+//!
+//! Paths: the branches of an `if` whose condition is undecided, the handlers of a `try` (which
+//! start from any prefix of its body), the bodies of loops (maybe zero times) and `match`
+//! cases. A decided condition ([`Cond`] against the [`PythonTarget`]) keeps only its branch.
+//! A `raise` ends its path: a module whose import fails there binds nothing there. Joining
+//! paths keeps a name definite only when every live path binds it; `__all__` stays known only
+//! when every live path agrees on it.
+//!
+//! Cross-module facts (the names a star import brings, another module's `__all__`, whether a
+//! decorator is a registration decorator) come from a [`Resolver`], so the same evaluation
+//! serves the cross-module `exports` query and the per-file `module_loads` query.
+
+use std::collections::BTreeMap;
+
+use crate::config::PythonTarget;
+use crate::stages::scope::{
+    AllItem, AllOp, Binding, BindingKind, Cond, DecoratorRef, ImportOrigin, ModuleAllRef, ModuleScope, Stmt, TargetString,
+    VersionPart,
+};
+
+/// The names a star import binds.
+#[derive(Debug, Default)]
+pub struct StarNames {
+    pub definite: Vec<String>,
+    pub maybe: Vec<String>,
+    /// False when the star-imported module's names are not known (outside the repository,
+    /// missing, or itself incomplete).
+    pub complete: bool,
+}
+
+/// What another module's `__all__` is known to be.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OtherAll {
+    Known(Vec<String>),
+    /// The module binds no `__all__` (known for certain).
+    Absent,
+    Unknown,
+}
+
+/// Cross-module facts the evaluation asks for.
+pub trait Resolver {
+    /// The target conditions are decided for; read only when a condition needs it.
+    fn target(&mut self) -> &PythonTarget;
+    fn star(&mut self, module: &str) -> StarNames;
+    fn module_all(&mut self, reference: &ModuleAllRef) -> OtherAll;
+    /// `Some(true)`: a registration decorator; `Some(false)`: not one; `None`: cannot know.
+    fn is_registrar(&mut self, decorator: &DecoratorRef, local_registrars: &std::collections::BTreeSet<String>) -> Option<bool>;
+}
+
+/// `__all__` along one path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AllState {
+    Absent,
+    Known(Vec<String>),
+    /// Not statically known; the best guess is kept for the record.
+    Unknown(Vec<String>),
+}
+
+impl AllState {
+    fn guess(&self) -> Vec<String> {
+        match self {
+            AllState::Absent => Vec::new(),
+            AllState::Known(v) | AllState::Unknown(v) => v.clone(),
+        }
+    }
+}
+
+/// The namespace along one path.
+#[derive(Debug, Clone)]
+pub struct State {
+    /// Bound names: their binding and whether they are bound on every path.
+    pub names: BTreeMap<String, (Binding, bool)>,
+    /// Modules loaded (candidates, as written): whether on every path.
+    pub loads: BTreeMap<String, bool>,
+    pub all: AllState,
+    /// The path ended in a `raise`.
+    pub dead: bool,
+}
+
+impl Default for State {
+    fn default() -> Self {
+        State { names: BTreeMap::new(), loads: BTreeMap::new(), all: AllState::Absent, dead: false }
+    }
+}
+
+/// The result of evaluating a module body.
+#[derive(Debug)]
+pub struct Outcome {
+    pub state: State,
+    /// False when a star import's names are unknown.
+    pub complete: bool,
+    /// Whether the evaluation read the target (a condition on it was met).
+    pub read_target: bool,
+}
+
+/// Evaluate `scope`'s body.
+pub fn evaluate(scope: &ModuleScope, resolver: &mut dyn Resolver) -> Outcome {
+    let mut evaluator = Evaluator { scope, resolver, complete: true, read_target: false };
+    let state = evaluator.block(&scope.body, State::default());
+    Outcome { state, complete: evaluator.complete, read_target: evaluator.read_target }
+}
+
+struct Evaluator<'a> {
+    scope: &'a ModuleScope,
+    resolver: &'a mut dyn Resolver,
+    complete: bool,
+    read_target: bool,
+}
+
+impl Evaluator<'_> {
+    fn block(&mut self, stmts: &[Stmt], mut state: State) -> State {
+        for stmt in stmts {
+            if state.dead {
+                break;
+            }
+            state = self.stmt(stmt, state);
+        }
+        state
+    }
+
+    fn stmt(&mut self, stmt: &Stmt, mut state: State) -> State {
+        match stmt {
+            Stmt::Bind { name, binding, maybe } => bind(&mut state, name, binding.clone(), !maybe),
+            Stmt::Delete(name) => {
+                state.names.remove(name);
+            }
+            Stmt::Load(module) => {
+                state.loads.insert(module.clone(), true);
+            }
+            Stmt::Star(module) => {
+                let names = self.resolver.star(module);
+                self.complete &= names.complete;
+                let binding = |name: &str| Binding {
+                    kind: BindingKind::StarImport,
+                    origin: Some(ImportOrigin { module: module.clone(), name: Some(name.to_string()) }),
+                };
+                for name in &names.definite {
+                    bind(&mut state, name, binding(name), true);
+                }
+                for name in &names.maybe {
+                    bind(&mut state, name, binding(name), false);
+                }
+            }
+            Stmt::All(op) => self.all_op(&mut state, op),
+            Stmt::Decorated { name, decorators } => {
+                // Decorators apply from the innermost (last written) outwards.
+                for decorator in decorators.iter().rev() {
+                    match self.resolver.is_registrar(decorator, &self.scope.registrars) {
+                        Some(true) => self.all_op(&mut state, &AllOp::Register(name.clone())),
+                        Some(false) => {}
+                        None => self.all_op(&mut state, &AllOp::Unknown),
+                    }
+                }
+            }
+            Stmt::Call { function, args } => {
+                let is_local_function =
+                    state.names.get(function).is_some_and(|(b, _)| b.kind == BindingKind::Function && b.origin.is_none());
+                if is_local_function {
+                    if let Some(&dedupe) = self.scope.all_helpers.get(function) {
+                        let op = match args.first() {
+                            Some(Some(reference)) => {
+                                let items = vec![AllItem::ModuleAll(reference.clone())];
+                                if dedupe { AllOp::ExtendUnique(items) } else { AllOp::Extend(items) }
+                            }
+                            _ => AllOp::Unknown,
+                        };
+                        self.all_op(&mut state, &op);
+                    }
+                    if let Some(globals) = self.scope.function_globals.get(function) {
+                        for name in globals {
+                            bind(&mut state, name, Binding { kind: BindingKind::Variable, origin: None }, false);
+                        }
+                    }
+                }
+            }
+            Stmt::If { branches, orelse } => {
+                let mut outcomes = Vec::new();
+                let mut rest = Some(state);
+                for (cond, body) in branches {
+                    let Some(current) = rest.take() else { break };
+                    match self.decide(cond) {
+                        Some(false) => rest = Some(current),
+                        Some(true) => outcomes.push(self.block(body, current)),
+                        None => {
+                            outcomes.push(self.block(body, current.clone()));
+                            rest = Some(current);
+                        }
+                    }
+                }
+                if let Some(current) = rest {
+                    outcomes.push(match orelse {
+                        Some(orelse) => self.block(orelse, current),
+                        None => current,
+                    });
+                }
+                state = join(outcomes);
+            }
+            Stmt::Try { body, handlers, orelse, finally } => {
+                let before = state.clone();
+                let after_body = self.block(body, state);
+                let mut outcomes = Vec::new();
+                if !handlers.is_empty() {
+                    // A handler starts from any prefix of the body: names bound in it are maybe.
+                    let mut partial = after_body.clone();
+                    partial.dead = false;
+                    let entry = join(vec![before, partial]);
+                    for handler in handlers {
+                        outcomes.push(self.block(handler, entry.clone()));
+                    }
+                }
+                outcomes.insert(0, self.block(orelse, after_body));
+                state = self.block(finally, join(outcomes));
+            }
+            Stmt::Loop { body, orelse, runs_once } => {
+                let after = if *runs_once {
+                    self.block(body, state)
+                } else {
+                    let once = self.block(body, state.clone());
+                    join(vec![state, once])
+                };
+                // `else` runs unless a `break` left the loop: maybe.
+                let with_else = self.block(orelse, after.clone());
+                state = if orelse.is_empty() { after } else { join(vec![after, with_else]) };
+            }
+            Stmt::Match { cases, exhaustive } => {
+                let mut outcomes: Vec<State> = cases.iter().map(|case| self.block(case, state.clone())).collect();
+                if !exhaustive {
+                    outcomes.push(state);
+                }
+                state = join(outcomes);
+            }
+            Stmt::Raise => state.dead = true,
+        }
+        state
+    }
+
+    fn all_op(&mut self, state: &mut State, op: &AllOp) {
+        let current = std::mem::replace(&mut state.all, AllState::Absent);
+        state.all = match (current, op) {
+            (current, AllOp::Unknown) => AllState::Unknown(current.guess()),
+            (_, AllOp::Set(items)) => match self.items(items) {
+                Ok(names) => AllState::Known(names),
+                Err(guess) => AllState::Unknown(guess),
+            },
+            (AllState::Absent, AllOp::Register(name)) => AllState::Known(vec![name.clone()]),
+            (AllState::Known(mut names), AllOp::Register(name)) => {
+                names.push(name.clone());
+                AllState::Known(names)
+            }
+            (AllState::Unknown(mut names), AllOp::Register(name)) => {
+                names.push(name.clone());
+                AllState::Unknown(names)
+            }
+            // `__all__ += …` with no `__all__` raises NameError.
+            (AllState::Absent, AllOp::Extend(items) | AllOp::ExtendUnique(items)) => {
+                AllState::Unknown(self.items(items).unwrap_or_else(|guess| guess))
+            }
+            (AllState::Absent, AllOp::Remove(_)) => AllState::Unknown(Vec::new()),
+            (current @ (AllState::Known(_) | AllState::Unknown(_)), op) => {
+                let known = matches!(current, AllState::Known(_));
+                let mut names = current.guess();
+                let ok = match op {
+                    AllOp::Extend(items) | AllOp::ExtendUnique(items) => {
+                        let (added, ok) = match self.items(items) {
+                            Ok(added) => (added, true),
+                            Err(guess) => (guess, false),
+                        };
+                        for name in added {
+                            if !matches!(op, AllOp::ExtendUnique(_)) || !names.contains(&name) {
+                                names.push(name);
+                            }
+                        }
+                        ok
+                    }
+                    AllOp::Remove(name) => match names.iter().position(|n| n == name) {
+                        Some(i) => {
+                            names.remove(i);
+                            true
+                        }
+                        // `list.remove` of a missing item raises ValueError.
+                        None => false,
+                    },
+                    _ => false,
+                };
+                if known && ok { AllState::Known(names) } else { AllState::Unknown(names) }
+            }
+        };
+    }
+
+    /// The names of `__all__` items: `Err(guess)` when another module's `__all__` is unknown.
+    fn items(&mut self, items: &[AllItem]) -> Result<Vec<String>, Vec<String>> {
+        let mut names = Vec::new();
+        let mut ok = true;
+        for item in items {
+            match item {
+                AllItem::Name(name) => names.push(name.clone()),
+                AllItem::ModuleAll(reference) => match self.resolver.module_all(reference) {
+                    OtherAll::Known(all) => names.extend(all),
+                    OtherAll::Absent | OtherAll::Unknown => ok = false,
+                },
+            }
+        }
+        if ok { Ok(names) } else { Err(names) }
+    }
+
+    /// `Some(value)` when the condition is decided for the target.
+    fn decide(&mut self, cond: &Cond) -> Option<bool> {
+        match cond {
+            Cond::Const(value) => Some(*value),
+            Cond::Unknown => None,
+            Cond::Not(inner) => self.decide(inner).map(|v| !v),
+            Cond::And(parts) => {
+                let mut result = Some(true);
+                for part in parts {
+                    match self.decide(part) {
+                        Some(false) => return Some(false),
+                        Some(true) => {}
+                        None => result = None,
+                    }
+                }
+                result
+            }
+            Cond::Or(parts) => {
+                let mut result = Some(false);
+                for part in parts {
+                    match self.decide(part) {
+                        Some(true) => return Some(true),
+                        Some(false) => {}
+                        None => result = None,
+                    }
+                }
+                result
+            }
+            Cond::Version { part, op, value } => {
+                self.read_target = true;
+                let (major, minor) = self.resolver.target().version;
+                version_holds((major as i64, minor as i64), *part, *op, value)
+            }
+            Cond::Str { of, prefix, starts_with, values, negated } => {
+                self.read_target = true;
+                let target = self.resolver.target();
+                let subject = match of {
+                    TargetString::Platform => target.platform.clone(),
+                    TargetString::OsName => target.os_name().to_string(),
+                };
+                let subject: String = match prefix {
+                    Some(n) => subject.chars().take(*n).collect(),
+                    None => subject,
+                };
+                let hit = values.iter().any(|v| if *starts_with { subject.starts_with(v.as_str()) } else { subject == *v });
+                Some(hit != *negated)
+            }
+        }
+    }
+}
+
+/// Decide a `sys.version_info` comparison for a target `(major, minor)` whose micro version,
+/// release level and serial are unknown.
+pub fn version_holds((major, minor): (i64, i64), part: VersionPart, op: crate::stages::scope::CmpOp, value: &[i64]) -> Option<bool> {
+    use std::cmp::Ordering;
+    let ordering = match part {
+        VersionPart::Item(0) => major.cmp(value.first()?),
+        VersionPart::Item(1) => minor.cmp(value.first()?),
+        VersionPart::Item(_) => return None,
+        VersionPart::Prefix(n) => {
+            if n > 2 {
+                return None;
+            }
+            let actual = &[major, minor][..n];
+            actual.cmp(value)
+        }
+        VersionPart::Whole => {
+            let n = value.len().min(2);
+            match [major, minor][..n].cmp(&value[..n]) {
+                Ordering::Equal => match value.len() {
+                    // `version_info` is a 5-tuple: longer than the compared prefix, so greater.
+                    0..=2 => Ordering::Greater,
+                    // (3, 11, 0) is below every 3.11 release; (3, 11, 4) depends on the micro.
+                    3 if value[2] == 0 => Ordering::Greater,
+                    _ => return None,
+                },
+                other => other,
+            }
+        }
+    };
+    Some(op.holds(ordering))
+}
+
+fn bind(state: &mut State, name: &str, binding: Binding, definite: bool) {
+    match state.names.get_mut(name) {
+        Some((existing, was_definite)) => {
+            *existing = binding;
+            *was_definite |= definite;
+        }
+        None => {
+            state.names.insert(name.to_string(), (binding, definite));
+        }
+    }
+}
+
+/// Join the states of alternative paths (dead paths do not reach the join).
+pub fn join(states: Vec<State>) -> State {
+    let total = states.len();
+    let mut live: Vec<State> = states.into_iter().filter(|s| !s.dead).collect();
+    if live.is_empty() {
+        return State { dead: total > 0, ..State::default() };
+    }
+    if live.len() == 1 {
+        return live.pop().unwrap();
+    }
+    let count = live.len();
+    let mut names: BTreeMap<String, (Binding, usize, bool)> = BTreeMap::new();
+    let mut loads: BTreeMap<String, (usize, bool)> = BTreeMap::new();
+    for state in &live {
+        for (name, (binding, definite)) in &state.names {
+            let entry = names.entry(name.clone()).or_insert_with(|| (binding.clone(), 0, true));
+            // The later path's binding wins (source order), as the last assignment would.
+            entry.0 = binding.clone();
+            entry.1 += 1;
+            entry.2 &= *definite;
+        }
+        for (module, definite) in &state.loads {
+            let entry = loads.entry(module.clone()).or_insert((0, true));
+            entry.0 += 1;
+            entry.1 &= *definite;
+        }
+    }
+    let first_all = live[0].all.clone();
+    let all = if live.iter().all(|s| s.all == first_all) {
+        first_all
+    } else {
+        let mut guess = Vec::new();
+        for state in &live {
+            for name in state.all.guess() {
+                if !guess.contains(&name) {
+                    guess.push(name);
+                }
+            }
+        }
+        AllState::Unknown(guess)
+    };
+    State {
+        names: names.into_iter().map(|(name, (binding, seen, definite))| (name, (binding, definite && seen == count))).collect(),
+        loads: loads.into_iter().map(|(module, (seen, definite))| (module, definite && seen == count)).collect(),
+        all,
+        dead: false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::stages::scope::CmpOp;
+
+    #[test]
+    fn version_comparisons_follow_tuple_order() {
+        let v311 = (3, 11);
+        assert_eq!(version_holds(v311, VersionPart::Whole, CmpOp::Ge, &[3, 11]), Some(true));
+        assert_eq!(version_holds(v311, VersionPart::Whole, CmpOp::Ge, &[3, 12]), Some(false));
+        assert_eq!(version_holds(v311, VersionPart::Whole, CmpOp::Lt, &[3, 8]), Some(false));
+        assert_eq!(version_holds(v311, VersionPart::Whole, CmpOp::Gt, &[3, 11]), Some(true), "5-tuple > 2-tuple prefix");
+        assert_eq!(version_holds(v311, VersionPart::Whole, CmpOp::Eq, &[3, 11]), Some(false));
+        assert_eq!(version_holds(v311, VersionPart::Whole, CmpOp::Lt, &[3,]), Some(false));
+        assert_eq!(version_holds(v311, VersionPart::Whole, CmpOp::Ge, &[3, 11, 0]), Some(true));
+        assert_eq!(version_holds(v311, VersionPart::Whole, CmpOp::Ge, &[3, 11, 2]), None, "micro unknown");
+        assert_eq!(version_holds(v311, VersionPart::Whole, CmpOp::Ge, &[3, 10, 2]), Some(true));
+        assert_eq!(version_holds(v311, VersionPart::Item(0), CmpOp::Eq, &[3]), Some(true));
+        assert_eq!(version_holds(v311, VersionPart::Item(1), CmpOp::Lt, &[9]), Some(false));
+        assert_eq!(version_holds(v311, VersionPart::Prefix(2), CmpOp::Eq, &[3, 11]), Some(true));
+        assert_eq!(version_holds(v311, VersionPart::Prefix(2), CmpOp::Ge, &[3, 12]), Some(false));
+        assert_eq!(version_holds(v311, VersionPart::Prefix(1), CmpOp::Eq, &[3]), Some(true));
+    }
+}
