@@ -2,7 +2,8 @@
 //! [`construct_config`]. This is the only module that imports clap.
 //!
 //! Exit codes: `0` success; `1` outputs were written but some files could not be read or
-//! decoded (each is reported with its path); `2` fatal error or bad usage (nothing written).
+//! decoded (the first 20 are named on stderr, all in `diagnostics.jsonl`); `2` fatal error or
+//! bad usage (nothing written).
 
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
