@@ -231,13 +231,7 @@ fn run_build(
             problems.push(problem);
         }
         for (line, target) in &output.unresolved {
-            let mut problem = Problem::new(
-                output.path.clone(),
-                ProblemKind::UnresolvedImport,
-                format!("cannot resolve import of {target}"),
-            );
-            problem.line = Some(*line);
-            problems.push(problem);
+            problems.push(Problem::unresolved_import(output.path.clone(), *line, target));
         }
     }
     problems.sort();

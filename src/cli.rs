@@ -2,7 +2,8 @@
 //! [`construct_config`]. This is the only module that imports clap.
 //!
 //! Exit codes: `0` success; `1` outputs were written but some files could not be read or
-//! decoded (each is reported with its path); `2` fatal error or bad usage (nothing written).
+//! decoded (the first 20 are named on stderr, all in `diagnostics.jsonl`); `2` fatal error or
+//! bad usage (nothing written).
 
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
@@ -14,6 +15,7 @@ use clap_complete::Shell;
 
 use crate::build::{self, BuildReport};
 use crate::config::{Config, DEFAULT_CACHE_DIR, DEFAULT_MAX_FILE_BYTES, DEFAULT_OUT_DIR};
+use crate::diagnostics::{Problem, ProblemKind};
 
 /// Exit code: some files could not be read or decoded; everything else was written.
 pub const EXIT_FILE_ERRORS: u8 = 1;
@@ -308,10 +310,20 @@ fn run(cli: &Cli) -> Result<ExitCode> {
 
 fn print_report(cli: &Cli, config: &Config, report: &BuildReport) -> Result<()> {
     let mut err = std::io::stderr().lock();
-    for problem in &report.problems {
-        if problem.kind.is_file_error() || !cli.quiet {
-            writeln!(err, "codeintel-enrich: {}: {}: {}", problem.kind.label(), problem.path, problem.message)?;
-        }
+    // Point at the diagnostics file as the user named the output directory.
+    let diagnostics = (!config.dry_run).then(|| {
+        let out = cli.out.clone().unwrap_or_else(|| cli.root.join(DEFAULT_OUT_DIR));
+        out.join("diagnostics.jsonl").display().to_string()
+    });
+    let detail = if cli.quiet {
+        Detail::Quiet
+    } else if cli.verbose > 0 {
+        Detail::Verbose
+    } else {
+        Detail::Normal
+    };
+    for line in problem_lines(&report.problems, detail, diagnostics.as_deref()) {
+        writeln!(err, "codeintel-enrich: {line}")?;
     }
     if config.dry_run {
         let mut out = std::io::stdout().lock();
@@ -333,6 +345,110 @@ fn print_report(cli: &Cli, config: &Config, report: &BuildReport) -> Result<()> 
         }
     }
     Ok(())
+}
+
+/// How much of the problem list a build prints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Detail {
+    /// `--quiet`: file errors only.
+    Quiet,
+    /// Default: file errors (bounded), then one grouped line per other kind.
+    Normal,
+    /// `-v`: every problem on its own line, then the grouped lines.
+    Verbose,
+}
+
+/// File errors printed one per line by default; the rest are counted in one line.
+const FILE_ERROR_LINES: usize = 20;
+/// Unresolved import targets named in the grouped line.
+const TOP_TARGETS: usize = 5;
+/// Example paths named in the grouped line of the other kinds.
+const EXAMPLE_PATHS: usize = 3;
+
+/// The stderr lines (without the `codeintel-enrich: ` prefix) that report `problems`
+/// (sorted by path). File errors are named one by one because a user must see which files
+/// were lost; everything else is grouped per kind, most frequent first, pointing at
+/// `diagnostics` (absent in a dry run), which always holds every problem.
+fn problem_lines(problems: &[Problem], detail: Detail, diagnostics: Option<&str>) -> Vec<String> {
+    let see = diagnostics.map(|path| format!(" — see {path}")).unwrap_or_default();
+    let one = |p: &Problem| match p.line {
+        Some(line) => format!("{}: {}:{line}: {}", p.kind.label(), p.path, p.message),
+        None => format!("{}: {}: {}", p.kind.label(), p.path, p.message),
+    };
+    let mut lines = Vec::new();
+    if detail == Detail::Verbose {
+        lines.extend(problems.iter().map(one));
+    } else {
+        let errors: Vec<&Problem> = problems.iter().filter(|p| p.kind.is_file_error()).collect();
+        lines.extend(errors.iter().take(FILE_ERROR_LINES).map(|p| one(p)));
+        if errors.len() > FILE_ERROR_LINES {
+            let rest = &errors[FILE_ERROR_LINES..];
+            let kinds = ranked(rest.iter().map(|p| p.kind.label()))
+                .into_iter()
+                .map(|(label, count)| format!("{count} {label}"))
+                .collect::<Vec<_>>()
+                .join(", ");
+            lines.push(format!("and {} more file errors ({kinds}){see}", rest.len()));
+        }
+    }
+    if detail == Detail::Quiet {
+        return lines;
+    }
+    let mut groups: Vec<(usize, &str, String)> = Vec::new();
+    let kinds: std::collections::BTreeSet<ProblemKind> =
+        problems.iter().map(|p| p.kind).filter(|k| !k.is_file_error()).collect();
+    for kind in kinds {
+        let of_kind: Vec<&Problem> = problems.iter().filter(|p| p.kind == kind).collect();
+        let (mut examples, more) = if kind == ProblemKind::UnresolvedImport {
+            let targets = ranked(of_kind.iter().map(|p| p.import_target().unwrap_or(&p.message)));
+            let shown: Vec<String> =
+                targets.iter().take(TOP_TARGETS).map(|(target, count)| format!("{target} ×{count}")).collect();
+            (shown, targets.len() > TOP_TARGETS)
+        } else {
+            let shown: Vec<String> = of_kind
+                .iter()
+                .take(EXAMPLE_PATHS)
+                .map(|p| match p.line {
+                    Some(line) => format!("{}:{line}", p.path),
+                    None => p.path.clone(),
+                })
+                .collect();
+            (shown, of_kind.len() > EXAMPLE_PATHS)
+        };
+        if more {
+            examples.push("…".to_string());
+        }
+        let noun = plural(kind, of_kind.len());
+        groups.push((of_kind.len(), noun, format!("{} {noun} ({}){see}", of_kind.len(), examples.join(", "))));
+    }
+    groups.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(b.1)));
+    lines.extend(groups.into_iter().map(|(_, _, line)| line));
+    lines
+}
+
+/// Distinct values with their counts, most frequent first, then by value.
+fn ranked<'a>(values: impl Iterator<Item = &'a str>) -> Vec<(&'a str, usize)> {
+    let mut counts: std::collections::BTreeMap<&str, usize> = std::collections::BTreeMap::new();
+    for value in values {
+        *counts.entry(value).or_default() += 1;
+    }
+    let mut ranked: Vec<(&str, usize)> = counts.into_iter().collect();
+    ranked.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+    ranked
+}
+
+/// What `count` problems of `kind` are, for the grouped line.
+fn plural(kind: ProblemKind, count: usize) -> &'static str {
+    let (one, many) = match kind {
+        ProblemKind::Oversized => ("oversized file skipped", "oversized files skipped"),
+        ProblemKind::Unreadable => ("unreadable file", "unreadable files"),
+        ProblemKind::Undecodable => ("undecodable file", "undecodable files"),
+        ProblemKind::SymlinkLoop => ("symlink loop not followed", "symlink loops not followed"),
+        ProblemKind::InvalidPath => ("file with an invalid path", "files with invalid paths"),
+        ProblemKind::Syntax => ("module with syntax errors", "modules with syntax errors"),
+        ProblemKind::UnresolvedImport => ("unresolved import", "unresolved imports"),
+    };
+    if count == 1 { one } else { many }
 }
 
 fn is_broken_pipe(err: &anyhow::Error) -> bool {

@@ -62,8 +62,27 @@ pub struct Problem {
     pub message: String,
 }
 
+/// The message of an unresolved import ends with its target: see [`Problem::import_target`].
+const UNRESOLVED_PREFIX: &str = "cannot resolve import of ";
+
 impl Problem {
     pub fn new(path: impl Into<String>, kind: ProblemKind, message: impl Into<String>) -> Self {
         Problem { path: path.into(), kind, line: None, message: message.into() }
+    }
+
+    /// An import of `target` at `line` of `path` that does not resolve.
+    pub fn unresolved_import(path: impl Into<String>, line: u32, target: &str) -> Self {
+        let mut problem = Problem::new(path, ProblemKind::UnresolvedImport, format!("{UNRESOLVED_PREFIX}{target}"));
+        problem.line = Some(line);
+        problem
+    }
+
+    /// The target module of an unresolved import (absolute, or with its leading dots when it
+    /// climbs above the top-level package).
+    pub fn import_target(&self) -> Option<&str> {
+        match self.kind {
+            ProblemKind::UnresolvedImport => self.message.strip_prefix(UNRESOLVED_PREFIX),
+            _ => None,
+        }
     }
 }

@@ -398,7 +398,7 @@ fn whole_build_shortcut_checks_the_artifacts() {
     // Unchanged inputs: the second build takes the shortcut and reports the same summary.
     let second = build(&repo.root, &out, &ARGS);
     assert!(stderr(&second).contains("9 modules, 27 symbols"), "{}", stderr(&second));
-    assert!(stderr(&second).contains("syntax error: pkg/broken.py"), "problems are still reported: {}", stderr(&second));
+    assert!(stderr(&second).contains("1 module with syntax errors (pkg/broken.py:8)"), "problems are still reported: {}", stderr(&second));
     let shortcut = explain_json(&repo.root, &["--timings"]);
     let phases: Vec<&str> = shortcut["timings"].as_array().unwrap().iter().map(|t| t[0].as_str().unwrap()).collect();
     assert_eq!(phases, ["discover", "load", "verify"], "the shortcut was taken: {shortcut:#}");

@@ -1,6 +1,8 @@
 //! The command-line contract: options, exit codes, dry runs, completions.
 
-use crate::support::{bin, build, jsonl, repo, stderr};
+use std::process::Stdio;
+
+use crate::support::{bin, build, jsonl, read, repo, stderr};
 
 #[test]
 fn help_lists_every_option() {
@@ -95,4 +97,111 @@ fn completions() {
     assert_eq!(output.status.code(), Some(0));
     let script = String::from_utf8(output.stdout).unwrap();
     assert!(script.contains("codeintel-enrich") && script.contains("--max-file-bytes"), "{script}");
+}
+
+#[test]
+fn problems_are_grouped_per_kind() {
+    let repo = repo("basic");
+    let out = repo.out();
+    let args = ["--max-file-bytes", "4096", "--follow-links", "--no-cache"];
+    let output = build(&repo.root, &out, &args);
+    let err = stderr(&output);
+    let see = format!(" — see {}", out.join("diagnostics.jsonl").display());
+    // A lost file is named with its path; everything else is one line per kind, the most
+    // frequent first (then by name), and the summary comes last.
+    let expected = [
+        "codeintel-enrich: undecodable: pkg/bad_utf8.py: invalid utf-8 at byte 5".to_string(),
+        format!("codeintel-enrich: 2 unresolved imports (...outside ×1, scripts.relative ×1){see}"),
+        format!("codeintel-enrich: 1 module with syntax errors (pkg/broken.py:8){see}"),
+        format!("codeintel-enrich: 1 oversized file skipped (pkg/big_table.py){see}"),
+        format!("codeintel-enrich: 1 symlink loop not followed (pkg/sub/loop){see}"),
+    ];
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(lines[..expected.len()], expected, "{err}");
+    assert_eq!(lines.len(), expected.len() + 1, "then only the summary: {err}");
+    assert!(lines[expected.len()].contains("8 modules, 27 symbols"), "{err}");
+    let diagnostics = read(&out, "diagnostics.jsonl");
+
+    // -v: every problem on its own line, with its line number, before the grouped lines.
+    let verbose = stderr(&build(&repo.root, &out, &[&args[..], &["-v"]].concat()));
+    for line in [
+        "codeintel-enrich: unresolved import: pkg/sub/deep.py:10: cannot resolve import of ...outside",
+        "codeintel-enrich: unresolved import: scripts/run.py:4: cannot resolve import of scripts.relative",
+        "codeintel-enrich: syntax error: pkg/broken.py:8: 1 syntax error(s), first at line 8 column 11",
+        "codeintel-enrich: skipped (too large): pkg/big_table.py: 10901 bytes is over --max-file-bytes 4096",
+        "codeintel-enrich: symlink loop: pkg/sub/loop: links back to its ancestor pkg",
+        &expected[1],
+    ] {
+        assert!(verbose.lines().any(|l| l == line), "-v prints {line:?}: {verbose}");
+    }
+    assert!(!err.contains("cannot resolve import of"), "per-file warnings only with -v: {err}");
+
+    // -q: only the file error.
+    let quiet = stderr(&build(&repo.root, &out, &[&args[..], &["-q"]].concat()));
+    assert_eq!(quiet, format!("{}\n", expected[0]));
+    // The printing never changes what diagnostics.jsonl holds.
+    assert_eq!(read(&out, "diagnostics.jsonl"), diagnostics);
+}
+
+#[test]
+fn stderr_stays_short_with_many_problems() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("repo");
+    let pkg = root.join("pkg");
+    std::fs::create_dir_all(&pkg).unwrap();
+    std::fs::write(pkg.join("__init__.py"), "").unwrap();
+    for i in 0..40 {
+        std::fs::write(pkg.join(format!("m{i:02}.py")), "import pkg.missing\n").unwrap();
+    }
+    for i in 0..3 {
+        std::fs::write(pkg.join(format!("o{i}.py")), "import pkg.other\nimport pkg.missing\n").unwrap();
+    }
+    for i in 0..4 {
+        std::fs::write(pkg.join(format!("s{i}.py")), "def broken(:\n").unwrap();
+    }
+    for i in 0..25 {
+        std::fs::write(pkg.join(format!("u{i:02}.py")), b"x = '\xff'\n").unwrap();
+    }
+    let out = tmp.path().join("out");
+    let output = build(&root, &out, &["--no-cache"]);
+    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+    let err = stderr(&output);
+    let lines: Vec<&str> = err.lines().collect();
+    let see = format!(" — see {}", out.join("diagnostics.jsonl").display());
+    // The first 20 undecodable files by path, then a count of the rest.
+    for (i, line) in lines[..20].iter().enumerate() {
+        assert!(line.starts_with(&format!("codeintel-enrich: undecodable: pkg/u{i:02}.py: ")), "{err}");
+    }
+    assert_eq!(lines[20], format!("codeintel-enrich: and 5 more file errors (5 undecodable){see}"), "{err}");
+    assert_eq!(lines[21], format!("codeintel-enrich: 46 unresolved imports (pkg.missing ×43, pkg.other ×3){see}"));
+    assert!(
+        lines[22].starts_with("codeintel-enrich: 4 modules with syntax errors (pkg/s0.py:1, pkg/s1.py:1, pkg/s2.py:1, …)"),
+        "{err}"
+    );
+    assert!(lines[23].contains("48 modules"), "{err}");
+    assert_eq!(lines.len(), 24, "{err}");
+    // Every problem is still in diagnostics.jsonl.
+    assert_eq!(jsonl(&out, "diagnostics.jsonl").len(), 25 + 46 + 4);
+    // -q: the errors only, still bounded.
+    let quiet = stderr(&build(&root, &out, &["--no-cache", "-q"]));
+    assert_eq!(quiet.lines().collect::<Vec<_>>(), lines[..21], "{quiet}");
+}
+
+#[test]
+fn closed_stdout_is_not_an_error() {
+    let repo = repo("basic");
+    let mut child = bin()
+        .arg("build")
+        .arg("--root")
+        .arg(&repo.root)
+        .args(["--exclude", "pkg/bad_utf8.py", "--dry-run", "-q"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Close the reading end before the build prints what it would write.
+    drop(child.stdout.take());
+    let output = child.wait_with_output().unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    assert!(output.stderr.is_empty(), "{}", stderr(&output));
 }
