@@ -31,6 +31,8 @@ pub struct Exports {
     /// The promise: the names bound at run time include `names` and are within `names` ∪
     /// `maybe`. False when the tool cannot know (see the README).
     pub complete: bool,
+    /// Why the tool cannot know (sorted; empty when `complete`).
+    pub incomplete_reasons: Vec<String>,
     /// The declared `__all__`, in order, or `None` when the module has none.
     pub all: Option<Vec<String>>,
     pub all_complete: bool,
@@ -65,7 +67,7 @@ pub fn module_loads(db: &dyn Db, file: SourceFile) -> BTreeMap<String, bool> {
             self.target.get_or_insert_with(|| target_of(db))
         }
         fn star(&mut self, _module: &str) -> StarNames {
-            StarNames { complete: true, ..StarNames::default() }
+            StarNames::default()
         }
         fn module_all(&mut self, _reference: &ModuleAllRef) -> OtherAll {
             OtherAll::Unknown
@@ -94,7 +96,16 @@ impl Resolver for ExportsResolver<'_> {
         match self.index.resolve(target) {
             Resolved::File(source) => {
                 let star = exports(self.db, source);
-                let mut names = StarNames { definite: star.names.clone(), maybe: star.maybe.clone(), complete: star.complete };
+                let mut names = StarNames {
+                    definite: star.names.clone(),
+                    maybe: star.maybe.clone(),
+                    unknown: (!star.complete).then(|| format!("star import of {target}, whose exports are not known")),
+                };
+                // An import cycle: when importing `target` imports this module, this module may
+                // run while `target` is still initializing, and see only part of its names.
+                if import_closure(self.db, source).contains(&self.me) {
+                    names.maybe.append(&mut names.definite);
+                }
                 // Importing this module first loaded its ancestors completely: a star import from
                 // a grandparent or above also sees the child on the path here (`from ctypes
                 // import *` in `ctypes.test.x` binds `test`; the direct parent does not have this
@@ -108,8 +119,9 @@ impl Resolver for ExportsResolver<'_> {
                 }
                 names
             }
-            Resolved::Namespace => StarNames { complete: true, ..StarNames::default() },
-            Resolved::Missing | Resolved::External => StarNames::default(),
+            Resolved::Namespace => StarNames::default(),
+            Resolved::Missing => StarNames { unknown: Some(format!("star import of {target}, which is not in the repository")), ..StarNames::default() },
+            Resolved::External => StarNames { unknown: Some(format!("star import of {target}, outside the repository")), ..StarNames::default() },
         }
     }
 
@@ -123,6 +135,12 @@ impl Resolver for ExportsResolver<'_> {
         match (&exports.all, exports.all_complete) {
             (Some(all), true) => OtherAll::Known(all.clone()),
             (None, true) => OtherAll::Absent,
+            // Varying across paths (but every path known): the exports are its bounds.
+            (Some(all), false) if exports.complete => OtherAll::Varies {
+                guess: all.clone(),
+                must: exports.names.iter().cloned().collect(),
+                may: exports.names.iter().chain(&exports.maybe).cloned().collect(),
+            },
             _ => OtherAll::Unknown,
         }
     }
@@ -169,26 +187,46 @@ pub fn exports(db: &dyn Db, file: SourceFile) -> Exports {
     let outcome = flow::evaluate(scope, &mut resolver);
     let state = outcome.state;
     let bound: BTreeMap<String, Binding> = state.names.iter().map(|(n, (b, _))| (n.clone(), b.clone())).collect();
-    let (all, all_complete) = match &state.all {
-        AllState::Known(list) => (Some(list.clone()), !scope.all_dynamic),
-        AllState::Unknown(guess) => (Some(guess.clone()), false),
+    let mut reasons = outcome.unknown;
+    if let Some(reason) = &scope.all_dynamic {
+        reasons.insert(reason.clone());
+    }
+    // `Some((all, definite names, maybe names))` when the module has (or answers) an `__all__`.
+    let declared: Option<(Vec<String>, BTreeSet<String>, BTreeSet<String>, bool)> = match &state.all {
+        AllState::Known(list) => Some((list.clone(), list.iter().cloned().collect(), BTreeSet::new(), true)),
+        AllState::Varies { guess, must, may } => {
+            Some((guess.clone(), must.clone(), may.difference(must).cloned().collect(), false))
+        }
+        AllState::Unknown { guess, reason } => {
+            reasons.insert(reason.clone());
+            Some((guess.clone(), guess.iter().cloned().collect(), BTreeSet::new(), false))
+        }
         // Without `__all__`, `from m import *` asks a PEP 562 `__getattr__` for it.
         AllState::Absent => match (state.names.get("__getattr__"), &scope.getattr) {
-            (None, _) => (None, !scope.all_dynamic),
-            (Some(_), Some(GetattrShim::NoAll)) => (None, !scope.all_dynamic),
+            (None, _) | (Some(_), Some(GetattrShim::NoAll)) => None,
             (Some(_), Some(GetattrShim::Delegate(reference))) => match resolver.module_all(reference) {
-                OtherAll::Known(list) => (Some(list), !scope.all_dynamic),
-                OtherAll::Absent => (None, !scope.all_dynamic),
-                OtherAll::Unknown => (None, false),
+                OtherAll::Known(list) => Some((list.clone(), list.into_iter().collect(), BTreeSet::new(), true)),
+                OtherAll::Varies { guess, must, may } => {
+                    Some((guess, must.clone(), may.difference(&must).cloned().collect(), false))
+                }
+                OtherAll::Absent => None,
+                OtherAll::Unknown => {
+                    reasons.insert(format!("__getattr__ delegates to {}, whose __all__ is not known", reference.module));
+                    None
+                }
             },
-            (Some(_), _) => (None, false),
+            (Some(_), _) => {
+                reasons.insert("a module __getattr__ may answer __all__".to_string());
+                None
+            }
         },
     };
-    let mut complete = outcome.complete && all_complete;
-    let (names, maybe) = match &all {
-        Some(list) => (list.iter().cloned().collect::<BTreeSet<String>>(), BTreeSet::new()),
+    let (all, all_complete, names, maybe) = match declared {
+        Some((all, names, maybe, known)) => (Some(all), known && scope.all_dynamic.is_none(), names, maybe),
         None => {
-            complete &= !scope.dynamic_globals;
+            if let Some(reason) = &scope.dynamic_globals {
+                reasons.insert(reason.clone());
+            }
             let mut names = BTreeSet::new();
             let mut maybe = BTreeSet::new();
             for (name, (_, definite)) in &state.names {
@@ -203,15 +241,45 @@ pub fn exports(db: &dyn Db, file: SourceFile) -> Exports {
             }
             names.retain(|n| is_public_name_for_star(n));
             maybe.retain(|n| is_public_name_for_star(n) && !names.contains(n));
-            (names, maybe)
+            (None, scope.all_dynamic.is_none() && !reasons.iter().any(|r| r.contains("__getattr__")), names, maybe)
         }
     };
-    Exports { names: names.into_iter().collect(), maybe: maybe.into_iter().collect(), complete, all, all_complete, bound }
+    Exports {
+        names: names.into_iter().collect(),
+        maybe: maybe.into_iter().collect(),
+        complete: reasons.is_empty(),
+        incomplete_reasons: reasons.into_iter().collect(),
+        all,
+        all_complete,
+        bound,
+    }
 }
 
 /// `from m import *` without `__all__` skips every name starting with an underscore.
 fn is_public_name_for_star(name: &str) -> bool {
     !name.starts_with('_')
+}
+
+/// Every repository module importing `file` may load (its ancestors' and its own module-level
+/// imports, transitively, on any path).
+#[salsa::tracked(returns(ref))]
+pub fn import_closure(db: &dyn Db, file: SourceFile) -> BTreeSet<String> {
+    let index = module_index(db, Project::get(db));
+    closure(db, index, &with_ancestors(file.module(db)), false)
+}
+
+/// `a`, `a.b`, `a.b.c` for `a.b.c`.
+fn with_ancestors(module: &str) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    let mut acc = String::new();
+    for part in module.split('.') {
+        if !acc.is_empty() {
+            acc.push('.');
+        }
+        acc.push_str(part);
+        out.push(acc.clone());
+    }
+    out
 }
 
 /// The submodules of `package` that are attributes of it after `import package` (CPython
@@ -221,16 +289,7 @@ fn is_public_name_for_star(name: &str) -> bool {
 /// and every other submodule, which another import in the process may have loaded.
 fn package_children(db: &dyn Db, index: &ModuleIndex, package: &str) -> (BTreeSet<String>, BTreeSet<String>) {
     let prefix = format!("{package}.");
-    let mut starts: Vec<String> = Vec::new();
-    let mut acc = String::new();
-    for part in package.split('.') {
-        if !acc.is_empty() {
-            acc.push('.');
-        }
-        acc.push_str(part);
-        starts.push(acc.clone());
-    }
-    let definite = closure(db, index, &starts, true);
+    let definite = closure(db, index, &with_ancestors(package), true);
     let all: BTreeSet<String> = closure(db, index, &definite.iter().cloned().collect::<Vec<_>>(), false);
     let child = |module: &str| module.strip_prefix(&prefix).map(|rest| rest.split('.').next().unwrap_or(rest).to_string());
     let loaded: BTreeSet<String> = definite.iter().filter_map(|m| child(m)).collect();

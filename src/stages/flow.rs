@@ -13,7 +13,7 @@
 //! decorator is a registration decorator) come from a [`Resolver`], so the same evaluation
 //! serves the cross-module `exports` query and the per-file `module_loads` query.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use crate::config::PythonTarget;
 use crate::stages::scope::{
@@ -26,15 +26,17 @@ use crate::stages::scope::{
 pub struct StarNames {
     pub definite: Vec<String>,
     pub maybe: Vec<String>,
-    /// False when the star-imported module's names are not known (outside the repository,
-    /// missing, or itself incomplete).
-    pub complete: bool,
+    /// Why the star-imported module's names are not known (outside the repository, missing,
+    /// or itself incomplete).
+    pub unknown: Option<String>,
 }
 
 /// What another module's `__all__` is known to be.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum OtherAll {
     Known(Vec<String>),
+    /// Known on each path, different across undecided paths (see [`AllState::Varies`]).
+    Varies { guess: Vec<String>, must: BTreeSet<String>, may: BTreeSet<String> },
     /// The module binds no `__all__` (known for certain).
     Absent,
     Unknown,
@@ -47,23 +49,45 @@ pub trait Resolver {
     fn star(&mut self, module: &str) -> StarNames;
     fn module_all(&mut self, reference: &ModuleAllRef) -> OtherAll;
     /// `Some(true)`: a registration decorator; `Some(false)`: not one; `None`: cannot know.
-    fn is_registrar(&mut self, decorator: &DecoratorRef, local_registrars: &std::collections::BTreeSet<String>) -> Option<bool>;
+    fn is_registrar(&mut self, decorator: &DecoratorRef, local_registrars: &BTreeSet<String>) -> Option<bool>;
 }
 
-/// `__all__` along one path.
+/// `__all__` along one path (or joined paths).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum AllState {
     Absent,
     Known(Vec<String>),
-    /// Not statically known; the best guess is kept for the record.
-    Unknown(Vec<String>),
+    /// Known on each path, different across undecided paths: `must` holds the names of every
+    /// path's list, `may` those of some; `guess` keeps an order for the record.
+    Varies { guess: Vec<String>, must: BTreeSet<String>, may: BTreeSet<String> },
+    /// Not statically known, and why; the best guess is kept for the record.
+    Unknown { guess: Vec<String>, reason: String },
 }
 
 impl AllState {
-    fn guess(&self) -> Vec<String> {
+    pub fn guess(&self) -> Vec<String> {
         match self {
             AllState::Absent => Vec::new(),
-            AllState::Known(v) | AllState::Unknown(v) => v.clone(),
+            AllState::Known(v) | AllState::Varies { guess: v, .. } | AllState::Unknown { guess: v, .. } => v.clone(),
+        }
+    }
+
+    fn unknown(&self, reason: impl Into<String>) -> AllState {
+        match self {
+            AllState::Unknown { .. } => self.clone(),
+            _ => AllState::Unknown { guess: self.guess(), reason: reason.into() },
+        }
+    }
+
+    /// (names on every path, names on some path) of a known or varying `__all__`.
+    fn bounds(&self) -> Option<(BTreeSet<String>, BTreeSet<String>)> {
+        match self {
+            AllState::Known(v) => {
+                let set: BTreeSet<String> = v.iter().cloned().collect();
+                Some((set.clone(), set))
+            }
+            AllState::Varies { must, may, .. } => Some((must.clone(), may.clone())),
+            _ => None,
         }
     }
 }
@@ -90,23 +114,23 @@ impl Default for State {
 #[derive(Debug)]
 pub struct Outcome {
     pub state: State,
-    /// False when a star import's names are unknown.
-    pub complete: bool,
+    /// Why the names a star import brings are unknown (empty: all known).
+    pub unknown: BTreeSet<String>,
     /// Whether the evaluation read the target (a condition on it was met).
     pub read_target: bool,
 }
 
 /// Evaluate `scope`'s body.
 pub fn evaluate(scope: &ModuleScope, resolver: &mut dyn Resolver) -> Outcome {
-    let mut evaluator = Evaluator { scope, resolver, complete: true, read_target: false };
+    let mut evaluator = Evaluator { scope, resolver, unknown: BTreeSet::new(), read_target: false };
     let state = evaluator.block(&scope.body, State::default());
-    Outcome { state, complete: evaluator.complete, read_target: evaluator.read_target }
+    Outcome { state, unknown: evaluator.unknown, read_target: evaluator.read_target }
 }
 
 struct Evaluator<'a> {
     scope: &'a ModuleScope,
     resolver: &'a mut dyn Resolver,
-    complete: bool,
+    unknown: BTreeSet<String>,
     read_target: bool,
 }
 
@@ -132,7 +156,7 @@ impl Evaluator<'_> {
             }
             Stmt::Star(module) => {
                 let names = self.resolver.star(module);
-                self.complete &= names.complete;
+                self.unknown.extend(names.unknown.clone());
                 let binding = |name: &str| Binding {
                     kind: BindingKind::StarImport,
                     origin: Some(ImportOrigin { module: module.clone(), name: Some(name.to_string()) }),
@@ -151,7 +175,10 @@ impl Evaluator<'_> {
                     match self.resolver.is_registrar(decorator, &self.scope.registrars) {
                         Some(true) => self.all_op(&mut state, &AllOp::Register(name.clone())),
                         Some(false) => {}
-                        None => self.all_op(&mut state, &AllOp::Unknown),
+                        None => {
+                            let reason = format!("decorator {} on {name} may add to __all__ and cannot be resolved", describe(decorator));
+                            state.all = state.all.unknown(reason);
+                        }
                     }
                 }
             }
@@ -239,71 +266,103 @@ impl Evaluator<'_> {
 
     fn all_op(&mut self, state: &mut State, op: &AllOp) {
         let current = std::mem::replace(&mut state.all, AllState::Absent);
-        state.all = match (current, op) {
-            (current, AllOp::Unknown) => AllState::Unknown(current.guess()),
-            (_, AllOp::Set(items)) => match self.items(items) {
-                Ok(names) => AllState::Known(names),
-                Err(guess) => AllState::Unknown(guess),
+        state.all = match op {
+            AllOp::Unknown => current.unknown("__all__ is changed by a statement that is not a static idiom"),
+            AllOp::Set(items) => match self.items(items) {
+                Ok(value) => value,
+                Err((guess, reason)) => AllState::Unknown { guess, reason },
             },
-            (AllState::Absent, AllOp::Register(name)) => AllState::Known(vec![name.clone()]),
-            (AllState::Known(mut names), AllOp::Register(name)) => {
-                names.push(name.clone());
-                AllState::Known(names)
-            }
-            (AllState::Unknown(mut names), AllOp::Register(name)) => {
-                names.push(name.clone());
-                AllState::Unknown(names)
-            }
-            // `__all__ += …` with no `__all__` raises NameError.
-            (AllState::Absent, AllOp::Extend(items) | AllOp::ExtendUnique(items)) => {
-                AllState::Unknown(self.items(items).unwrap_or_else(|guess| guess))
-            }
-            (AllState::Absent, AllOp::Remove(_)) => AllState::Unknown(Vec::new()),
-            (current @ (AllState::Known(_) | AllState::Unknown(_)), op) => {
-                let known = matches!(current, AllState::Known(_));
-                let mut names = current.guess();
-                let ok = match op {
-                    AllOp::Extend(items) | AllOp::ExtendUnique(items) => {
-                        let (added, ok) = match self.items(items) {
-                            Ok(added) => (added, true),
-                            Err(guess) => (guess, false),
-                        };
-                        for name in added {
-                            if !matches!(op, AllOp::ExtendUnique(_)) || !names.contains(&name) {
-                                names.push(name);
-                            }
+            AllOp::Register(name) => match current {
+                AllState::Absent => AllState::Known(vec![name.clone()]),
+                other => extend(other, vec![name.clone()], false),
+            },
+            AllOp::Extend(items) | AllOp::ExtendUnique(items) => match (&current, self.items(items)) {
+                (AllState::Unknown { .. }, _) => current,
+                // `__all__ += …` with no `__all__` raises NameError.
+                (AllState::Absent, _) => current.unknown("__all__ is extended before it is assigned"),
+                (_, Err((_, reason))) => current.unknown(reason),
+                (_, Ok(AllState::Known(added))) => extend(current, added, matches!(op, AllOp::ExtendUnique(_))),
+                (_, Ok(AllState::Varies { guess, must, may })) => {
+                    let unique = matches!(op, AllOp::ExtendUnique(_));
+                    let (current_must, current_may) = current.bounds().expect("a known or varying __all__");
+                    let mut names = current.guess();
+                    for name in guess {
+                        if !unique || !names.contains(&name) {
+                            names.push(name);
                         }
-                        ok
                     }
-                    AllOp::Remove(name) => match names.iter().position(|n| n == name) {
-                        Some(i) => {
+                    AllState::Varies {
+                        guess: names,
+                        must: current_must.union(&must).cloned().collect(),
+                        may: current_may.union(&may).cloned().collect(),
+                    }
+                }
+                (_, Ok(_)) => current.unknown("__all__ is extended with a value that is not known"),
+            },
+            AllOp::Remove(name) => {
+                let present_everywhere = current.bounds().is_some_and(|(must, _)| must.contains(name));
+                if !present_everywhere {
+                    // `list.remove` of a missing item raises ValueError.
+                    current.unknown(format!("__all__.remove({name:?}) of a name it may not hold"))
+                } else {
+                    match current {
+                        AllState::Known(mut names) => {
+                            let i = names.iter().position(|n| n == name).expect("present");
                             names.remove(i);
-                            true
+                            AllState::Known(names)
                         }
-                        // `list.remove` of a missing item raises ValueError.
-                        None => false,
-                    },
-                    _ => false,
-                };
-                if known && ok { AllState::Known(names) } else { AllState::Unknown(names) }
+                        AllState::Varies { mut guess, mut must, mut may } => {
+                            if let Some(i) = guess.iter().position(|n| n == name) {
+                                guess.remove(i);
+                            }
+                            must.remove(name);
+                            may.remove(name);
+                            AllState::Varies { guess, must, may }
+                        }
+                        other => other,
+                    }
+                }
             }
         };
     }
 
-    /// The names of `__all__` items: `Err(guess)` when another module's `__all__` is unknown.
-    fn items(&mut self, items: &[AllItem]) -> Result<Vec<String>, Vec<String>> {
-        let mut names = Vec::new();
-        let mut ok = true;
+    /// The value of `__all__` items: known, or varying when another module's `__all__` varies
+    /// across paths; `Err((guess, reason))` when one is unknown.
+    fn items(&mut self, items: &[AllItem]) -> Result<AllState, (Vec<String>, String)> {
+        let mut guess = Vec::new();
+        let mut must = BTreeSet::new();
+        let mut may = BTreeSet::new();
+        let mut varies = false;
+        let mut failure = None;
         for item in items {
             match item {
-                AllItem::Name(name) => names.push(name.clone()),
+                AllItem::Name(name) => {
+                    guess.push(name.clone());
+                    must.insert(name.clone());
+                    may.insert(name.clone());
+                }
                 AllItem::ModuleAll(reference) => match self.resolver.module_all(reference) {
-                    OtherAll::Known(all) => names.extend(all),
-                    OtherAll::Absent | OtherAll::Unknown => ok = false,
+                    OtherAll::Known(all) => {
+                        must.extend(all.iter().cloned());
+                        may.extend(all.iter().cloned());
+                        guess.extend(all);
+                    }
+                    OtherAll::Varies { guess: g, must: m, may: y } => {
+                        varies = true;
+                        guess.extend(g);
+                        must.extend(m);
+                        may.extend(y);
+                    }
+                    OtherAll::Absent => failure = Some(format!("{} has no __all__", describe_ref(reference))),
+                    OtherAll::Unknown => failure = Some(format!("the __all__ of {} is not known", describe_ref(reference))),
                 },
             }
         }
-        if ok { Ok(names) } else { Err(names) }
+        match failure {
+            Some(reason) => Err((guess, reason)),
+            None if varies => Ok(AllState::Varies { guess, must, may }),
+            None => Ok(AllState::Known(guess)),
+        }
     }
 
     /// `Some(value)` when the condition is decided for the target.
@@ -389,6 +448,46 @@ pub fn version_holds((major, minor): (i64, i64), part: VersionPart, op: crate::s
     Some(op.holds(ordering))
 }
 
+/// Append `added` to a known or varying `__all__` (skipping present names when `unique`).
+fn extend(current: AllState, added: Vec<String>, unique: bool) -> AllState {
+    match current {
+        AllState::Known(mut names) => {
+            for name in added {
+                if !unique || !names.contains(&name) {
+                    names.push(name);
+                }
+            }
+            AllState::Known(names)
+        }
+        AllState::Varies { mut guess, mut must, mut may } => {
+            for name in added {
+                if !unique || !guess.contains(&name) {
+                    guess.push(name.clone());
+                }
+                must.insert(name.clone());
+                may.insert(name);
+            }
+            AllState::Varies { guess, must, may }
+        }
+        other => other,
+    }
+}
+
+fn describe_ref(reference: &ModuleAllRef) -> String {
+    match &reference.attr {
+        Some(attr) => format!("{}.{attr}", reference.module),
+        None => reference.module.clone(),
+    }
+}
+
+fn describe(decorator: &DecoratorRef) -> String {
+    match decorator {
+        DecoratorRef::Local(name) => format!("@{name}"),
+        DecoratorRef::Imported { module, name } => format!("@{module}.{name}"),
+        DecoratorRef::Other(name) => format!("@{name}"),
+    }
+}
+
 fn bind(state: &mut State, name: &str, binding: Binding, definite: bool) {
     match state.names.get_mut(name) {
         Some((existing, was_definite)) => {
@@ -440,7 +539,16 @@ pub fn join(states: Vec<State>) -> State {
                 }
             }
         }
-        AllState::Unknown(guess)
+        if let Some(AllState::Unknown { reason, .. }) = live.iter().map(|s| &s.all).find(|a| matches!(a, AllState::Unknown { .. })) {
+            AllState::Unknown { guess, reason: reason.clone() }
+        } else if live.iter().any(|s| s.all == AllState::Absent) {
+            AllState::Unknown { guess, reason: "__all__ is assigned on some paths only".to_string() }
+        } else {
+            let bounds: Vec<(BTreeSet<String>, BTreeSet<String>)> = live.iter().filter_map(|s| s.all.bounds()).collect();
+            let must = bounds.iter().skip(1).fold(bounds[0].0.clone(), |acc, (m, _)| acc.intersection(m).cloned().collect());
+            let may = bounds.iter().flat_map(|(_, m)| m.iter().cloned()).collect();
+            AllState::Varies { guess, must, may }
+        }
     };
     State {
         names: names.into_iter().map(|(name, (binding, seen, definite))| (name, (binding, definite && seen == count))).collect(),

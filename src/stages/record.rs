@@ -43,6 +43,8 @@ pub struct ModuleRecord {
     /// The promise that the names bound at run time include `exports` and are within
     /// `exports` ∪ `exports_maybe`; false when the tool cannot know.
     pub exports_complete: bool,
+    /// Why `exports_complete` is false (sorted; empty when it is true).
+    pub exports_incomplete_reasons: Vec<String>,
     /// Absolute targets of the module's star imports, in order.
     pub star_imports: Vec<String>,
     /// Exported names that come from elsewhere, with their defining module.
@@ -71,6 +73,7 @@ pub fn module_record(db: &dyn Db, file: SourceFile) -> ModuleRecord {
         exports: exports(db, file).names.clone(),
         exports_maybe: exports(db, file).maybe.clone(),
         exports_complete: exports(db, file).complete,
+        exports_incomplete_reasons: exports(db, file).incomplete_reasons.clone(),
         star_imports: star_imports(db, file).clone(),
         reexports: reexports(db, file).clone(),
         imports: import_edges(db, file).keys().cloned().collect(),

@@ -233,14 +233,14 @@ pub struct ModuleScope {
     pub body: Vec<Stmt>,
     /// Absolute targets of `from m import *` anywhere at module level, in order, deduplicated.
     pub star_imports: Vec<String>,
-    /// The module writes its globals in a way no static reading sees (`globals()[…] = …`,
+    /// Why the module writes its globals in a way no static reading sees (`globals()[…] = …`,
     /// `globals().update(…)`, `exec` into the module, `sys.modules[__name__]`, enum
     /// `_convert_`).
-    pub dynamic_globals: bool,
-    /// `__all__` is changed where no static reading follows it: inside a function that is not
+    pub dynamic_globals: Option<String>,
+    /// Why `__all__` is changed where no static reading follows it: inside a function that is not
     /// a recognised helper, through `globals()`, or by a decorator that looks like a
     /// registration decorator but cannot be resolved.
-    pub all_dynamic: bool,
+    pub all_dynamic: Option<String>,
     /// Module-level functions that are registration decorators.
     pub registrars: BTreeSet<String>,
     /// Module-level functions that extend the global `__all__` from their first argument's
@@ -267,6 +267,8 @@ pub fn module_scope(db: &dyn Db, file: SourceFile) -> ModuleScope {
             package,
             origins: BTreeMap::new(),
             literals: BTreeMap::new(),
+            item_aliases: BTreeMap::new(),
+            is_package: file.is_package(db),
             scope: ModuleScope::default(),
         };
         let body = walker.block(root);
@@ -294,6 +296,11 @@ struct ScopeWalker<'a> {
     origins: BTreeMap<String, Option<ImportOrigin>>,
     /// Module-level names assigned a literal collection of strings (their elements or keys).
     literals: BTreeMap<String, Vec<String>>,
+    /// Module-level names assigned a value `__all__` items can be read from (`_ops = ("a",)`,
+    /// `_base_all = base.__all__`), until they are rebound or mutated.
+    item_aliases: BTreeMap<String, Vec<AllItem>>,
+    /// This module is a package (`__init__`): its unbound names may be its submodules.
+    is_package: bool,
     scope: ModuleScope,
 }
 
@@ -313,6 +320,8 @@ impl ScopeWalker<'_> {
             return;
         }
         self.origins.insert(name.clone(), origin.clone());
+        self.item_aliases.remove(&name);
+        self.literals.remove(&name);
         out.push(Stmt::Bind { name, binding: Binding { kind, origin }, maybe });
     }
 
@@ -391,7 +400,7 @@ impl ScopeWalker<'_> {
                 if let Some(right) = node.child_by_field_name("right") {
                     self.walruses(right, false, out);
                 }
-                let runs_once = node.child_by_field_name("right").is_some_and(|r| non_empty_literal(r));
+                let runs_once = node.child_by_field_name("right").is_some_and(|r| self.runs_once(r));
                 let mut body = Vec::new();
                 if let Some(left) = node.child_by_field_name("left") {
                     self.bind_targets(left, &mut body);
@@ -460,7 +469,7 @@ impl ScopeWalker<'_> {
                 if let DecoratorRef::Other(last) = decorator
                     && REGISTRAR_NAMES.contains(&last.as_str())
                 {
-                    self.scope.all_dynamic = true;
+                    self.scope.all_dynamic.get_or_insert_with(|| format!("decorator @{last} may add to __all__ and cannot be resolved"));
                 }
             }
             out.push(Stmt::Decorated { name, decorators: decorators.to_vec() });
@@ -703,8 +712,22 @@ impl ScopeWalker<'_> {
         Some(Cond::Str { of, prefix, starts_with: true, values, negated: false })
     }
 
-    fn version_part(&self, node: Node<'_>) -> Option<VersionPart> {
+    /// The compact text of an expression with its head name replaced by what it was imported
+    /// as (`_os.name` after `import os as _os` is `os.name`; `platform` after `from sys import
+    /// platform` is `sys.platform`).
+    fn canonical(&self, node: Node<'_>) -> String {
         let text: String = self.text(node).chars().filter(|c| !c.is_whitespace()).collect();
+        let split = text.find(['.', '[']).unwrap_or(text.len());
+        let (head, rest) = text.split_at(split);
+        match self.origins.get(head) {
+            Some(Some(ImportOrigin { module, name: None })) => format!("{module}{rest}"),
+            Some(Some(ImportOrigin { module, name: Some(name) })) => format!("{module}.{name}{rest}"),
+            _ => text,
+        }
+    }
+
+    fn version_part(&self, node: Node<'_>) -> Option<VersionPart> {
+        let text = self.canonical(node);
         let rest = text.strip_prefix("sys.version_info")?;
         match rest {
             "" => Some(VersionPart::Whole),
@@ -718,7 +741,7 @@ impl ScopeWalker<'_> {
     }
 
     fn target_string(&self, node: Node<'_>) -> Option<(TargetString, Option<usize>)> {
-        let text: String = self.text(node).chars().filter(|c| !c.is_whitespace()).collect();
+        let text = self.canonical(node);
         let (of, rest) = if let Some(rest) = text.strip_prefix("sys.platform") {
             (TargetString::Platform, rest)
         } else if let Some(rest) = text.strip_prefix("os.name") {
@@ -729,6 +752,23 @@ impl ScopeWalker<'_> {
         match rest {
             "" => Some((of, None)),
             _ => Some((of, Some(rest.strip_prefix("[:")?.strip_suffix(']')?.parse().ok()?))),
+        }
+    }
+
+    /// Whether iterating over `node` runs a loop body at least once: a non-empty literal, a
+    /// name assigned one, or `range(n)` with a positive literal `n`.
+    fn runs_once(&self, node: Node<'_>) -> bool {
+        match node.kind() {
+            "identifier" => self.literals.get(self.text(node)).is_some_and(|items| !items.is_empty()),
+            "call" => {
+                let compact: String = self.text(node).chars().filter(|c| !c.is_whitespace()).collect();
+                compact
+                    .strip_prefix("range(")
+                    .and_then(|r| r.strip_suffix(')'))
+                    .and_then(|n| n.replace('_', "").parse::<i64>().ok())
+                    .is_some_and(|n| n > 0)
+            }
+            _ => non_empty_literal(node),
         }
     }
 
@@ -777,20 +817,24 @@ impl ScopeWalker<'_> {
             out.push(Stmt::All(items.map_or(AllOp::Unknown, AllOp::Set)));
             return;
         }
-        if left.kind() == "identifier"
-            && let Some(value) = value
-            && let Some(items) = literal_strings(value, self.text)
-        {
-            self.literals.insert(self.ident(left), items);
-        }
+        let literal = (left.kind() == "identifier").then(|| value.and_then(|v| literal_strings(v, self.text))).flatten();
+        let items = (left.kind() == "identifier").then(|| value.and_then(|v| self.all_items(v))).flatten();
         if left.kind() == "subscript" && self.text(left).replace(char::is_whitespace, "").starts_with("sys.modules[") {
             if let Some(key) = left.child_by_field_name("subscript").and_then(|k| string_value(k, self.text)) {
                 self.scope.registered_modules.insert(key);
             } else {
-                self.scope.dynamic_globals |= self.text(left).contains("__name__");
+                if self.text(left).contains("__name__") {
+                    self.scope.dynamic_globals.get_or_insert_with(|| "sys.modules[__name__] is replaced".to_string());
+                }
             }
         }
         self.bind_targets(left, out);
+        if let Some(literal) = literal {
+            self.literals.insert(self.ident(left), literal);
+        }
+        if let Some(items) = items {
+            self.item_aliases.insert(self.ident(left), items);
+        }
     }
 
     fn augmented(&mut self, node: Node<'_>, out: &mut Vec<Stmt>) {
@@ -831,6 +875,12 @@ impl ScopeWalker<'_> {
         }
         let Some(object) = function.child_by_field_name("object") else { return };
         if self.text(object) != "__all__" {
+            // A method call may mutate the object: it is no longer a known value.
+            if object.kind() == "identifier" {
+                let name = self.ident(object);
+                self.item_aliases.remove(&name);
+                self.literals.remove(&name);
+            }
             return;
         }
         let method = function.child_by_field_name("attribute").map(|a| self.text(a).to_string()).unwrap_or_default();
@@ -849,7 +899,8 @@ impl ScopeWalker<'_> {
     /// `m.__all__`, or a `+` of those. `None` for anything else.
     fn all_items(&self, node: Node<'_>) -> Option<Vec<AllItem>> {
         match node.kind() {
-            "list" | "tuple" | "parenthesized_expression" => {
+            "identifier" => self.item_aliases.get(&self.ident(node)).cloned(),
+            "list" | "tuple" | "parenthesized_expression" | "expression_list" => {
                 let mut items = Vec::new();
                 let mut cursor = node.walk();
                 for element in node.named_children(&mut cursor) {
@@ -895,7 +946,15 @@ impl ScopeWalker<'_> {
             Some((head, rest)) => (head, Some(rest)),
             None => (dotted.as_str(), None),
         };
-        let origin = self.origins.get(head)?.clone()?;
+        let origin = match self.origins.get(head) {
+            Some(origin) => origin.clone()?,
+            // In a package's `__init__`, an unbound name may be a submodule (loaded by a
+            // `from .x import *` or a relative import): the evaluation checks it exists.
+            None if self.is_package => {
+                return Some(ModuleAllRef { module: self.package.clone(), attr: Some(dotted.clone()) });
+            }
+            None => return None,
+        };
         let (module, attr) = match origin.name {
             // `import a.b` binds `a`: `a.b.__all__` names module `a.b`.
             None if origin.module.split('.').next() == Some(head) && rest.is_some() => {
@@ -1046,7 +1105,7 @@ impl ScopeWalker<'_> {
             return;
         }
         if name != "__getattr__" && changes_own_all(body, self.text) {
-            self.scope.all_dynamic = true;
+            self.scope.all_dynamic.get_or_insert_with(|| format!("function {name}() changes __all__"));
         }
     }
 
@@ -1175,11 +1234,11 @@ impl ScopeWalker<'_> {
         for (at, _) in text.match_indices("globals()") {
             let Some(call) = call_at(root, at, "globals") else { continue };
             if globals_call_writes(call, text) {
-                self.scope.dynamic_globals = true;
+                self.scope.dynamic_globals.get_or_insert_with(|| "globals() is written".to_string());
                 if text[call.end_byte()..].trim_start().starts_with("[\"__all__\"]")
                     || text[call.end_byte()..].trim_start().starts_with("['__all__']")
                 {
-                    self.scope.all_dynamic = true;
+                    self.scope.all_dynamic.get_or_insert_with(|| "__all__ is written through globals()".to_string());
                 }
             }
         }
@@ -1188,7 +1247,7 @@ impl ScopeWalker<'_> {
                 && !inside_function(call)
                 && globals_call_writes(call, text)
             {
-                self.scope.dynamic_globals = true;
+                self.scope.dynamic_globals.get_or_insert_with(|| "vars() is written".to_string());
             }
         }
         for (at, _) in text.match_indices("exec(") {
@@ -1200,7 +1259,7 @@ impl ScopeWalker<'_> {
             // `exec(code)` at module level runs in the module's globals; with an explicit
             // namespace only `globals()` (handled above) reaches them.
             if count == 1 && !inside_function(call) {
-                self.scope.dynamic_globals = true;
+                self.scope.dynamic_globals.get_or_insert_with(|| "exec() runs in the module's globals".to_string());
             }
         }
         for (at, _) in text.match_indices("sys.modules[__name__]") {
@@ -1211,11 +1270,11 @@ impl ScopeWalker<'_> {
                 .and_then(|c| c.child_by_field_name("function"))
                 .map(|f| node_text(f, text));
             if !matches!(parent_call, Some("getattr" | "hasattr")) {
-                self.scope.dynamic_globals = true;
+                self.scope.dynamic_globals.get_or_insert_with(|| "sys.modules[__name__] is used".to_string());
             }
         }
         if text.contains("._convert_(") || text.contains("._convert(") {
-            self.scope.dynamic_globals = true;
+            self.scope.dynamic_globals.get_or_insert_with(|| "enum _convert_ creates globals".to_string());
         }
     }
 }
@@ -1256,7 +1315,9 @@ fn globals_call_writes(call: Node<'_>, text: &str) -> bool {
                 .and_then(|c| c.child_by_field_name("function"))
                 .map(|f| node_text(f, text))
                 .unwrap_or("");
-            !matches!(function, "__import__" | "dict" | "list" | "len" | "sorted" | "set" | "print" | "eval" | "repr" | "str" | "id")
+            // Import functions take the caller's globals only to find its package.
+            !(function.to_ascii_lowercase().contains("import")
+                || matches!(function, "dict" | "list" | "len" | "sorted" | "set" | "print" | "eval" | "repr" | "str" | "id"))
         }
         _ => true,
     }
