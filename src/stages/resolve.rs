@@ -11,9 +11,19 @@ use serde::Serialize;
 
 use crate::db::{Db, Project, SourceFile};
 use crate::stages::imports::imports;
+use crate::stages::scope::module_scope;
 
 /// Bump when resolution changes.
-pub const RESOLVE_VERSION: u32 = 1;
+pub const RESOLVE_VERSION: u32 = 2;
+
+/// The file of the plain module that registers `module` in `sys.modules` under that literal
+/// name (`os` does `sys.modules["os.path"] = path`): `import os.path` then works although no
+/// file `os/path.py` exists. Only asked for targets that are otherwise missing.
+fn registering_module(db: &dyn Db, index: &ModuleIndex, module: &str) -> Option<SourceFile> {
+    let (parent, _) = module.rsplit_once('.')?;
+    let file = index.file(parent)?;
+    module_scope(db, file).registered_modules.contains(module).then_some(file)
+}
 
 /// Every module of the repository by dotted name, and the namespace packages (directories
 /// without `__init__.py` that contain modules).
@@ -121,13 +131,17 @@ pub fn resolved_imports(db: &dyn Db, file: SourceFile) -> Vec<ImportResolution> 
         .iter()
         .map(|row| {
             let target = row.target.as_str();
-            let resolved = index.resolve(target);
+            let mut resolved = index.resolve(target);
+            let registered = (resolved == Resolved::Missing).then(|| registering_module(db, index, target)).flatten();
+            if let Some(file) = registered {
+                resolved = Resolved::File(file);
+            }
             let name_paths: Vec<Option<String>> =
                 row.names.iter().map(|n| path_of(&format!("{target}.{}", n.name))).collect();
             let names_are_modules = !row.names.is_empty()
                 && row.names.iter().all(|n| index.exists(&format!("{target}.{}", n.name)));
             ImportResolution {
-                resolved_path: path_of(target),
+                resolved_path: path_of(target).or_else(|| registered.map(|f| f.path(db).clone())),
                 external: (resolved == Resolved::External).then(|| target.split('.').next().unwrap_or(target).to_string()),
                 name_paths,
                 unresolved: resolved == Resolved::Missing && !names_are_modules,
@@ -145,8 +159,15 @@ pub fn import_edges(db: &dyn Db, file: SourceFile) -> BTreeMap<String, bool> {
     let mut edges: BTreeMap<String, bool> = BTreeMap::new();
     let mut add = |module: &str, runtime: bool| {
         let module = strip_init(module);
-        if module != me && index.modules.contains_key(module) {
-            *edges.entry(module.to_string()).or_default() |= runtime;
+        let module = match index.modules.contains_key(module) {
+            true => module.to_string(),
+            false => match registering_module(db, index, module) {
+                Some(file) => file.module(db).clone(),
+                None => return,
+            },
+        };
+        if module != *me {
+            *edges.entry(module).or_default() |= runtime;
         }
     };
     for row in &imports(db, file).imports {

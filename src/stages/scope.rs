@@ -414,9 +414,15 @@ impl ScopeWalker<'_> {
                 if let Some(condition) = condition {
                     self.walruses(condition, false, out);
                 }
-                let runs_once = condition.is_some_and(|c| self.cond(c) == Cond::Const(true));
-                let body = node.child_by_field_name("body").map(|b| self.block(b)).unwrap_or_default();
+                let decided = condition.map(|c| self.cond(c));
                 let orelse = node.child_by_field_name("alternative").map(|e| self.clause_body(e)).unwrap_or_default();
+                if decided == Some(Cond::Const(false)) {
+                    // `while False:` never runs its body; its `else:` runs.
+                    out.extend(orelse);
+                    return;
+                }
+                let runs_once = decided == Some(Cond::Const(true));
+                let body = node.child_by_field_name("body").map(|b| self.block(b)).unwrap_or_default();
                 out.push(Stmt::Loop { body, orelse, runs_once });
             }
             "with_statement" => {

@@ -6,7 +6,7 @@ use std::path::Path;
 
 use serde_json::Value;
 
-use crate::support::{Repo, bin, build, copy_dir, repo, stderr};
+use crate::support::{Repo, bin, build, copy_dir, read, repo, stderr};
 
 const ARTIFACTS: [&str; 7] = [
     "modules.jsonl",
@@ -473,7 +473,8 @@ fn config_change_removes_only_the_excluded_files_nodes() {
         .collect();
     assert!(!small.is_empty(), "the fixture has files over 300 bytes");
     let output = build(&repo.root, &out, &args);
-    assert!(stderr(&output).contains("--max-file-bytes 300"), "{}", stderr(&output));
+    assert!(stderr(&output).contains("oversized files skipped"), "{}", stderr(&output));
+    assert!(read(&out, "diagnostics.jsonl").contains("--max-file-bytes 300"));
     let report = explain_json(&repo.root, &[]);
     for node in report["nodes"].as_array().unwrap() {
         let subject = node["subject"].as_str().unwrap();

@@ -112,6 +112,9 @@ fn explain_edge(from: &str, to: &str, ruff_only: bool) -> Option<&'static str> {
         }
         return None;
     }
+    if to == "os.py" {
+        return Some("`import os.path` loads os.py, which registers os.path in sys.modules; ruff finds no os/path.py");
+    }
     if to == "types.py" {
         return Some("ruff does not resolve `import types` to the repository's types.py");
     }
