@@ -1,7 +1,8 @@
 //! The `ast` oracle: every class, function, method and import the tool reports must be what
 //! Python's own `ast` module finds in the same files (tests/oracle/ast_oracle.py compares
-//! qualname, kind, line, col, async, parameters, decorator and base counts, docstring
-//! summary; import line, target, level, star, names and flags).
+//! qualname, name, kind, start and end positions, async, parameters with their annotations,
+//! decorator, base and return annotation texts, docstring summary; import line, target,
+//! level, star, names, alias and flags — names NFKC-normalized as `ast` spells them).
 
 use std::path::Path;
 use std::process::Command;
@@ -51,7 +52,9 @@ fn diff_paths(report: &Value) -> Vec<String> {
 
 #[test]
 fn fixtures_match_ast() {
-    for (fixture, extra) in [("basic", &[][..]), ("srclayout", &["--src-layout"][..]), ("exports", &[][..])] {
+    for (fixture, extra) in
+        [("basic", &[][..]), ("srclayout", &["--src-layout"][..]), ("exports", &[][..]), ("outline", &[][..])]
+    {
         let repo = repo(fixture);
         let out = repo.out();
         build(&repo.root, &out, &[]);
