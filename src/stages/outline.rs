@@ -59,7 +59,9 @@ pub struct Symbol {
     pub line: u32,
     /// 0-based UTF-8 byte column of `def`/`async`/`class`.
     pub col: u32,
+    /// End of the last token of the body's last statement (`ast`'s `end_lineno`, 1-based).
     pub end_line: u32,
+    /// 0-based UTF-8 byte column of that end (`ast`'s `end_col_offset`).
     pub end_col: u32,
     pub is_async: bool,
     /// Source text of each decorator expression (without `@`), in order.
