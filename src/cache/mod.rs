@@ -1,11 +1,12 @@
 //! The persistent, portable stage cache: one crash-safe redb file under the cache directory.
 //!
-//! A node `(stage, subject)` is keyed by blake3 over the engine fingerprint (crate version and
-//! cache schema), the stage and its version constant, the subject (a repo-relative path) and
-//! its ordered, *named* inputs (content hash, module name, …) — never absolute paths, times or
-//! host names, so a cache restored in another checkout on another machine is a full hit. A
-//! value is the stage output encoded with rmp-serde followed by its own blake3; a checksum or
-//! decoding failure is a miss with the reason "corrupt", never a wrong output.
+//! A node `(stage, subject)` is keyed by blake3 over the engine fingerprint (crate version,
+//! cache schema, decoding version), the stage and its version constant, the subject (a
+//! repo-relative path) and its ordered, *named* inputs (content hash, module name, …) — never
+//! absolute paths, times or host names, so a cache restored in another checkout on another
+//! machine is a full hit. A value is the stage output encoded with rmp-serde followed by its
+//! own blake3; a checksum or decoding failure is a miss with the reason "corrupt", never a
+//! wrong output.
 //!
 //! Lookups are concurrent read transactions; new entries are queued and written in one write
 //! transaction at the end of the build, so a build killed at any moment leaves the previous
@@ -39,9 +40,14 @@ pub const RUN_LOG_FILE: &str = "last-run.json";
 pub const ARTIFACTS_DIR: &str = "artifacts";
 const LOCK_FILE: &str = "lock";
 
-/// What changes every key: the crate version and the cache schema.
+/// What changes every key: the crate version, the cache schema and the decoding version
+/// (every stage reads decoded text, and the stat fast path records each file's encoding).
 pub fn engine_fingerprint() -> String {
-    format!("codeintel-enrich {} schema {CACHE_SCHEMA}", env!("CARGO_PKG_VERSION"))
+    format!(
+        "codeintel-enrich {} schema {CACHE_SCHEMA} decode {}",
+        env!("CARGO_PKG_VERSION"),
+        crate::source::DECODE_VERSION
+    )
 }
 
 /// What a node was computed from last time: its key, named inputs (hashes shortened to the 12

@@ -7,6 +7,9 @@
 //! type-checking. `conditional` — under `if`/`elif`/`else`, `match` cases, `for`/`while`
 //! bodies or a `try`'s `else`. `in_try` — in a `try` body or one of its `except` handlers
 //! (not its `else` or `finally`). `in_function` — anywhere inside a `def`.
+//!
+//! Module names, imported names and aliases are identifiers as CPython spells them:
+//! NFKC-normalized (PEP 3131), so `import µmod` imports `μmod`.
 
 use serde::{Deserialize, Serialize};
 use tree_sitter::Node;
@@ -16,10 +19,10 @@ use crate::module_path::{package_of, resolve_relative};
 use crate::stages::outline::is_compound;
 use crate::stages::cached::per_file;
 use crate::stages::parse::parsed_module;
-use crate::stages::text::{dotted, is_not_type_checking, is_type_checking, node_text};
+use crate::stages::text::{dotted, identifier_owned, identifier_text, is_not_type_checking, is_type_checking, node_text};
 
 /// Bump when the import extraction's logic or fields change.
-pub const IMPORTS_VERSION: u32 = 1;
+pub const IMPORTS_VERSION: u32 = 2;
 
 /// A name imported by `from … import name [as asname]`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -153,12 +156,18 @@ fn if_statement(node: Node<'_>, flags: Flags, text: &str, package: &str, out: &m
     }
 }
 
+/// A dotted module name as CPython spells it: each identifier NFKC-normalized (PEP 3131).
+fn module_name(node: Node<'_>, text: &str) -> String {
+    identifier_owned(dotted(node, text))
+}
+
 /// The leading dots and the absolute module of a `from … import` statement, seen from
 /// `package`. A relative import that climbs above the top-level package keeps its dots.
+/// Identifiers are NFKC-normalized (the package, a module name from a path, is kept as is).
 pub fn from_target(node: Node<'_>, text: &str, package: &str) -> Option<(u32, String)> {
     let module = node.child_by_field_name("module_name")?;
     if module.kind() != "relative_import" {
-        return Some((0, dotted(module, text)));
+        return Some((0, module_name(module, text)));
     }
     let mut cursor = module.walk();
     let mut level = 0;
@@ -166,7 +175,7 @@ pub fn from_target(node: Node<'_>, text: &str, package: &str) -> Option<(u32, St
     for child in module.named_children(&mut cursor) {
         match child.kind() {
             "import_prefix" => level = node_text(child, text).chars().filter(|&c| c == '.').count() as u32,
-            "dotted_name" => name = Some(dotted(child, text)),
+            "dotted_name" => name = Some(module_name(child, text)),
             _ => {}
         }
     }
@@ -175,13 +184,13 @@ pub fn from_target(node: Node<'_>, text: &str, package: &str) -> Option<(u32, St
     Some((level, target))
 }
 
-/// `a.b` or `a.b as c` in an import list.
+/// `a.b` or `a.b as c` in an import list, identifiers NFKC-normalized.
 pub fn imported_name(node: Node<'_>, text: &str) -> Option<ImportedName> {
     match node.kind() {
-        "dotted_name" => Some(ImportedName { name: dotted(node, text), asname: None }),
+        "dotted_name" => Some(ImportedName { name: module_name(node, text), asname: None }),
         "aliased_import" => Some(ImportedName {
-            name: dotted(node.child_by_field_name("name")?, text),
-            asname: node.child_by_field_name("alias").map(|a| node_text(a, text).to_string()),
+            name: module_name(node.child_by_field_name("name")?, text),
+            asname: node.child_by_field_name("alias").map(|a| identifier_text(a, text).into_owned()),
         }),
         _ => None,
     }
@@ -220,5 +229,23 @@ fn statement_imports(node: Node<'_>, text: &str, package: &str, flags: Flags, ou
             let star = node.children(&mut cursor).any(|c| c.kind() == "wildcard_import");
             out.push(row(target, names, None, level, star));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::stages::parse::parse_text;
+
+    #[test]
+    fn module_names_and_aliases_are_nfkc_normalized() {
+        let source = "import \u{b5}a.\u{aa}b as \u{fb01}x\nfrom .\u{b5}sub import (\u{ff4b} as \u{aa}, y)\n";
+        let imports = extract_imports(parse_text(source).root(), source, "pkg").imports;
+        assert_eq!(imports[0].target, "\u{3bc}a.ab");
+        assert_eq!(imports[0].asname.as_deref(), Some("fix"));
+        assert_eq!(imports[1].target, "pkg.\u{3bc}sub");
+        let names: Vec<(&str, Option<&str>)> =
+            imports[1].names.iter().map(|n| (n.name.as_str(), n.asname.as_deref())).collect();
+        assert_eq!(names, [("k", Some("a")), ("y", None)]);
     }
 }

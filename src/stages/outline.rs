@@ -2,7 +2,9 @@
 //! qualname, position, decorators, parameters, return annotation and docstring summary.
 //!
 //! Positions follow Python's `ast`: `line` is the `def`/`class` line (not the decorator's),
-//! `col` the 0-based UTF-8 byte column of `def`, `async` or `class`.
+//! `col` the 0-based UTF-8 byte column of `def`, `async` or `class`; the end is the end of the
+//! last token of the body's last statement (see [`statement_end`]). Names are identifiers as
+//! CPython spells them (NFKC-normalized, PEP 3131).
 
 use serde::{Deserialize, Serialize};
 use tree_sitter::Node;
@@ -10,10 +12,10 @@ use tree_sitter::Node;
 use crate::db::{source_text, Db, SourceFile};
 use crate::stages::cached::per_file;
 use crate::stages::parse::parsed_module;
-use crate::stages::text::{docstring_first_line, is_public_name, node_text, string_value};
+use crate::stages::text::{docstring_first_line, identifier_text, is_public_name, node_text, string_value};
 
 /// Bump when the outline's logic or fields change.
-pub const OUTLINE_VERSION: u32 = 1;
+pub const OUTLINE_VERSION: u32 = 2;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -49,6 +51,7 @@ pub struct Param {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Symbol {
     /// Enclosing class and function names joined with `.` (`Outer.method`, `func.inner`).
+    /// Every name here and in `params` is NFKC-normalized, as CPython spells identifiers.
     pub qualname: String,
     pub name: String,
     pub kind: SymbolKind,
@@ -56,7 +59,9 @@ pub struct Symbol {
     pub line: u32,
     /// 0-based UTF-8 byte column of `def`/`async`/`class`.
     pub col: u32,
+    /// End of the last token of the body's last statement (`ast`'s `end_lineno`, 1-based).
     pub end_line: u32,
+    /// 0-based UTF-8 byte column of that end (`ast`'s `end_col_offset`).
     pub end_col: u32,
     pub is_async: bool,
     /// Source text of each decorator expression (without `@`), in order.
@@ -146,7 +151,7 @@ fn definition(node: Node<'_>, decorators: Vec<String>, text: &str, scopes: &mut 
         }
         return;
     };
-    let name = node_text(name_node, text).to_string();
+    let name = identifier_text(name_node, text).into_owned();
     let is_class = node.kind() == "class_definition";
     let kind = match (is_class, scopes.last()) {
         (true, _) => SymbolKind::Class,
@@ -161,7 +166,7 @@ fn definition(node: Node<'_>, decorators: Vec<String>, text: &str, scopes: &mut 
     qualname.push_str(&name);
     let is_public = scopes.iter().all(|s| s.is_class && is_public_name(&s.name)) && is_public_name(&name);
     let start = node.start_position();
-    let end = node.end_position();
+    let end = statement_end(node);
     out.push(Symbol {
         qualname,
         kind,
@@ -189,6 +194,37 @@ fn definition(node: Node<'_>, decorators: Vec<String>, text: &str, scopes: &mut 
         walk_statements(body, text, scopes, out);
         scopes.pop();
     }
+}
+
+/// Where Python's `ast` ends a statement: at the last token of its last statement, for a
+/// compound one (recursively), a trailing `;` included. Tree-sitter's blocks also hold the
+/// comments that follow their last statement (`def f():\n    pass\n    # note`), which `ast`
+/// does not count. Only the chain of last children is visited, never the whole subtree.
+pub fn statement_end(node: Node<'_>) -> tree_sitter::Point {
+    let mut node = node;
+    loop {
+        let inner = match node.kind() {
+            "function_definition" | "class_definition" => node.child_by_field_name("body"),
+            "decorated_definition" => node.child_by_field_name("definition"),
+            "ERROR" => None,
+            kind if is_compound(kind) => last_token_or_statement(node),
+            _ => None,
+        };
+        match inner {
+            Some(inner) => node = inner,
+            None => return node.end_position(),
+        }
+    }
+}
+
+/// The last child of `node` that is not a comment (or line continuation): a statement, a
+/// clause, or a token such as the `;` after a block's last statement.
+fn last_token_or_statement(node: Node<'_>) -> Option<Node<'_>> {
+    let mut child = node.child(node.child_count().checked_sub(1)?)?;
+    while child.is_extra() {
+        child = child.prev_sibling()?;
+    }
+    Some(child)
 }
 
 fn named_texts(node: Node<'_>, text: &str) -> Vec<String> {
@@ -249,7 +285,7 @@ fn parameters(params: Node<'_>, text: &str) -> Vec<Param> {
         };
         let Some(name_node) = name_node else { continue };
         out.push(Param {
-            name: node_text(name_node, text).to_string(),
+            name: identifier_text(name_node, text).into_owned(),
             kind,
             annotation: annotation.map(|a| node_text(a, text).to_string()),
             has_default,
@@ -267,4 +303,83 @@ pub fn docstring(body: Node<'_>, text: &str) -> Option<String> {
     }
     let value = string_value(first.named_child(0)?, text)?;
     Some(docstring_first_line(&value))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::stages::parse::parse_text;
+
+    fn outline_of(source: &str) -> Vec<Symbol> {
+        extract_outline(parse_text(source).root(), source).symbols
+    }
+
+    /// (qualname, end_line, end_col) of every symbol.
+    fn ends(source: &str) -> Vec<(String, u32, u32)> {
+        outline_of(source).into_iter().map(|s| (s.qualname, s.end_line, s.end_col)).collect()
+    }
+
+    fn end(qualname: &str, line: u32, col: u32) -> (String, u32, u32) {
+        (qualname.to_string(), line, col)
+    }
+
+    #[test]
+    fn trailing_comments_are_not_part_of_a_definition() {
+        let source = "def f():\n    return 1\n    # note\n# col 0\n\ndef g(): pass  # c\n";
+        assert_eq!(ends(source), [end("f", 2, 12), end("g", 6, 13)]);
+    }
+
+    #[test]
+    fn the_last_statement_of_nested_blocks_ends_a_definition() {
+        let source = "\
+class A:
+    @decorator
+    def m(self):
+        if x:
+            pass
+        else:
+            for y in z:
+                y()
+                # deepest
+            # in else
+        # in m
+    # in A
+";
+        assert_eq!(ends(source), [end("A", 8, 19), end("A.m", 8, 19)]);
+        let source = "\
+def t():
+    try:
+        a
+    except E:
+        b
+        # in except
+    finally:
+        c  # same line
+        # in finally
+def w():
+    with x:
+        match y:
+            case 1:
+                '''string'''
+                # in case
+";
+        assert_eq!(ends(source), [end("t", 8, 9), end("w", 14, 28)]);
+    }
+
+    #[test]
+    fn a_trailing_semicolon_ends_a_definition() {
+        // `ast` ends the def at the `;` but the statement itself before it.
+        assert_eq!(ends("def f(): x = 1;  # c\n"), [end("f", 1, 15)]);
+        assert_eq!(ends("def f():\n    x = 1; y = 2;\n    # c\n"), [end("f", 2, 17)]);
+    }
+
+    #[test]
+    fn names_are_nfkc_normalized() {
+        let symbols = outline_of("class \u{aa}b:\n    def \u{b5}(self, \u{fb01}rst, *, \u{ff4b}w=1): '\u{b5}'\n");
+        let names: Vec<(&str, &str)> = symbols.iter().map(|s| (s.qualname.as_str(), s.name.as_str())).collect();
+        assert_eq!(names, [("ab", "ab"), ("ab.\u{3bc}", "\u{3bc}")]);
+        let params: Vec<&str> = symbols[1].params.iter().map(|p| p.name.as_str()).collect();
+        assert_eq!(params, ["self", "first", "kw"]);
+        assert_eq!(symbols[1].docstring.as_deref(), Some("\u{b5}"), "string contents stay as written");
+    }
 }

@@ -19,6 +19,11 @@ pub fn identifier(raw: &str) -> std::borrow::Cow<'_, str> {
     }
 }
 
+/// [`identifier`] of an owned string, reusing it when it is ASCII.
+pub fn identifier_owned(raw: String) -> String {
+    if raw.is_ascii() { raw } else { identifier(&raw).into_owned() }
+}
+
 /// The text of an identifier node, NFKC-normalized (see [`identifier`]).
 pub fn identifier_text<'a>(node: Node<'_>, text: &'a str) -> std::borrow::Cow<'a, str> {
     identifier(node_text(node, text))

@@ -1,7 +1,8 @@
 //! The `ast` oracle: every class, function, method and import the tool reports must be what
 //! Python's own `ast` module finds in the same files (tests/oracle/ast_oracle.py compares
-//! qualname, kind, line, col, async, parameters, decorator and base counts, docstring
-//! summary; import line, target, level, star, names and flags).
+//! qualname, name, kind, start and end positions, async, parameters with their annotations,
+//! decorator, base and return annotation texts, docstring summary; import line, target,
+//! level, star, names, alias and flags — names NFKC-normalized as `ast` spells them).
 
 use std::path::Path;
 use std::process::Command;
@@ -51,7 +52,9 @@ fn diff_paths(report: &Value) -> Vec<String> {
 
 #[test]
 fn fixtures_match_ast() {
-    for (fixture, extra) in [("basic", &[][..]), ("srclayout", &["--src-layout"][..]), ("exports", &[][..])] {
+    for (fixture, extra) in
+        [("basic", &[][..]), ("srclayout", &["--src-layout"][..]), ("exports", &[][..]), ("outline", &[][..])]
+    {
         let repo = repo(fixture);
         let out = repo.out();
         build(&repo.root, &out, &[]);
@@ -92,6 +95,69 @@ fn standard_library_matches_ast() {
         assert!(record["parse_errors"].as_u64().unwrap() > 0, "{path} differs but has no parse errors");
     }
     compare_with_ruff_graph(&out);
+}
+
+/// Every coding cookie label CPython knows (aliases and codec modules, in several spellings) and
+/// the WHATWG labels it does not: the decoder must agree with `ast.parse` on whether the label
+/// names a codec, and for single-byte codecs on every byte 0x80..=0xFF (decoded or undecodable).
+/// A codec CPython has and the decoder does not support is an unknown encoding for every one
+/// of its labels.
+#[test]
+fn decoding_matches_cpython() {
+    use codeintel_enrich::source::{DecodeError, decode};
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/oracle/codec_oracle.py");
+    let output = Command::new("python3").arg(script).output().expect("python3 runs");
+    assert!(output.status.success(), "codec oracle failed: {}", stderr(&output));
+    let entries: Vec<Value> = serde_json::from_slice(&output.stdout).unwrap();
+    let (mut compared_bytes, mut supported, mut unsupported) = (0, std::collections::BTreeSet::new(), std::collections::BTreeSet::new());
+    let mut wrong = Vec::new();
+    for entry in &entries {
+        let label = entry["label"].as_str().unwrap();
+        let codec = entry["codec"].as_str().unwrap_or("?");
+        let cookie = format!("# coding: {label}\n");
+        let tool = decode(cookie.as_bytes());
+        match (entry["status"].as_str().unwrap(), &tool) {
+            ("unknown", Err(DecodeError::UnknownEncoding(_))) | ("undecodable", Err(_)) => continue,
+            ("ok", Err(DecodeError::UnknownEncoding(_))) => {
+                unsupported.insert(codec.to_string());
+                continue;
+            }
+            ("ok", Ok(_)) => {
+                supported.insert(codec.to_string());
+            }
+            (status, _) => {
+                wrong.push(format!("{label}: CPython {status} ({codec}), decoder {tool:?}"));
+                continue;
+            }
+        }
+        let Some(bytes) = entry["bytes"].as_array() else { continue };
+        for (i, expected) in bytes.iter().enumerate() {
+            let byte = 0x80 + i as u8;
+            let mut source = format!("{cookie}x = '").into_bytes();
+            source.extend_from_slice(&[byte, b'\'', b'\n']);
+            let actual = decode(&source).ok().map(|d| {
+                let value = &d.text[cookie.len() + 5..d.text.len() - 2];
+                value.chars().map(u64::from).collect::<Vec<_>>()
+            });
+            let expected = expected.as_u64().map(|c| vec![c]);
+            compared_bytes += 1;
+            if actual != expected {
+                wrong.push(format!("{label} ({codec}) byte {byte:#x}: CPython {expected:?}, decoder {actual:?}"));
+            }
+        }
+    }
+    eprintln!(
+        "codec labels: {} checked, {compared_bytes} single bytes compared; codecs decoded: {supported:?}; \
+         CPython codecs not supported (unknown encoding): {}",
+        entries.len(),
+        unsupported.len()
+    );
+    assert!(wrong.is_empty(), "{} differences from CPython:\n{}", wrong.len(), wrong.join("\n"));
+    let both: Vec<&String> = supported.intersection(&unsupported).collect();
+    assert!(both.is_empty(), "codecs decoded under some labels and unknown under others: {both:?}");
+    for codec in ["utf-8", "iso8859-1", "ascii", "cp1252", "iso8859-15", "koi8-r", "mac-roman", "shift_jis", "gbk"] {
+        assert!(supported.contains(codec), "{codec} is not decoded");
+    }
 }
 
 /// Why an edge of `ruff analyze graph` (committed output, see make_ruff_stdlib_graph.sh) is

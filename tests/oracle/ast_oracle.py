@@ -5,18 +5,23 @@ Usage: ast_oracle.py --root DIR --out DIR [--src-layout]
 
 For every module in OUT/modules.jsonl (and every .py file the tool reported as skipped for a
 reason `ast` disagrees with), parse the same file with `ast` and compare:
-  symbols: qualname, kind, line, col, is_async, parameters (name, kind, has_default),
-           number of decorators and bases, first docstring line;
-  imports: line, absolute target, level, star, names, and the flags type_checking,
+  symbols: qualname, name, kind, line, col, end_line, end_col, is_async, parameters (name,
+           kind, has_default, annotation text), decorator and base texts, return annotation
+           text, first docstring line;
+  imports: line, absolute target, level, star, names, asname, and the flags type_checking,
            conditional, in_try, in_function.
+Names are compared as `ast` spells them: NFKC-normalized identifiers (PEP 3131). Texts are
+`ast.get_source_segment` of the node, widened to the parentheses around it, if any.
 Files `ast` itself cannot parse are left out. Prints a JSON report on stdout.
 """
 import argparse
 import ast
 import inspect
+import io
 import json
 import os
 import sys
+import tokenize
 import warnings
 from collections import defaultdict
 
@@ -59,26 +64,94 @@ def docstring(node):
     return inspect.cleandoc(doc).split("\n")[0].strip()
 
 
-def params(args):
+class Source:
+    """The decoded text of a module, for the source text of nodes."""
+
+    def __init__(self, text):
+        # ast's offsets are UTF-8 byte columns; lines as bytes, split the way ast counts rows.
+        self.blines = [line.encode("utf-8") for line in ast._splitlines_no_ff(text)]
+
+    def char(self, line, col):
+        """The byte at 1-based `line`, 0-based byte `col` (None outside the text)."""
+        if 1 <= line <= len(self.blines) and 0 <= col < len(self.blines[line - 1]):
+            return self.blines[line - 1][col : col + 1]
+        return None
+
+    def segment(self, node, inside_parens=False):
+        """The source text of `node`, with the parentheses around it (ast positions leave
+        them out, tree-sitter's nodes include them). `inside_parens`: the node is the only
+        item between a statement's own parentheses (`class A(B)`), which do not count."""
+        start, end = (node.lineno, node.col_offset), (node.end_lineno, node.end_col_offset)
+        layers = [(start, end)]
+        while True:
+            before, after = self.skip_back(*start), self.skip_forward(*end)
+            if before is None or after is None:
+                break
+            if self.char(*before) != b"(" or self.char(*after) != b")":
+                break
+            start, end = before, (after[0], after[1] + 1)
+            layers.append((start, end))
+        if inside_parens and len(layers) > 1:
+            layers.pop()
+        return self.text(*layers[-1])
+
+    def skip_back(self, line, col):
+        """The position of the last non-blank byte before (line, col), within a few lines."""
+        for _ in range(8):
+            while col > 0:
+                col -= 1
+                if self.blines[line - 1][col : col + 1] not in (b" ", b"\t", b"\f"):
+                    return line, col
+            line -= 1
+            if line < 1:
+                return None
+            col = len(self.blines[line - 1].rstrip(b"\r\n"))
+        return None
+
+    def skip_forward(self, line, col):
+        """The position of the first non-blank byte at or after (line, col), within a few lines."""
+        for _ in range(8):
+            text = self.blines[line - 1]
+            while col < len(text):
+                if text[col : col + 1] not in (b" ", b"\t", b"\f", b"\r", b"\n"):
+                    return line, col
+                col += 1
+            line += 1
+            if line > len(self.blines):
+                return None
+            col = 0
+        return None
+
+    def text(self, start, end):
+        (l1, c1), (l2, c2) = start, end
+        if l1 == l2:
+            return self.blines[l1 - 1][c1:c2].decode("utf-8")
+        parts = [self.blines[l1 - 1][c1:]] + self.blines[l1 : l2 - 1] + [self.blines[l2 - 1][:c2]]
+        return b"".join(parts).decode("utf-8")
+
+
+def params(args, source):
     out = []
     positional = [(a, "positional_only") for a in args.posonlyargs] + [
         (a, "positional_or_keyword") for a in args.args
     ]
     first_default = len(positional) - len(args.defaults)
+    annotation = lambda a: source.segment(a.annotation) if a.annotation else None
     for i, (a, kind) in enumerate(positional):
-        out.append([a.arg, kind, i >= first_default])
+        out.append([a.arg, kind, i >= first_default, annotation(a)])
     if args.vararg:
-        out.append([args.vararg.arg, "var_positional", False])
+        out.append([args.vararg.arg, "var_positional", False, annotation(args.vararg)])
     for a, default in zip(args.kwonlyargs, args.kw_defaults):
-        out.append([a.arg, "keyword_only", default is not None])
+        out.append([a.arg, "keyword_only", default is not None, annotation(a)])
     if args.kwarg:
-        out.append([args.kwarg.arg, "var_keyword", False])
+        out.append([args.kwarg.arg, "var_keyword", False, annotation(args.kwarg)])
     return out
 
 
 class Collector:
-    def __init__(self, package):
+    def __init__(self, package, source):
         self.package = package
+        self.source = source
         self.symbols = []
         self.imports = []
 
@@ -96,15 +169,21 @@ class Collector:
             else:
                 kind = "function"
             qualname = ".".join([s[0] for s in scopes] + [node.name])
+            segment = self.source.segment
+            bases = sorted(node.bases + node.keywords, key=lambda b: (b.lineno, b.col_offset)) if is_class else []
             entry = {
                 "qualname": qualname,
+                "name": node.name,
                 "kind": kind,
                 "line": node.lineno,
                 "col": node.col_offset,
+                "end_line": node.end_lineno,
+                "end_col": node.end_col_offset,
                 "is_async": isinstance(node, ast.AsyncFunctionDef),
-                "params": [] if is_class else params(node.args),
-                "decorators": len(node.decorator_list),
-                "bases": len(node.bases) + len(node.keywords) if is_class else 0,
+                "params": [] if is_class else params(node.args, self.source),
+                "decorators": [segment(d) for d in node.decorator_list],
+                "bases": [segment(b, inside_parens=len(bases) == 1) for b in bases],
+                "returns": segment(node.returns) if not is_class and node.returns else None,
                 "docstring": docstring(node),
             }
             self.symbols.append(entry)
@@ -184,13 +263,17 @@ def main():
         tool_symbols[row["path"]].append(
             {
                 "qualname": row["qualname"],
+                "name": row["name"],
                 "kind": row["kind"],
                 "line": row["line"],
                 "col": row["col"],
+                "end_line": row["end_line"],
+                "end_col": row["end_col"],
                 "is_async": row["is_async"],
-                "params": [[p["name"], p["kind"], p["has_default"]] for p in row["params"]],
-                "decorators": len(row["decorators"]),
-                "bases": len(row["bases"]),
+                "params": [[p["name"], p["kind"], p["has_default"], p["annotation"]] for p in row["params"]],
+                "decorators": row["decorators"],
+                "bases": row["bases"],
+                "returns": row["returns"],
                 "docstring": row["docstring"],
             }
         )
@@ -239,7 +322,8 @@ def main():
         report["compared"] += 1
         name, is_package = module_name(path, args.src_layout)
         package = name if is_package else name.rpartition(".")[0]
-        collector = Collector(package)
+        encoding, _ = tokenize.detect_encoding(io.BytesIO(source).readline)
+        collector = Collector(package, Source(source.decode(encoding)))
         collector.block(tree.body, [], dict(flags0))
         expected_symbols = sorted(collector.symbols, key=key_sym)
         actual_symbols = sorted(tool_symbols.get(path, []), key=key_sym)
