@@ -490,6 +490,8 @@ fn describe(decorator: &DecoratorRef) -> String {
 
 fn bind(state: &mut State, name: &str, binding: Binding, definite: bool) {
     match state.names.get_mut(name) {
+        // A rebinding that may not happen keeps the binding that surely did.
+        Some((_, true)) if !definite => {}
         Some((existing, was_definite)) => {
             *existing = binding;
             *was_definite |= definite;
