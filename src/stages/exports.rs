@@ -45,12 +45,15 @@ fn exports_initial(_db: &dyn Db, _id: salsa::Id, _file: SourceFile) -> Exports {
     Exports { complete: true, all_complete: true, ..Exports::default() }
 }
 
-/// The target the build decides conditions for (the default when none was set).
-fn target_of(db: &dyn Db) -> PythonTarget {
-    match Target::try_get(db) {
-        Some(target) => PythonTarget { version: target.python_version(db), platform: target.platform(db).clone() },
-        None => PythonTarget::default(),
-    }
+/// The target's version (the default when none was set). Each field is read on its own, so
+/// a query depends only on the part of the target its conditions test.
+fn target_version(db: &dyn Db) -> (u32, u32) {
+    Target::try_get(db).map_or(PythonTarget::default().version, |t| t.python_version(db))
+}
+
+/// The target's `sys.platform` (the default when none was set).
+fn target_platform(db: &dyn Db) -> String {
+    Target::try_get(db).map_or(PythonTarget::default().platform, |t| t.platform(db).clone())
 }
 
 /// The modules `file`'s module-level code imports when it runs (candidates as written, with
@@ -59,12 +62,13 @@ fn target_of(db: &dyn Db) -> PythonTarget {
 pub fn module_loads(db: &dyn Db, file: SourceFile) -> BTreeMap<String, bool> {
     struct Loads<'db> {
         db: &'db dyn Db,
-        target: Option<PythonTarget>,
     }
     impl Resolver for Loads<'_> {
-        fn target(&mut self) -> &PythonTarget {
-            let db = self.db;
-            self.target.get_or_insert_with(|| target_of(db))
+        fn python_version(&mut self) -> (u32, u32) {
+            target_version(self.db)
+        }
+        fn platform(&mut self) -> String {
+            target_platform(self.db)
         }
         fn star(&mut self, _module: &str) -> StarNames {
             StarNames::default()
@@ -76,20 +80,22 @@ pub fn module_loads(db: &dyn Db, file: SourceFile) -> BTreeMap<String, bool> {
             Some(false)
         }
     }
-    flow::evaluate(module_scope(db, file), &mut Loads { db, target: None }).state.loads
+    flow::evaluate(module_scope(db, file), &mut Loads { db }).state.loads
 }
 
 struct ExportsResolver<'db> {
     db: &'db dyn Db,
     index: &'db ModuleIndex,
     me: String,
-    target: Option<PythonTarget>,
 }
 
 impl Resolver for ExportsResolver<'_> {
-    fn target(&mut self) -> &PythonTarget {
-        let db = self.db;
-        self.target.get_or_insert_with(|| target_of(db))
+    fn python_version(&mut self) -> (u32, u32) {
+        target_version(self.db)
+    }
+
+    fn platform(&mut self) -> String {
+        target_platform(self.db)
     }
 
     fn star(&mut self, target: &str) -> StarNames {
@@ -178,12 +184,16 @@ fn registrar_in(db: &dyn Db, index: &ModuleIndex, module: &str, name: &str) -> O
     Some(false)
 }
 
+/// An `__all__` a module has (or its `__getattr__` answers): its value for the record, the
+/// names on every path, those on some paths only, and whether it is fully known.
+type Declared = (Vec<String>, BTreeSet<String>, BTreeSet<String>, bool);
+
 /// The exports of `file`.
 #[salsa::tracked(returns(ref), cycle_initial = exports_initial)]
 pub fn exports(db: &dyn Db, file: SourceFile) -> Exports {
     let index = module_index(db, Project::get(db));
     let scope = module_scope(db, file);
-    let mut resolver = ExportsResolver { db, index, me: file.module(db).clone(), target: None };
+    let mut resolver = ExportsResolver { db, index, me: file.module(db).clone() };
     let outcome = flow::evaluate(scope, &mut resolver);
     let state = outcome.state;
     let bound: BTreeMap<String, Binding> = state.names.iter().map(|(n, (b, _))| (n.clone(), b.clone())).collect();
@@ -191,8 +201,7 @@ pub fn exports(db: &dyn Db, file: SourceFile) -> Exports {
     if let Some(reason) = &scope.all_dynamic {
         reasons.insert(reason.clone());
     }
-    // `Some((all, definite names, maybe names))` when the module has (or answers) an `__all__`.
-    let declared: Option<(Vec<String>, BTreeSet<String>, BTreeSet<String>, bool)> = match &state.all {
+    let declared: Option<Declared> = match &state.all {
         AllState::Known(list) => Some((list.clone(), list.iter().cloned().collect(), BTreeSet::new(), true)),
         AllState::Varies { guess, must, may } => {
             Some((guess.clone(), must.clone(), may.difference(must).cloned().collect(), false))

@@ -44,8 +44,10 @@ pub enum OtherAll {
 
 /// Cross-module facts the evaluation asks for.
 pub trait Resolver {
-    /// The target conditions are decided for; read only when a condition needs it.
-    fn target(&mut self) -> &PythonTarget;
+    /// The target's `(major, minor)`; read only when a condition needs it.
+    fn python_version(&mut self) -> (u32, u32);
+    /// The target's `sys.platform`; read only when a condition needs it.
+    fn platform(&mut self) -> String;
     fn star(&mut self, module: &str) -> StarNames;
     fn module_all(&mut self, reference: &ModuleAllRef) -> OtherAll;
     /// `Some(true)`: a registration decorator; `Some(false)`: not one; `None`: cannot know.
@@ -395,15 +397,15 @@ impl Evaluator<'_> {
             }
             Cond::Version { part, op, value } => {
                 self.read_target = true;
-                let (major, minor) = self.resolver.target().version;
+                let (major, minor) = self.resolver.python_version();
                 version_holds((major as i64, minor as i64), *part, *op, value)
             }
             Cond::Str { of, prefix, starts_with, values, negated } => {
                 self.read_target = true;
-                let target = self.resolver.target();
+                let platform = self.resolver.platform();
                 let subject = match of {
-                    TargetString::Platform => target.platform.clone(),
-                    TargetString::OsName => target.os_name().to_string(),
+                    TargetString::OsName => PythonTarget { platform, ..PythonTarget::default() }.os_name().to_string(),
+                    TargetString::Platform => platform,
                 };
                 let subject: String = match prefix {
                     Some(n) => subject.chars().take(*n).collect(),

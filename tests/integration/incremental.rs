@@ -25,10 +25,14 @@ struct Session {
 
 impl Session {
     fn new() -> Self {
-        let repo = repo("basic");
+        Session::of("basic", &["pkg/bad_utf8.py"])
+    }
+
+    fn of(fixture: &str, exclude: &[&str]) -> Self {
+        let repo = repo(fixture);
         let mut config = Config::new(repo.root.canonicalize().unwrap(), repo.out());
         config.jobs = 2;
-        config.exclude = vec!["pkg/bad_utf8.py".into()];
+        config.exclude = exclude.iter().map(|e| e.to_string()).collect();
         let (db, log) = Database::with_execution_log();
         let mut session = Session { repo, config, workspace: Workspace::new(db), log };
         session.rebuild();
@@ -98,7 +102,7 @@ fn blank_line_reruns_positions_but_no_semantic_query() {
     session.edit("pkg/sub/deep.py", "import os.path as osp, sys\n", "import os.path as osp, sys\n\n");
     let ran = session.rebuild();
     // `import_edges` reads the (moved) import rows, re-runs and cuts off: nothing after it runs.
-    for semantic in ["exports", "reexports", "bindings", "dunder_all", "import_graph", "module_fan"] {
+    for semantic in ["exports", "reexports", "module_loads", "import_closure", "import_graph", "module_fan"] {
         assert_eq!(queries(&ran, semantic), Vec::<String>::new(), "{semantic} re-ran after a blank line: {ran:#?}");
     }
     assert!(ran.contains(&"outline(pkg/sub/deep.py)".to_string()));
@@ -148,4 +152,55 @@ fn new_and_deleted_files() {
     let modules = std::fs::read_to_string(session.config.out.join("modules.jsonl")).unwrap();
     assert!(!modules.contains("pkg/extra.py"));
     session.assert_matches_cold_build();
+}
+
+#[test]
+fn target_change_reruns_only_modules_with_decided_conditions() {
+    let mut session = Session::new();
+    session.config.target.platform = "win32".into();
+    let ran = session.rebuild();
+    // Only pkg/typing_imports.py tests `sys.platform`: its evaluations re-run, nothing parses.
+    assert_eq!(queries(&ran, "exports"), vec!["exports(pkg/typing_imports.py)"], "{ran:#?}");
+    assert!(queries(&ran, "module_loads").iter().all(|q| q == "module_loads(pkg/typing_imports.py)"), "{ran:#?}");
+    for parse_bound in ["parsed_module", "module_scope", "outline", "imports"] {
+        assert_eq!(queries(&ran, parse_bound), Vec::<String>::new(), "{ran:#?}");
+    }
+    session.assert_matches_cold_build();
+    let modules = std::fs::read_to_string(session.config.out.join("modules.jsonl")).unwrap();
+    let record = modules.lines().find(|l| l.contains("\"path\":\"pkg/typing_imports.py\"")).unwrap();
+    assert!(record.contains("\"winreg\""), "on win32 the winreg branch is taken: {record}");
+
+    // A version change touches no module of this fixture (none tests sys.version_info).
+    session.config.target.version = (3, 9);
+    let ran = session.rebuild();
+    assert_eq!(queries(&ran, "exports"), Vec::<String>::new(), "{ran:#?}");
+    session.assert_matches_cold_build();
+}
+
+#[test]
+fn registration_decorator_edit_reruns_its_users_exports() {
+    let mut session = Session::of("idioms", &[]);
+    // An edit that keeps `export` a registration decorator changes no scope: no exports re-run.
+    session.edit("registry/_export.py", "    module = sys.modules[obj.__module__]\n", "    module = sys.modules[obj.__module__]  # the defining module\n");
+    let ran = session.rebuild();
+    assert_eq!(queries(&ran, "exports"), Vec::<String>::new(), "{ran:#?}");
+    // `export` stops registering: every module decorating with it is re-evaluated, no other.
+    session.edit("registry/_export.py", "        module.__all__.append(obj.__name__)\n    else:\n        module.__all__ = [obj.__name__]\n", "        pass\n");
+    let ran = session.rebuild();
+    assert_eq!(
+        queries(&ran, "exports"),
+        of_each(&["registry/_export.py", "registry/api.py", "registry/mixed.py", "registry/reexported.py"], "exports"),
+        "{ran:#?}"
+    );
+    assert_eq!(queries(&ran, "parsed_module"), vec!["parsed_module(registry/_export.py)"], "{ran:#?}");
+    session.assert_matches_cold_build();
+    let modules = std::fs::read_to_string(session.config.out.join("modules.jsonl")).unwrap();
+    let api = modules.lines().find(|l| l.contains("\"path\":\"registry/api.py\"")).unwrap();
+    assert!(api.contains("\"all\":null"), "registry.api no longer has an __all__: {api}");
+}
+
+fn of_each(paths: &[&str], query: &str) -> Vec<String> {
+    let mut out: Vec<String> = paths.iter().map(|p| format!("{query}({p})")).collect();
+    out.sort();
+    out
 }

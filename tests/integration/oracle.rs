@@ -178,8 +178,9 @@ fn explain_edge(from: &str, to: &str, ruff_only: bool) -> Option<&'static str> {
         }
         return None;
     }
-    if to == "os.py" {
-        return Some("`import os.path` loads os.py, which registers os.path in sys.modules; ruff finds no os/path.py");
+    if to == "os.py" || to == "xml/parsers/expat.py" {
+        return Some("a module registering a submodule in sys.modules (os.path, xml.parsers.expat.errors) is what \
+                     importing that submodule loads; ruff finds no file for it");
     }
     if to == "types.py" {
         return Some("ruff does not resolve `import types` to the repository's types.py");
