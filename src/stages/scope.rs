@@ -1241,9 +1241,7 @@ impl ScopeWalker<'_> {
             let Some(call) = call_at(root, at, "globals") else { continue };
             if globals_call_writes(call, text) {
                 self.scope.dynamic_globals.get_or_insert_with(|| "globals() is written".to_string());
-                if text[call.end_byte()..].trim_start().starts_with("[\"__all__\"]")
-                    || text[call.end_byte()..].trim_start().starts_with("['__all__']")
-                {
+                if statement_mentions_all(call, text) {
                     self.scope.all_dynamic.get_or_insert_with(|| "__all__ is written through globals()".to_string());
                 }
             }
@@ -1254,6 +1252,9 @@ impl ScopeWalker<'_> {
                 && globals_call_writes(call, text)
             {
                 self.scope.dynamic_globals.get_or_insert_with(|| "vars() is written".to_string());
+                if statement_mentions_all(call, text) {
+                    self.scope.all_dynamic.get_or_insert_with(|| "__all__ is written through vars()".to_string());
+                }
             }
         }
         for (at, _) in text.match_indices("exec(") {
@@ -1265,7 +1266,9 @@ impl ScopeWalker<'_> {
             // `exec(code)` at module level runs in the module's globals; with an explicit
             // namespace only `globals()` (handled above) reaches them.
             if count == 1 && !inside_function(call) {
+                // The executed code may bind anything, `__all__` included.
                 self.scope.dynamic_globals.get_or_insert_with(|| "exec() runs in the module's globals".to_string());
+                self.scope.all_dynamic.get_or_insert_with(|| "exec() runs in the module's globals".to_string());
             }
         }
         for (at, _) in text.match_indices("sys.modules[__name__]") {
@@ -1277,12 +1280,23 @@ impl ScopeWalker<'_> {
                 .map(|f| node_text(f, text));
             if !matches!(parent_call, Some("getattr" | "hasattr")) {
                 self.scope.dynamic_globals.get_or_insert_with(|| "sys.modules[__name__] is used".to_string());
+                if statement_mentions_all(node, text) {
+                    self.scope.all_dynamic.get_or_insert_with(|| "__all__ is written through sys.modules[__name__]".to_string());
+                }
             }
         }
         if text.contains("._convert_(") || text.contains("._convert(") {
             self.scope.dynamic_globals.get_or_insert_with(|| "enum _convert_ creates globals".to_string());
         }
     }
+}
+
+/// Whether the statement around `node` mentions `__all__` (`globals()["__all__"] = …`,
+/// `setattr(sys.modules[__name__], "__all__", …)`).
+fn statement_mentions_all(node: Node<'_>, text: &str) -> bool {
+    std::iter::successors(Some(node), |n| n.parent())
+        .find(|n| n.kind().ends_with("statement"))
+        .is_some_and(|statement| node_text(statement, text).contains("__all__"))
 }
 
 /// The `call` node of `name(` starting at byte `at`.

@@ -210,6 +210,8 @@ fn idioms_fixture_cases() {
     assert!(complete("precise.readonly"));
     assert!(!complete("precise.writes"));
     assert_eq!(field("precise.writes", "exports_incomplete_reasons"), json!(["globals() is written"]));
+    assert_eq!(field("precise.setattr_all", "all_complete"), json!(false), "__all__ set through sys.modules[__name__]");
+    assert!(!complete("precise.setattr_all"));
     // NFKC: the MICRO SIGN and the fi ligature as CPython spells them.
     assert_eq!(field("precise.unicode_names", "exports"), json!(["file_name", "\u{3bc}"]));
     // `import regmod.sub` resolves to the module that registers it in sys.modules.

@@ -16,7 +16,9 @@ contract `set(exports) <= runtime <= set(exports) | set(exports_maybe)` (a missi
 run time) and `unexpected` (bound names outside exports and maybe); `inexact` lists the
 sound modules that are not exact with `maybe_bound` / `maybe_unbound` (maybe names bound or
 not). `sound_pct` and `exact_pct` are over the modules claimed complete, `incomplete_pct`
-over the modules that imported (null when there are none).
+over the modules that imported (null when there are none). `exports_definite` counts the
+modules claimed complete with no `exports_maybe` (the claim is then exact or wrong) and
+`exports_definite_exact` those of them that are exact.
 
 Where the tool says `all_complete`, a non-null `all` must equal the runtime `__all__`
 (`all_mismatches` otherwise); a null `all` with a runtime `__all__` is `all_runtime_only`.
@@ -120,6 +122,8 @@ def compare(records, results):
         "exports_claimed_complete": 0,
         "exports_sound": 0,
         "exports_exact": 0,
+        "exports_definite": 0,
+        "exports_definite_exact": 0,
         "exports_incomplete": 0,
         "unsound": [],
         "inexact": [],
@@ -160,6 +164,10 @@ def compare(records, results):
             report["unsound"].append({"module": name, "missing": missing, "unexpected": unexpected})
             continue
         report["exports_sound"] += 1
+        if not maybe:
+            # No name left open: the claim is exact or wrong.
+            report["exports_definite"] += 1
+            report["exports_definite_exact"] += exports == runtime
         if exports == runtime:
             report["exports_exact"] += 1
         else:
@@ -169,6 +177,7 @@ def compare(records, results):
     claimed = report["exports_claimed_complete"]
     report["sound_pct"] = percent(report["exports_sound"], claimed)
     report["exact_pct"] = percent(report["exports_exact"], claimed)
+    report["definite_exact_pct"] = percent(report["exports_definite_exact"], report["exports_definite"])
     imported = report["modules"] - len(report["import_errors"])
     report["incomplete_pct"] = percent(report["exports_incomplete"], imported)
     return report
@@ -194,6 +203,8 @@ def print_summary(report, out, examples=10):
             report["exports_incomplete"],
             pct(report["incomplete_pct"]),
         ),
+        "without maybe names: %d of %d exact (%s)"
+        % (report["exports_definite_exact"], report["exports_definite"], pct(report["definite_exact_pct"])),
         "__all__: %d/%d static match, %d incomplete, %d only at run time"
         % (report["all_matched"], report["all_checked"], report["all_incomplete"], len(report["all_runtime_only"])),
     ]
