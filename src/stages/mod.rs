@@ -8,6 +8,7 @@
 pub mod imports;
 pub mod outline;
 pub mod parse;
+pub mod patterns;
 pub mod record;
 pub mod text;
 pub mod cached;
