@@ -20,15 +20,16 @@ use crate::module_path::module_path;
 use crate::source;
 use crate::stat::{Stat, StatCache, StatEntry};
 use crate::db::Project;
-use crate::stages::graph::{import_graph, module_fan};
+use crate::stages::graph::{Fan, import_graph, module_fan};
+use crate::stages::tags::{Labels, TagSettings};
 use crate::stages::imports::imports;
 use crate::stages::resolve::resolved_imports;
 use crate::stages::outline::outline;
 use crate::stages::parse::syntax_errors;
-use crate::stages::record::{module_docstring, module_record};
+use crate::stages::record::{module_docstring, module_record, module_summary};
 use crate::stages::scope::module_scope;
 use crate::rows::{
-    Assembled, FileOutput, PreviousRows, ROW_ARTIFACTS, ROWS_VERSION, RowEntry, RowIndex, assemble, facts_digest, layout_digest, rows_inputs,
+    Assembled, FileOutput, PreviousRows, ROW_ARTIFACTS, ROWS_VERSION, RowEntry, RowIndex, assemble, facts_digest, labels, layout_digest, rows_inputs,
     source_digest,
 };
 use crate::source::ContentHash;
@@ -213,8 +214,9 @@ fn run_build(
     });
     phase("previous", &mut timings);
     let progress = progress_bar(config, files.len());
-    let (outputs, firewall_held) = evaluate(workspace, pool, &files, &progress, cache, previous.as_ref());
-    let layout = layout_digest(&workspace.db, &files);
+    let settings = TagSettings::new(config);
+    let (outputs, firewall_held) = evaluate(workspace, pool, &files, &progress, cache, previous.as_ref(), &settings);
+    let layout = layout_digest(&workspace.db, &files, &settings.digest());
     progress.finish_and_clear();
     phase("evaluate", &mut timings);
 
@@ -240,6 +242,12 @@ fn run_build(
     report.imports = outputs.iter().map(|o| o.entry.imports).sum();
 
     let mut artifacts = render(&outputs, previous.as_ref(), &problems)?;
+    artifacts.push(render_tags(&outputs));
+    let overlays = {
+        let kept = cache.map(StageCache::artifacts_dir);
+        render_overlays(workspace, pool, &files, &outputs, &config.out, kept.as_deref(), last_build.as_ref())
+    };
+    artifacts.extend(overlays);
     // Behind the project firewall the import graph is the previous build's: its artifacts are
     // reused when still intact (the graph is never evaluated).
     let previous_graphs = cache.zip(last_build.as_ref()).filter(|_| firewall_held).and_then(|(cache, last)| {
@@ -258,6 +266,7 @@ fn run_build(
     phase("render", &mut timings);
     if !config.dry_run {
         write_outputs(config, &artifacts)?;
+        remove_stale_overlays(config, cache.map(StageCache::artifacts_dir).as_deref(), last_build.as_ref(), &artifacts);
         if let Some(cache) = cache {
             keep_artifacts(&config.out, &cache.artifacts_dir(), &artifacts)?;
         }
@@ -375,8 +384,8 @@ fn load(file: &FoundFile, src_layout: bool, max_file_bytes: u64, stats: &StatCac
     Ok((loaded(decoded.hash, decoded.encoding, Some(decoded.text)), entry))
 }
 
-/// The named inputs of a file's `rows` node and its key.
-type RowsKey = (Vec<(&'static str, String)>, [u8; 32]);
+/// The named inputs of a file's `rows` node, its key, and the labels its rows show.
+type RowsKey = (Vec<(&'static str, String)>, [u8; 32], Labels);
 
 /// Evaluate every file: per-file stages, cross-module stages, and the rows of each file —
 /// rendered, or reused from the previous artifacts when its `rows` key is unchanged.
@@ -392,6 +401,7 @@ fn evaluate(
     progress: &ProgressBar,
     cache: Option<&StageCache>,
     previous: Option<&PreviousRows>,
+    settings: &TagSettings,
 ) -> (Vec<FileOutput>, bool) {
     let phase_started = Instant::now();
     let db = &workspace.db;
@@ -403,7 +413,7 @@ fn evaluate(
     let (unchanged, changed): (Vec<_>, Vec<_>) = files.iter().zip(&same_source).partition(|(_, same)| **same);
     let unchanged: Vec<SourceFile> = unchanged.into_iter().map(|(f, _)| *f).collect();
     let changed: Vec<SourceFile> = changed.into_iter().map(|(f, _)| *f).collect();
-    let firewall = previous.is_some_and(|p| p.layout() == layout_digest(db, files));
+    let firewall = previous.is_some_and(|p| p.layout() == layout_digest(db, files, &settings.digest()));
     // Phase 1: everything that needs a tree, file by file, in chunks with the trees evicted
     // between chunks. Cross-module queries read only these facts, so after this phase no
     // file is parsed again (evaluating both together re-parsed files whose trees a
@@ -416,6 +426,7 @@ fn evaluate(
             syntax_errors(db, file);
             outline(db, file);
             module_docstring(db, file);
+            module_summary(db, file);
         }
     };
     for chunk in changed.chunks(CHUNK_FILES) {
@@ -429,7 +440,7 @@ fn evaluate(
         .into_iter()
         .all(|same| same);
     tracing::debug!(elapsed = ?phase_started.elapsed(), changed = changed.len(), firewall = held, "changed files evaluated");
-    let fans: Vec<Option<(u32, u32)>> = if held {
+    let fans: Vec<Option<Fan>> = if held {
         previous_entries.iter().map(|e| e.map(|e| e.fan)).collect()
     } else {
         for chunk in unchanged.chunks(CHUNK_FILES) {
@@ -442,16 +453,17 @@ fn evaluate(
     // Phase 2: each file's `rows` key — behind the firewall, only for changed files: the
     // others' keys are their previous ones.
     let keyed: Vec<Option<RowsKey>> = {
-        let items: Vec<(SourceFile, bool, (u32, u32))> =
+        let items: Vec<(SourceFile, bool, Fan)> =
             files.iter().zip(&same_source).zip(&fans).map(|((f, same), fan)| (*f, *same, fan.unwrap_or_default())).collect();
         for_each_item(workspace, pool, &items, |db, &(file, same_source, fan)| {
             progress.inc(1);
             if held && same_source {
                 return None;
             }
-            let inputs = rows_inputs(db, file, fan);
+            let labels = labels(db, file, fan, false, settings);
+            let inputs = rows_inputs(db, file, fan, &labels);
             let key = StageCache::key("rows", ROWS_VERSION, file.path(db), &inputs);
-            Some((inputs, key))
+            Some((inputs, key, labels))
         })
     };
     // Phase 3: render the rows whose key changed.
@@ -460,10 +472,10 @@ fn evaluate(
         .zip(&keyed)
         .map(|(entry, keyed)| match keyed {
             None => *entry,
-            Some((_, key)) => entry.filter(|e| e.key == *key),
+            Some((_, key, _)) => entry.filter(|e| e.key == *key),
         })
         .collect();
-    let to_render: Vec<(SourceFile, &RowsKey, (u32, u32))> = files
+    let to_render: Vec<(SourceFile, &RowsKey, Fan)> = files
         .iter()
         .zip(&keyed)
         .zip(&reused)
@@ -471,12 +483,13 @@ fn evaluate(
         .filter(|((_, reused), _)| reused.is_none())
         .map(|(((f, keyed), _), fan)| (*f, keyed.as_ref().expect("a key for every file to render"), fan.unwrap_or_default()))
         .collect();
-    let mut rendered = for_each_item(workspace, pool, &to_render, |db, &(file, (inputs, key), fan)| {
+    let mut rendered = for_each_item(workspace, pool, &to_render, |db, &(file, (inputs, key, labels), fan)| {
         let output = FileOutput::render(
             *key,
             source_digest(db, file),
             facts_digest(db, file),
             fan,
+            labels.clone(),
             module_record(db, file),
             &outline(db, file).symbols,
             &imports(db, file).imports,
@@ -545,6 +558,95 @@ fn render(outputs: &[FileOutput], previous: Option<&PreviousRows>, problems: &[P
     let (rows, diagnostics) = jsonl::render(problems);
     artifacts.push(Artifact::new("diagnostics.jsonl", rows, diagnostics));
     Ok(artifacts)
+}
+
+/// `tags.json`: each tag with the sorted paths of its modules.
+fn render_tags(outputs: &[FileOutput]) -> Artifact {
+    let mut by_tag: std::collections::BTreeMap<&str, Vec<&str>> = std::collections::BTreeMap::new();
+    for output in outputs {
+        for tag in &output.entry.labels.tags {
+            by_tag.entry(tag).or_default().push(&output.entry.path);
+        }
+    }
+    let mut bytes = serde_json::to_vec_pretty(&by_tag).expect("tags serialize");
+    bytes.push(b'\n');
+    Artifact::new("tags.json", by_tag.len(), bytes)
+}
+
+/// Where the overlay of a module goes: its dotted name as a path under `overlays/`
+/// (`pkg/__init__.pyi` for a package), as type checkers look stubs up — not the source path,
+/// which may have a `src/` prefix.
+pub fn overlay_path(module: &str, is_package: bool) -> Option<String> {
+    if module.is_empty() {
+        return None;
+    }
+    let base = module.replace('.', "/");
+    Some(if is_package { format!("overlays/{base}/__init__.pyi") } else { format!("overlays/{base}.pyi") })
+}
+
+/// The overlays of the modules whose decision says so: a module whose rows were reused keeps
+/// its previous stub (nothing it reads changed); the others' stubs are generated.
+fn render_overlays(
+    workspace: &Workspace,
+    pool: &rayon::ThreadPool,
+    files: &[SourceFile],
+    outputs: &[FileOutput],
+    out: &std::path::Path,
+    kept: Option<&std::path::Path>,
+    last: Option<&BuildRecord>,
+) -> Vec<Artifact> {
+    let db = &workspace.db;
+    let mut reused = Vec::new();
+    let mut to_generate = Vec::new();
+    for (file, output) in files.iter().zip(outputs) {
+        if !output.entry.labels.overlay.needed {
+            continue;
+        }
+        let Some(path) = overlay_path(file.module(db), file.is_package(db)) else { continue };
+        let previous = (output.rendered.is_none())
+            .then(|| last.zip(kept).and_then(|(last, kept)| previous_artifact(out, kept, last, &path)))
+            .flatten();
+        match previous {
+            Some(artifact) => reused.push(artifact),
+            None => to_generate.push((*file, path)),
+        }
+    }
+    let generated = for_each_item(workspace, pool, &to_generate, |db, (file, path)| {
+        let text = crate::stages::stub::overlay_stub(db, *file);
+        let unchanged = last.and_then(|l| l.artifact(path)).filter(|(_, _, hash)| *hash == *blake3::hash(text.as_bytes()).as_bytes());
+        match unchanged {
+            Some((rows, bytes, hash)) if last.is_some_and(|l| l.intact(out, path).yes()) => Artifact::on_disk(path.clone(), rows, bytes, hash),
+            _ => Artifact::new(path.clone(), 1, text.as_bytes().to_vec()),
+        }
+    });
+    let mut artifacts: Vec<Artifact> = reused.into_iter().chain(generated).collect();
+    artifacts.sort_by(|a, b| a.path.cmp(&b.path));
+    artifacts
+}
+
+/// Remove the overlays of the last build that this one did not write (modules no longer
+/// selected, or gone), in the output directory and the cache's copy, and directories they
+/// leave empty.
+fn remove_stale_overlays(config: &Config, kept: Option<&std::path::Path>, last: Option<&BuildRecord>, artifacts: &[Artifact]) {
+    let Some(last) = last else { return };
+    let current: std::collections::BTreeSet<&str> = artifacts.iter().map(|a| a.path.as_str()).collect();
+    for (path, ..) in &last.artifacts {
+        if !path.starts_with("overlays/") || current.contains(path.as_str()) {
+            continue;
+        }
+        for dir in std::iter::once(config.out.as_path()).chain(kept) {
+            let file = dir.join(path);
+            if std::fs::remove_file(&file).is_ok() {
+                let mut parent = file.parent();
+                while let Some(p) = parent.filter(|p| p.starts_with(dir.join("overlays")) && *p != dir) {
+                    if std::fs::remove_dir(p).is_err() {
+                        break;
+                    }
+                    parent = p.parent();
+                }
+            }
+        }
+    }
 }
 
 /// The artifacts [`render_graphs`] writes.

@@ -78,6 +78,23 @@ pub struct Cli {
     #[arg(long, global = true, value_name = "PLATFORM")]
     pub python_platform: Option<String>,
 
+    /// Manual tags, tag rules and user pattern tags (YAML; see the README).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub tags_yaml: Option<PathBuf>,
+
+    /// Named sets of modules that get overlays (YAML; see the README).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub overlays_config: Option<PathBuf>,
+
+    /// The set of --overlays-config to use [default: the file's `default`].
+    #[arg(long, global = true, value_name = "NAME")]
+    pub overlays_set: Option<String>,
+
+    /// Exports (every path or some) that make a module an export hub, which gets an overlay
+    /// [default: 50].
+    #[arg(long, global = true, value_name = "N")]
+    pub export_hub_threshold: Option<u32>,
+
     /// More log output (-v: info, -vv: debug, -vvv: trace).
     #[arg(long, short = 'v', global = true, action = ArgAction::Count, conflicts_with = "quiet")]
     pub verbose: u8,
@@ -165,11 +182,29 @@ pub fn construct_config(cli: &Cli, cwd: &Path) -> Result<Config> {
         None => config.root.join(DEFAULT_CACHE_DIR),
     });
     config.follow_links = cli.follow_links;
-    if let Some(version) = &cli.python_version {
-        config.target.version =
-            crate::config::PythonTarget::parse_version(version).map_err(|e| anyhow::anyhow!("--python-version: {e}"))?;
+    // `[tool.codeintel-enrich]` in pyproject.toml, then the command line.
+    let tool = crate::inputs::pyproject::load(&config.root)?;
+    let pyproject = config.root.join("pyproject.toml");
+    let version = cli.python_version.as_ref().map(|v| ("--python-version", v)).or(tool.python_version.as_ref().map(|v| ("python-version", v)));
+    if let Some((from, version)) = version {
+        config.target.version = crate::config::PythonTarget::parse_version(version).map_err(|e| anyhow::anyhow!("{from}: {e}"))?;
     }
-    if let Some(platform) = &cli.python_platform {
+    let platform = cli.python_platform.clone().or(tool.python_platform.clone());
+    let thresholds = &mut config.thresholds;
+    thresholds.export_hub = cli.export_hub_threshold.or(tool.export_hub_threshold).unwrap_or(thresholds.export_hub);
+    thresholds.reexport_hub = tool.reexport_hub_threshold.unwrap_or(thresholds.reexport_hub);
+    thresholds.fan_in = tool.fan_in_threshold.unwrap_or(thresholds.fan_in);
+    thresholds.params = tool.param_count_threshold.unwrap_or(thresholds.params);
+    if let Some(path) = cli.tags_yaml.as_ref().map(|p| cwd.join(p)).or(tool.tags_yaml.clone()) {
+        config.tags = crate::inputs::tags_yaml::load(&path)?;
+    }
+    if let Some(path) = cli.overlays_config.as_ref().map(|p| cwd.join(p)).or(tool.overlays_config.clone()) {
+        let set = cli.overlays_set.clone().or(tool.overlays_set.clone());
+        config.overlay_set = crate::inputs::overlays_config::load(&path, set.as_deref())?;
+    } else if cli.overlays_set.is_some() {
+        bail!("--overlays-set needs --overlays-config (or overlays-config in {})", pyproject.display());
+    }
+    if let Some(platform) = &platform {
         if platform.is_empty() || !platform.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
             bail!("--python-platform: expected a sys.platform value such as linux, darwin or win32, got {platform:?}");
         }

@@ -59,6 +59,116 @@ impl PythonTarget {
     }
 }
 
+/// Thresholds of the computed tags and the overlay decision (`[tool.codeintel-enrich]` in
+/// `pyproject.toml`, or the CLI).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize)]
+pub struct Thresholds {
+    /// `export-hub`: a module whose exports (every path or some) number at least this; such a
+    /// module gets an overlay.
+    pub export_hub: u32,
+    /// `reexport-hub`: a module re-exporting at least this many names.
+    pub reexport_hub: u32,
+    /// `fan-in-hub`: a module at least this many internal modules import.
+    pub fan_in: u32,
+    /// `many-params`: a module with a function of at least this many parameters.
+    pub params: u32,
+}
+
+impl Default for Thresholds {
+    fn default() -> Self {
+        Thresholds { export_hub: 50, reexport_hub: 20, fan_in: 20, params: 10 }
+    }
+}
+
+/// A record field a tag rule compares (counts of `modules.jsonl` fields).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RuleField {
+    FanIn,
+    FanOut,
+    Exports,
+    ExportsMaybe,
+    Reexports,
+    StarImports,
+    Lines,
+    Symbols,
+    Imports,
+    ParseErrors,
+}
+
+impl RuleField {
+    pub const ALL: [(&'static str, RuleField); 10] = [
+        ("fan_in", RuleField::FanIn),
+        ("fan_out", RuleField::FanOut),
+        ("exports", RuleField::Exports),
+        ("exports_maybe", RuleField::ExportsMaybe),
+        ("reexports", RuleField::Reexports),
+        ("star_imports", RuleField::StarImports),
+        ("lines", RuleField::Lines),
+        ("symbols", RuleField::Symbols),
+        ("imports", RuleField::Imports),
+        ("parse_errors", RuleField::ParseErrors),
+    ];
+}
+
+/// A comparison operator of a tag rule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+pub enum RuleOp {
+    Lt,
+    Le,
+    Eq,
+    Ne,
+    Gt,
+    Ge,
+}
+
+/// One condition of a tag rule.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize)]
+pub enum RuleCondition {
+    /// `fan_in >= 20`
+    Compare { field: RuleField, op: RuleOp, value: u64 },
+    /// `tags contains star-import`
+    HasTag(String),
+    /// `not tags contains test`
+    LacksTag(String),
+}
+
+/// A manual tag: given to modules whose path matches one of `paths` (when given) and that
+/// meet every condition of `when` (when given).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize)]
+pub struct TagRule {
+    pub tag: String,
+    /// Repo-relative path globs (any matches).
+    pub paths: Vec<String>,
+    pub when: Vec<RuleCondition>,
+}
+
+/// A user pattern tag: a tree-sitter query; a module whose tree matches gets the tag.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize)]
+pub struct UserQuery {
+    pub tag: String,
+    pub source: String,
+}
+
+/// Manual tags from `--tags-yaml` (see the README for the schema).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, serde::Serialize)]
+pub struct TagsConfig {
+    pub rules: Vec<TagRule>,
+    pub queries: Vec<UserQuery>,
+}
+
+/// A named set of modules that get overlays besides the ones the decision always selects:
+/// a module is in the set when it meets every criterion given (a list: any of its items).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, serde::Serialize)]
+pub struct OverlaySet {
+    pub name: String,
+    pub paths: Vec<String>,
+    pub tags: Vec<String>,
+    pub min_exports: Option<u32>,
+    pub min_fan_in: Option<u32>,
+    pub min_params: Option<u32>,
+}
+
 /// Everything a build needs to know.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -87,6 +197,12 @@ pub struct Config {
     pub progress: bool,
     /// The Python version and platform conditions are decided for.
     pub target: PythonTarget,
+    /// Thresholds of computed tags and of the overlay decision.
+    pub thresholds: Thresholds,
+    /// Manual tags and user pattern tags (`--tags-yaml`).
+    pub tags: TagsConfig,
+    /// The overlay set chosen with `--overlays-set` from `--overlays-config`, if any.
+    pub overlay_set: Option<OverlaySet>,
 }
 
 impl Config {
@@ -105,6 +221,9 @@ impl Config {
             progress: false,
             cache_dir: None,
             target: PythonTarget::default(),
+            thresholds: Thresholds::default(),
+            tags: TagsConfig::default(),
+            overlay_set: None,
         }
     }
 }

@@ -22,7 +22,10 @@ use crate::stages::exports::{exports, reexports};
 use crate::stages::imports::{Import, imports};
 use crate::stages::scope::module_scope;
 use crate::stages::outline::{ParamKind, Symbol, SymbolKind};
-use crate::stages::record::ModuleRecord;
+use crate::stages::graph::Fan;
+use crate::stages::record::{ModuleRecord, module_summary};
+use crate::stages::scope::star_imports;
+use crate::stages::tags::{Labels, TagFacts, TagSettings};
 use crate::stages::resolve::{ImportResolution, import_edges, resolved_imports};
 use crate::cache::{BuildRecord, update_parts};
 use crate::writers::jsonl;
@@ -43,8 +46,10 @@ pub struct RowEntry {
     pub source: [u8; 32],
     /// Digest of the per-file facts cross-module stages read (imports and bindings).
     pub facts: [u8; 32],
-    /// (fan_in, fan_out) in the import graph.
-    pub fan: (u32, u32),
+    /// (fan_in, fan_out, in a runtime import cycle) in the import graph.
+    pub fan: Fan,
+    /// The module's tags and overlay decision.
+    pub labels: Labels,
     /// Bytes of this file's rows in each of [`ROW_ARTIFACTS`].
     pub lens: [u64; 3],
     pub symbols: usize,
@@ -81,11 +86,12 @@ pub fn source_digest(db: &dyn Db, file: SourceFile) -> [u8; 32] {
     *hasher.finalize().as_bytes()
 }
 
-/// Digest of the module layout: every file's path, module name and package flag, and the
-/// Python target conditions are decided for. Equal layouts resolve every import the same way
+/// Digest of the module layout: every file's path, module name and package flag, the Python
+/// target conditions are decided for, and the tag and overlay settings. Equal layouts resolve every import the same way
 /// and decide every condition the same way.
-pub fn layout_digest(db: &dyn Db, files: &[SourceFile]) -> [u8; 32] {
+pub fn layout_digest(db: &dyn Db, files: &[SourceFile], settings: &str) -> [u8; 32] {
     let mut hasher = blake3::Hasher::new();
+    update_parts(&mut hasher, ["settings", settings]);
     if let Some(target) = crate::db::Target::try_get(db) {
         let (major, minor) = target.python_version(db);
         update_parts(&mut hasher, ["target", &format!("{major}.{minor}"), target.platform(db).as_str()]);
@@ -112,7 +118,7 @@ fn digest<T: Serialize>(value: &T) -> String {
 
 /// The named inputs of `rows(file)`, given its fan-in and fan-out. Evaluates the cross-module
 /// stages of `file` (not the import graph), and of its per-file stages only those they read.
-pub fn rows_inputs(db: &dyn Db, file: SourceFile, (fan_in, fan_out): (u32, u32)) -> Vec<(&'static str, String)> {
+pub fn rows_inputs(db: &dyn Db, file: SourceFile, (fan_in, fan_out, _): Fan, labels: &Labels) -> Vec<(&'static str, String)> {
     vec![
         ("content", file.content_hash(db).to_hex()),
         ("module", file.module(db).clone()),
@@ -123,7 +129,51 @@ pub fn rows_inputs(db: &dyn Db, file: SourceFile, (fan_in, fan_out): (u32, u32))
         ("reexports", digest(reexports(db, file))),
         ("import_edges", digest(import_edges(db, file))),
         ("fan", format!("{fan_in}/{fan_out}")),
+        ("tags", labels.tags.join(",")),
+        ("overlay", labels.overlay.reasons.join(",")),
     ]
+}
+
+/// What the tags of `file` are computed from: cheap per-file values (no outline, no text)
+/// and its place in the import graph.
+pub fn tag_facts(db: &dyn Db, file: SourceFile, (fan_in, fan_out, in_cycle): Fan, has_stub: bool) -> TagFacts {
+    let exports = exports(db, file);
+    let summary = module_summary(db, file);
+    TagFacts {
+        path: file.path(db).clone(),
+        is_package: file.is_package(db),
+        fan_in,
+        fan_out,
+        in_cycle,
+        exports: exports.names.len() as u32,
+        exports_maybe: exports.maybe.len() as u32,
+        exports_complete: exports.complete,
+        reexports: reexports(db, file).len() as u32,
+        star_imports: star_imports(db, file).len() as u32,
+        has_all: exports.all.is_some(),
+        lines: summary.lines,
+        symbols: summary.symbols,
+        imports: summary.imports,
+        parse_errors: summary.parse_errors,
+        has_main_guard: module_scope(db, file).has_main_guard,
+        type_checking_imports: summary.type_checking_imports,
+        max_params: summary.max_params,
+        has_stub,
+        pattern_tags: Vec::new(),
+    }
+}
+
+/// The `tags(path)` node: the module's tags and overlay decision, keyed by its facts and the
+/// settings it reads.
+pub fn labels(db: &dyn Db, file: SourceFile, fan: Fan, has_stub: bool, settings: &TagSettings) -> Labels {
+    let facts = tag_facts(db, file, fan, has_stub);
+    match db.stage_cache() {
+        Some(cache) => {
+            let inputs = vec![("facts", digest(&facts)), ("settings", settings.digest_for(&facts.path))];
+            cache.get_or_compute("tags", crate::stages::tags::TAGS_VERSION, &facts.path, inputs, || settings.labels(&facts))
+        }
+        None => settings.labels(&facts),
+    }
 }
 
 impl FileOutput {
@@ -133,7 +183,8 @@ impl FileOutput {
         key: [u8; 32],
         source: [u8; 32],
         facts: [u8; 32],
-        fan: (u32, u32),
+        fan: Fan,
+        labels: Labels,
         record: &ModuleRecord,
         symbols: &[Symbol],
         imports: &[Import],
@@ -151,7 +202,8 @@ impl FileOutput {
         imports.sort_by(|a, b| (a.line, a.target, a.col).cmp(&(b.line, b.target, b.col)));
         let unresolved: Vec<(u32, String)> =
             imports.iter().filter(|r| r.unresolved).map(|r| (r.line, r.target.to_string())).collect();
-        let (_, module_jsonl) = jsonl::render([ModuleRow { record, fan_in: fan.0, fan_out: fan.1 }]);
+        let (_, module_jsonl) =
+            jsonl::render([ModuleRow { record, fan_in: fan.0, fan_out: fan.1, tags: &labels.tags, overlay: &labels.overlay }]);
         let (symbol_rows, symbols_jsonl) = jsonl::render_in_key_order(symbols.into_iter().map(|s| SymbolRow::new(path, s)));
         let (import_rows, imports_jsonl) = jsonl::render_in_key_order(imports.iter());
         let rendered = [module_jsonl, symbols_jsonl, imports_jsonl];
@@ -162,6 +214,7 @@ impl FileOutput {
                 source,
                 facts,
                 fan,
+                labels,
                 lens: rendered.each_ref().map(|r| r.len() as u64),
                 symbols: symbol_rows,
                 imports: import_rows,
@@ -322,6 +375,8 @@ struct ModuleRow<'a> {
     record: &'a ModuleRecord,
     fan_in: u32,
     fan_out: u32,
+    tags: &'a [String],
+    overlay: &'a crate::stages::tags::OverlayDecision,
 }
 
 /// An `imports.jsonl` row: the import and its resolution. Fields are declared in key order

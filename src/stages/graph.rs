@@ -22,7 +22,12 @@ pub struct ImportGraph {
     pub runtime_cycles: Vec<Vec<String>>,
     /// module → number of modules importing it.
     pub fan_in: BTreeMap<String, u32>,
+    /// Modules in an import cycle of runtime edges.
+    pub in_runtime_cycle: BTreeSet<String>,
 }
+
+/// A module's place in the import graph: (fan-in, fan-out, in a runtime import cycle).
+pub type Fan = (u32, u32, bool);
 
 /// The import graph over every module of the project.
 #[salsa::tracked(returns(ref))]
@@ -41,16 +46,17 @@ pub fn import_graph(db: &dyn Db, project: Project) -> ImportGraph {
     }
     graph.cycles = strongly_connected(&graph.edges, false);
     graph.runtime_cycles = strongly_connected(&graph.edges, true);
+    graph.in_runtime_cycle = graph.runtime_cycles.iter().flatten().cloned().collect();
     graph
 }
 
 /// `(fan_in, fan_out)` of `file`: a narrow view so a record re-runs only when its own counts move.
 #[salsa::tracked(returns(copy))]
-pub fn module_fan(db: &dyn Db, file: SourceFile) -> (u32, u32) {
+pub fn module_fan(db: &dyn Db, file: SourceFile) -> Fan {
     let graph = import_graph(db, Project::get(db));
     let module = file.module(db);
     let fan_in = graph.fan_in.get(module).copied().unwrap_or(0);
-    (fan_in, import_edges(db, file).len() as u32)
+    (fan_in, import_edges(db, file).len() as u32, graph.in_runtime_cycle.contains(module))
 }
 
 /// Components with more than one module (a module importing itself has no self edge here),

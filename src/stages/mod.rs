@@ -17,3 +17,5 @@ pub mod flow;
 pub mod graph;
 pub mod resolve;
 pub mod scope;
+pub mod stub;
+pub mod tags;

@@ -15,7 +15,7 @@ use crate::stages::parse::parsed_module;
 use crate::stages::text::{docstring_first_line, identifier_text, is_public_name, node_text, string_value};
 
 /// Bump when the outline's logic or fields change.
-pub const OUTLINE_VERSION: u32 = 2;
+pub const OUTLINE_VERSION: u32 = 3;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -81,6 +81,18 @@ pub struct Symbol {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Outline {
     pub symbols: Vec<Symbol>,
+    /// Names assigned at module level or in a class body, in document order, each once.
+    pub variables: Vec<Variable>,
+}
+
+/// A module or class variable: `name = …` or `name: annotation [= …]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Variable {
+    /// The qualname of the enclosing class, or `""` at module level.
+    pub scope: String,
+    pub name: String,
+    /// Source text of the first annotation it has.
+    pub annotation: Option<String>,
 }
 
 /// The outline of `file`; a firewall: equal outlines stop the cascade.
@@ -96,14 +108,58 @@ struct Scope {
 
 /// Extract the outline from a parsed tree.
 pub fn extract_outline(root: Node<'_>, text: &str) -> Outline {
-    let mut symbols = Vec::new();
-    walk_statements(root, text, &mut Vec::new(), &mut symbols);
-    Outline { symbols }
+    let mut outline = Outline::default();
+    walk_statements(root, text, &mut Vec::new(), &mut outline);
+    outline
+}
+
+/// The plain names an assignment statement binds, with the annotation of `name: T = …`.
+fn variables(statement: Node<'_>, text: &str, scopes: &[Scope], out: &mut Outline) {
+    let scope = scopes.iter().map(|s| s.name.as_str()).collect::<Vec<_>>().join(".");
+    let mut cursor = statement.walk();
+    for child in statement.named_children(&mut cursor) {
+        let mut assignment = Some(child).filter(|c| matches!(c.kind(), "assignment" | "augmented_assignment"));
+        while let Some(node) = assignment {
+            let annotation = node.child_by_field_name("type").map(|t| node_text(t, text).to_string());
+            if let Some(left) = node.child_by_field_name("left") {
+                let mut names = Vec::new();
+                plain_targets(left, text, &mut names);
+                for name in names {
+                    match out.variables.iter_mut().find(|v| v.scope == scope && v.name == name) {
+                        Some(existing) => {
+                            if existing.annotation.is_none() {
+                                existing.annotation.clone_from(&annotation);
+                            }
+                        }
+                        None => out.variables.push(Variable { scope: scope.clone(), name, annotation: annotation.clone() }),
+                    }
+                }
+            }
+            // `a = b = value`: the right side is itself an assignment.
+            assignment = node.child_by_field_name("right").filter(|r| r.kind() == "assignment");
+        }
+    }
+}
+
+/// Identifiers of an assignment target (unpacking included; attributes and subscripts bind
+/// no variable).
+fn plain_targets(node: Node<'_>, text: &str, out: &mut Vec<String>) {
+    match node.kind() {
+        "identifier" => out.push(identifier_text(node, text).into_owned()),
+        "pattern_list" | "tuple_pattern" | "list_pattern" | "list_splat_pattern" | "tuple" | "list" | "expression_list"
+        | "parenthesized_expression" | "list_splat" => {
+            let mut cursor = node.walk();
+            for child in node.named_children(&mut cursor) {
+                plain_targets(child, text, out);
+            }
+        }
+        _ => {}
+    }
 }
 
 /// Visit the statements under `node`, descending into compound statements and blocks but
 /// never into expressions (no definition can be there).
-fn walk_statements(node: Node<'_>, text: &str, scopes: &mut Vec<Scope>, out: &mut Vec<Symbol>) {
+fn walk_statements(node: Node<'_>, text: &str, scopes: &mut Vec<Scope>, out: &mut Outline) {
     let mut cursor = node.walk();
     for child in node.children(&mut cursor) {
         match child.kind() {
@@ -116,6 +172,8 @@ fn walk_statements(node: Node<'_>, text: &str, scopes: &mut Vec<Scope>, out: &mu
                 }
             }
             kind if is_compound(kind) => walk_statements(child, text, scopes, out),
+            // Module and class variables (not a function's locals), for stubs.
+            "expression_statement" if scopes.last().is_none_or(|s| s.is_class) => variables(child, text, scopes, out),
             _ => {}
         }
     }
@@ -143,7 +201,7 @@ pub(crate) fn is_compound(kind: &str) -> bool {
     )
 }
 
-fn definition(node: Node<'_>, decorators: Vec<String>, text: &str, scopes: &mut Vec<Scope>, out: &mut Vec<Symbol>) {
+fn definition(node: Node<'_>, decorators: Vec<String>, text: &str, scopes: &mut Vec<Scope>, out: &mut Outline) {
     let body = node.child_by_field_name("body");
     let Some(name_node) = node.child_by_field_name("name") else {
         if let Some(body) = body {
@@ -167,7 +225,7 @@ fn definition(node: Node<'_>, decorators: Vec<String>, text: &str, scopes: &mut 
     let is_public = scopes.iter().all(|s| s.is_class && is_public_name(&s.name)) && is_public_name(&name);
     let start = node.start_position();
     let end = statement_end(node);
-    out.push(Symbol {
+    out.symbols.push(Symbol {
         qualname,
         kind,
         line: start.row as u32 + 1,

@@ -80,6 +80,36 @@ pub fn module_record(db: &dyn Db, file: SourceFile) -> ModuleRecord {
     }
 }
 
+/// Counts and flags of a module that tags and rules read, kept small so that re-tagging every
+/// module (a changed tags YAML) reads no outline and no text. Cached per file.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ModuleSummary {
+    pub lines: u32,
+    pub symbols: u32,
+    pub imports: u32,
+    pub parse_errors: u32,
+    /// The most parameters of any function or method.
+    pub max_params: u32,
+    pub type_checking_imports: bool,
+}
+
+/// The summary of `file`.
+#[salsa::tracked(returns(ref))]
+pub fn module_summary(db: &dyn Db, file: SourceFile) -> ModuleSummary {
+    crate::stages::cached::per_file(db, file, "module_summary", RECORD_VERSION, true, || {
+        let outline = outline(db, file);
+        let imports = &imports(db, file).imports;
+        ModuleSummary {
+            lines: line_count(crate::db::source_text(db, file)),
+            symbols: outline.symbols.len() as u32,
+            imports: imports.len() as u32,
+            parse_errors: syntax_errors(db, file).count,
+            max_params: outline.symbols.iter().map(|s| s.params.len() as u32).max().unwrap_or(0),
+            type_checking_imports: imports.iter().any(|i| i.type_checking),
+        }
+    })
+}
+
 /// The module docstring's first line; a narrow value so that edits below it cut off here.
 #[salsa::tracked(returns(ref))]
 pub fn module_docstring(db: &dyn Db, file: SourceFile) -> Option<String> {

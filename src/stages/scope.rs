@@ -31,7 +31,7 @@ use crate::stages::parse::parsed_module;
 use crate::stages::text::{identifier, is_main_guard, node_text, string_value};
 
 /// Bump when the scope analysis changes.
-pub const SCOPE_VERSION: u32 = 2;
+pub const SCOPE_VERSION: u32 = 3;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -250,6 +250,8 @@ pub struct ModuleScope {
     pub function_globals: BTreeMap<String, Vec<String>>,
     /// The module-level `__getattr__`, when there is one.
     pub getattr: Option<GetattrShim>,
+    /// The module has an `if __name__ == "__main__":` block (an entry point).
+    pub has_main_guard: bool,
     /// Modules registered in `sys.modules` under a literal name (`sys.modules["os.path"] =
     /// path`): `import os.path` resolves to this module.
     pub registered_modules: BTreeSet<String>,
@@ -611,6 +613,7 @@ impl ScopeWalker<'_> {
         let mut orelse = None;
         if let Some(condition) = node.child_by_field_name("condition") {
             self.walruses(condition, false, out);
+            self.scope.has_main_guard |= is_main_guard(condition, self.text);
             let body = node.child_by_field_name("consequence").map(|b| self.block(b)).unwrap_or_default();
             branches.push((self.cond(condition), body));
         }

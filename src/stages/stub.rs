@@ -1,0 +1,270 @@
+//! Overlay stubs: the `.pyi` text that makes a module's surface explicit for type checkers.
+//!
+//! The stub declares every name the module binds at module level — so `from m import
+//! _private` still type-checks — in the forms the typing spec gives meaning to: names the
+//! module exports that come from elsewhere (star imports expanded, re-exports) as
+//! `from origin import name as name` with `origin` the defining module; its own classes and
+//! functions with their signatures and the decorators that matter to checkers; variables with
+//! their annotations (`Incomplete` from `_typeshed` where there is none, as stubgen does);
+//! imports it does not export as plain imports (not re-exported); `__all__` when the module
+//! has one. Names bound on some paths only (`exports_maybe`) are declared too, under a comment
+//! that says so: a checker then accepts them, as it would accept the source.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt::Write as _;
+
+use crate::db::{Db, Project, SourceFile};
+use crate::stages::exports::{exports, reexports};
+use crate::stages::outline::{Outline, ParamKind, Symbol, SymbolKind, outline};
+use crate::stages::resolve::module_index;
+use crate::stages::scope::BindingKind;
+
+/// Bump when the stub text changes.
+pub const STUB_VERSION: u32 = 1;
+
+/// Decorators a type checker gives meaning to (by their last dotted part); others are left
+/// out of the stub.
+const CHECKER_DECORATORS: &[&str] = &[
+    "abstractmethod",
+    "asynccontextmanager",
+    "cached_property",
+    "classmethod",
+    "contextmanager",
+    "dataclass",
+    "dataclass_transform",
+    "deleter",
+    "deprecated",
+    "final",
+    "getter",
+    "overload",
+    "override",
+    "property",
+    "runtime_checkable",
+    "setter",
+    "staticmethod",
+    "total_ordering",
+    "type_check_only",
+];
+
+/// The `.pyi` overlay of `file`.
+#[salsa::tracked(returns(ref))]
+pub fn overlay_stub(db: &dyn Db, file: SourceFile) -> String {
+    let exports = exports(db, file);
+    let reexports = reexports(db, file);
+    let outline = outline(db, file);
+    let index = module_index(db, Project::get(db));
+    let module = file.module(db);
+    let exported: BTreeSet<&String> = exports.names.iter().collect();
+    let maybe: BTreeSet<&String> = exports.maybe.iter().collect();
+    let listed: BTreeSet<&String> = exports.all.iter().flatten().collect();
+    let is_exported = |name: &String| exported.contains(name) || maybe.contains(name) || listed.contains(name);
+
+    let mut head = String::new();
+    let mut body = String::new();
+    let mut uses_incomplete = false;
+    let mut declared: BTreeSet<String> = BTreeSet::new();
+
+    // Imports: exported ones (star imports expanded) as re-exports from the defining module.
+    let origins: BTreeMap<&String, (&String, &Option<String>)> =
+        reexports.iter().map(|r| (&r.name, (&r.origin, &r.origin_name))).collect();
+    // A def or class wins over an import of the same name (it is the later binding).
+    let defined: BTreeSet<&String> =
+        outline.symbols.iter().filter(|s| !s.qualname.contains('.')).map(|s| &s.name).collect();
+    let mut imports: Vec<String> = Vec::new();
+    for (name, binding) in &exports.bound {
+        let Some(origin) = &binding.origin else { continue };
+        if defined.contains(name) {
+            continue;
+        }
+        if !matches!(binding.kind, BindingKind::Import | BindingKind::StarImport) {
+            continue;
+        }
+        let reexport = is_exported(name);
+        let (module_name, origin_name) = match origins.get(name) {
+            Some((module, origin_name)) => ((*module).clone(), (*origin_name).clone()),
+            None => (origin.module.clone(), origin.name.clone()),
+        };
+        if module_name.starts_with('.') {
+            // A relative import above the top-level package: nothing to import from.
+            continue;
+        }
+        let line = match origin_name {
+            None => match module_name.rsplit_once('.') {
+                // `import a.b as x` / a submodule attribute: `from a import b as x`.
+                Some((parent, child)) => format!("from {parent} import {child} as {name}"),
+                None if reexport || module_name != *name => format!("import {module_name} as {name}"),
+                None => format!("import {module_name}"),
+            },
+            Some(origin_name) => {
+                if reexport || origin_name != *name {
+                    format!("from {module_name} import {origin_name} as {name}")
+                } else {
+                    format!("from {module_name} import {origin_name}")
+                }
+            }
+        };
+        imports.push(line);
+        declared.insert(name.clone());
+    }
+    imports.sort();
+    imports.dedup();
+
+    // Submodules the package exports.
+    let mut submodules = Vec::new();
+    for name in exports.names.iter().chain(&exports.maybe) {
+        if declared.contains(name) || exports.bound.contains_key(name) {
+            continue;
+        }
+        if file.is_package(db) && index.exists(&format!("{module}.{name}")) {
+            submodules.push(format!("from {module} import {name} as {name}"));
+            declared.insert(name.clone());
+        }
+    }
+
+    if let Some(all) = &exports.all {
+        let items: Vec<String> = all.iter().map(|n| format!("{n:?}")).collect();
+        if !exports.all_complete {
+            let _ = writeln!(body, "# __all__ could not be read exactly; the names below are the best reading.");
+        }
+        let _ = writeln!(body, "__all__ = [{}]\n", items.join(", "));
+    }
+
+    // Module variables, then classes and functions in document order.
+    for variable in outline.variables.iter().filter(|v| v.scope.is_empty()) {
+        if declared.contains(&variable.name)
+            || variable.name == "__all__"
+            || defined.contains(&variable.name)
+            || !(exports.bound.contains_key(&variable.name) || is_exported(&variable.name))
+        {
+            continue;
+        }
+        if maybe.contains(&variable.name) {
+            let _ = writeln!(body, "# maybe: bound on some paths only");
+        }
+        let annotation = variable.annotation.clone().unwrap_or_else(|| {
+            uses_incomplete = true;
+            "Incomplete".to_string()
+        });
+        let _ = writeln!(body, "{}: {annotation}", variable.name);
+        declared.insert(variable.name.clone());
+    }
+    let mut wrote_definition = false;
+    for symbol in outline.symbols.iter().filter(|s| !s.qualname.contains('.')) {
+        if !exports.bound.contains_key(&symbol.name) && !is_exported(&symbol.name) {
+            continue;
+        }
+        if !wrote_definition && !body.is_empty() {
+            body.push('\n');
+        }
+        wrote_definition = true;
+        if maybe.contains(&symbol.name) {
+            let _ = writeln!(body, "# maybe: bound on some paths only");
+        }
+        write_symbol(&mut body, symbol, outline, 0, &mut uses_incomplete);
+        declared.insert(symbol.name.clone());
+    }
+
+    // Anything else the module binds or exports (loop targets, walruses, names a registration
+    // decorator or `__getattr__` provides): declared without a type.
+    let mut rest: Vec<&String> = exports.bound.keys().chain(&exports.names).chain(&exports.maybe).chain(listed.iter().copied()).collect();
+    rest.sort();
+    rest.dedup();
+    let mut tail = String::new();
+    for name in rest {
+        if declared.contains(name) || name == "__all__" || name.starts_with("__") && name.ends_with("__") {
+            continue;
+        }
+        if maybe.contains(name) {
+            let _ = writeln!(tail, "# maybe: bound on some paths only");
+        }
+        let _ = writeln!(tail, "{name}: Incomplete");
+        uses_incomplete = true;
+        declared.insert(name.clone());
+    }
+
+    let _ = writeln!(head, "# Overlay of {} generated by codeintel-enrich: the module's surface for type checkers.", file.path(db));
+    if uses_incomplete {
+        imports.insert(0, "from _typeshed import Incomplete".to_string());
+    }
+    let mut text = head;
+    if !imports.is_empty() || !submodules.is_empty() {
+        text.push('\n');
+        for line in imports.iter().chain(&submodules) {
+            text.push_str(line);
+            text.push('\n');
+        }
+    }
+    if !body.is_empty() {
+        text.push('\n');
+        text.push_str(&body);
+    }
+    if !tail.is_empty() {
+        text.push('\n');
+        text.push_str(&tail);
+    }
+    text
+}
+
+fn write_symbol(out: &mut String, symbol: &Symbol, outline: &Outline, depth: usize, uses_incomplete: &mut bool) {
+    let indent = "    ".repeat(depth);
+    for decorator in &symbol.decorators {
+        let name = decorator.split('(').next().unwrap_or(decorator).rsplit('.').next().unwrap_or("").trim();
+        if CHECKER_DECORATORS.contains(&name) {
+            let _ = writeln!(out, "{indent}@{decorator}");
+        }
+    }
+    match symbol.kind {
+        SymbolKind::Class => {
+            let bases = if symbol.bases.is_empty() { String::new() } else { format!("({})", symbol.bases.join(", ")) };
+            let _ = writeln!(out, "{indent}class {}{bases}:", symbol.name);
+            let prefix = format!("{}.", symbol.qualname);
+            let mut empty = true;
+            for variable in outline.variables.iter().filter(|v| v.scope == symbol.qualname) {
+                let annotation = variable.annotation.clone().unwrap_or_else(|| {
+                    *uses_incomplete = true;
+                    "Incomplete".to_string()
+                });
+                let _ = writeln!(out, "{indent}    {}: {annotation}", variable.name);
+                empty = false;
+            }
+            for member in outline.symbols.iter().filter(|s| s.qualname.strip_prefix(&prefix).is_some_and(|rest| !rest.contains('.'))) {
+                write_symbol(out, member, outline, depth + 1, uses_incomplete);
+                empty = false;
+            }
+            if empty {
+                let _ = writeln!(out, "{indent}    ...");
+            }
+        }
+        SymbolKind::Function | SymbolKind::Method => {
+            let returns = symbol.returns.as_ref().map(|r| format!(" -> {r}")).unwrap_or_default();
+            let asyncness = if symbol.is_async { "async " } else { "" };
+            let _ = writeln!(out, "{indent}{asyncness}def {}({}){returns}: ...", symbol.name, parameters(symbol));
+        }
+    }
+}
+
+/// A signature's parameters with `/` and `*` markers where the kinds change.
+fn parameters(symbol: &Symbol) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let positional_only = symbol.params.iter().filter(|p| p.kind == ParamKind::PositionalOnly).count();
+    let has_var_positional = symbol.params.iter().any(|p| p.kind == ParamKind::VarPositional);
+    let mut star_written = has_var_positional;
+    for (i, param) in symbol.params.iter().enumerate() {
+        if param.kind == ParamKind::KeywordOnly && !star_written {
+            parts.push("*".to_string());
+            star_written = true;
+        }
+        let prefix = match param.kind {
+            ParamKind::VarPositional => "*",
+            ParamKind::VarKeyword => "**",
+            _ => "",
+        };
+        let annotation = param.annotation.as_ref().map(|a| format!(": {a}")).unwrap_or_default();
+        let default = if param.has_default { if param.annotation.is_some() { " = ..." } else { "=..." } } else { "" };
+        parts.push(format!("{prefix}{}{annotation}{default}", param.name));
+        if positional_only > 0 && i + 1 == positional_only {
+            parts.push("/".to_string());
+        }
+    }
+    parts.join(", ")
+}
