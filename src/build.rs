@@ -166,7 +166,8 @@ fn run_build(
     if let Some(cache) = cache {
         cache.set_files_read(files_read, files_to_sync.len());
     }
-    let build_key = build_key(&files_to_sync, &problems, &config.target);
+    let settings = TagSettings::new(config);
+    let build_key = build_key(&files_to_sync, &problems, &config.target, &settings.digest());
     workspace.set_target(&config.target);
     let files = workspace.sync(files_to_sync);
     phase("load", &mut timings);
@@ -214,7 +215,6 @@ fn run_build(
     });
     phase("previous", &mut timings);
     let progress = progress_bar(config, files.len());
-    let settings = TagSettings::new(config);
     let (outputs, firewall_held) = evaluate(workspace, pool, &files, &progress, cache, previous.as_ref(), &settings);
     let layout = layout_digest(&workspace.db, &files, &settings.digest());
     progress.finish_and_clear();
@@ -308,12 +308,12 @@ fn run_build(
 }
 
 /// Everything the artifacts are a function of, besides the engine: each file's path, module
-/// name, package flag, encoding and content hash, every discovery or loading problem, and the
-/// Python target.
-fn build_key(files: &[LoadedFile], problems: &[Problem], target: &crate::config::PythonTarget) -> [u8; 32] {
+/// name, package flag, encoding and content hash, every discovery or loading problem, the
+/// Python target, and the tag and overlay settings.
+fn build_key(files: &[LoadedFile], problems: &[Problem], target: &crate::config::PythonTarget, settings: &str) -> [u8; 32] {
     let mut hasher = blake3::Hasher::new();
     hasher.update(crate::cache::engine_fingerprint().as_bytes());
-    update_parts(&mut hasher, ["target", target.describe().as_str()]);
+    update_parts(&mut hasher, ["target", target.describe().as_str(), "settings", settings]);
     let mut files: Vec<&LoadedFile> = files.iter().collect();
     files.sort_by(|a, b| a.path.cmp(&b.path));
     for file in files {
@@ -452,20 +452,59 @@ fn evaluate(
     tracing::debug!(elapsed = ?phase_started.elapsed(), "cross-module stages evaluated");
     // Phase 2: each file's `rows` key — behind the firewall, only for changed files: the
     // others' keys are their previous ones.
-    let keyed: Vec<Option<RowsKey>> = {
-        let items: Vec<(SourceFile, bool, Fan)> =
-            files.iter().zip(&same_source).zip(&fans).map(|((f, same), fan)| (*f, *same, fan.unwrap_or_default())).collect();
-        for_each_item(workspace, pool, &items, |db, &(file, same_source, fan)| {
+    let was_parent: Vec<bool> = previous_entries.iter().map(|e| e.is_some_and(|e| e.labels.overlay.is_parent())).collect();
+    let key_file = |db: &crate::db::Database, file: SourceFile, fan: Fan, parent: bool| {
+        let labels = labels(db, file, fan, false, parent, settings);
+        let inputs = rows_inputs(db, file, fan, &labels);
+        let key = StageCache::key("rows", ROWS_VERSION, file.path(db), &inputs);
+        (inputs, key, labels)
+    };
+    let mut keyed: Vec<Option<RowsKey>> = {
+        let items: Vec<(SourceFile, bool, Fan, bool)> = files
+            .iter()
+            .zip(&same_source)
+            .zip(&fans)
+            .zip(&was_parent)
+            .map(|(((f, same), fan), parent)| (*f, *same, fan.unwrap_or_default(), *parent))
+            .collect();
+        for_each_item(workspace, pool, &items, |db, &(file, same_source, fan, parent)| {
             progress.inc(1);
             if held && same_source {
                 return None;
             }
-            let labels = labels(db, file, fan, false, settings);
-            let inputs = rows_inputs(db, file, fan, &labels);
-            let key = StageCache::key("rows", ROWS_VERSION, file.path(db), &inputs);
-            Some((inputs, key, labels))
+            Some(key_file(db, file, fan, parent))
         })
     };
+    // The packages above every module selected for itself get overlays too (mypy reads a stub
+    // package only through its `__init__.pyi`): re-key the modules whose parent status changed.
+    {
+        let db = &workspace.db;
+        let decision = |i: usize| keyed[i].as_ref().map(|k| &k.2.overlay).or(previous_entries[i].map(|e| &e.labels.overlay));
+        let mut parents: std::collections::BTreeSet<String> = std::collections::BTreeSet::new();
+        for (i, file) in files.iter().enumerate() {
+            if decision(i).is_some_and(|d| d.selected_for_itself()) {
+                let module = file.module(db);
+                let mut parts: Vec<&str> = module.split('.').collect();
+                while parts.len() > 1 {
+                    parts.pop();
+                    parents.insert(parts.join("."));
+                }
+            }
+        }
+        let changed: Vec<(usize, SourceFile, Fan, bool)> = files
+            .iter()
+            .enumerate()
+            .filter_map(|(i, file)| {
+                let wanted = file.is_package(db) && parents.contains(file.module(db));
+                let has = decision(i).is_some_and(|d| d.is_parent());
+                (wanted != has).then(|| (i, *file, fans[i].unwrap_or_default(), wanted))
+            })
+            .collect();
+        let rekeyed = for_each_item(workspace, pool, &changed, |db, &(_, file, fan, parent)| key_file(db, file, fan, parent));
+        for ((i, ..), key) in changed.iter().zip(rekeyed) {
+            keyed[*i] = Some(key);
+        }
+    }
     // Phase 3: render the rows whose key changed.
     let reused: Vec<Option<&RowEntry>> = previous_entries
         .iter()

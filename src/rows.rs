@@ -136,7 +136,7 @@ pub fn rows_inputs(db: &dyn Db, file: SourceFile, (fan_in, fan_out, _): Fan, lab
 
 /// What the tags of `file` are computed from: cheap per-file values (no outline, no text)
 /// and its place in the import graph.
-pub fn tag_facts(db: &dyn Db, file: SourceFile, (fan_in, fan_out, in_cycle): Fan, has_stub: bool) -> TagFacts {
+pub fn tag_facts(db: &dyn Db, file: SourceFile, (fan_in, fan_out, in_cycle): Fan, has_stub: bool, overlay_parent: bool) -> TagFacts {
     let exports = exports(db, file);
     let summary = module_summary(db, file);
     TagFacts {
@@ -159,14 +159,15 @@ pub fn tag_facts(db: &dyn Db, file: SourceFile, (fan_in, fan_out, in_cycle): Fan
         type_checking_imports: summary.type_checking_imports,
         max_params: summary.max_params,
         has_stub,
+        overlay_parent,
         pattern_tags: Vec::new(),
     }
 }
 
 /// The `tags(path)` node: the module's tags and overlay decision, keyed by its facts and the
 /// settings it reads.
-pub fn labels(db: &dyn Db, file: SourceFile, fan: Fan, has_stub: bool, settings: &TagSettings) -> Labels {
-    let facts = tag_facts(db, file, fan, has_stub);
+pub fn labels(db: &dyn Db, file: SourceFile, fan: Fan, has_stub: bool, overlay_parent: bool, settings: &TagSettings) -> Labels {
+    let facts = tag_facts(db, file, fan, has_stub, overlay_parent);
     match db.stage_cache() {
         Some(cache) => {
             let inputs = vec![("facts", digest(&facts)), ("settings", settings.digest_for(&facts.path))];

@@ -187,6 +187,10 @@ impl Evaluator<'_> {
             Stmt::Call { function, args } => {
                 let is_local_function =
                     state.names.get(function).is_some_and(|(b, _)| b.kind == BindingKind::Function && b.origin.is_none());
+                if is_local_function && self.scope.registrars.contains(function) {
+                    let reason = format!("registration decorator {function}() is called directly");
+                    state.all = state.all.unknown(reason);
+                }
                 if is_local_function {
                     if let Some(&dedupe) = self.scope.all_helpers.get(function) {
                         let op = match args.first() {
@@ -203,6 +207,12 @@ impl Evaluator<'_> {
                             bind(&mut state, name, Binding { kind: BindingKind::Variable, origin: None }, false);
                         }
                     }
+                }
+            }
+            Stmt::CallImported(callee) => {
+                if self.resolver.is_registrar(callee, &self.scope.registrars) != Some(false) {
+                    let reason = format!("registration decorator {} is called directly", describe(callee).trim_start_matches('@'));
+                    state.all = state.all.unknown(reason);
                 }
             }
             Stmt::If { branches, orelse } => {

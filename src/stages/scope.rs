@@ -31,7 +31,7 @@ use crate::stages::parse::parsed_module;
 use crate::stages::text::{identifier, is_main_guard, node_text, string_value};
 
 /// Bump when the scope analysis changes.
-pub const SCOPE_VERSION: u32 = 3;
+pub const SCOPE_VERSION: u32 = 4;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -203,6 +203,9 @@ pub enum Stmt {
     /// A module-level call of a function this module defines, with the module each argument
     /// names (when it names one).
     Call { function: String, args: Vec<Option<ModuleAllRef>> },
+    /// A module-level call of an imported function (a registration decorator called directly
+    /// adds a name the tool cannot know).
+    CallImported(DecoratorRef),
     If { branches: Vec<(Cond, Vec<Stmt>)>, orelse: Option<Vec<Stmt>> },
     Try { body: Vec<Stmt>, handlers: Vec<Vec<Stmt>>, orelse: Vec<Stmt>, finally: Vec<Stmt> },
     /// `for`/`while`: the body runs any number of times (at least once when `runs_once`).
@@ -873,11 +876,20 @@ impl ScopeWalker<'_> {
             .unwrap_or_default();
         if function.kind() == "identifier" {
             let name = self.ident(function);
-            if matches!(self.origins.get(&name), Some(None)) {
-                let args = args.iter().map(|a| self.module_ref(*a)).collect();
-                out.push(Stmt::Call { function: name, args });
+            match self.origins.get(&name) {
+                Some(None) => {
+                    let args = args.iter().map(|a| self.module_ref(*a)).collect();
+                    out.push(Stmt::Call { function: name, args });
+                }
+                Some(Some(_)) => out.push(Stmt::CallImported(self.decorator_ref(function))),
+                None => {}
             }
             return;
+        }
+        if function.kind() == "attribute" && function.child_by_field_name("object").is_some_and(|o| self.text(o) != "__all__") {
+            if let DecoratorRef::Imported { .. } = self.decorator_ref(function) {
+                out.push(Stmt::CallImported(self.decorator_ref(function)));
+            }
         }
         if function.kind() != "attribute" {
             return;

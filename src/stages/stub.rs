@@ -71,6 +71,9 @@ pub fn overlay_stub(db: &dyn Db, file: SourceFile) -> String {
     let defined: BTreeSet<&String> =
         outline.symbols.iter().filter(|s| !s.qualname.contains('.')).map(|s| &s.name).collect();
     let mut imports: Vec<String> = Vec::new();
+    // An exported name imported under another name (`import collections.abc as cabc`) has no
+    // re-export form in a stub: the stub then lists the exports in an `__all__` of its own.
+    let mut needs_all = false;
     for (name, binding) in &exports.bound {
         let Some(origin) = &binding.origin else { continue };
         if defined.contains(name) {
@@ -88,6 +91,7 @@ pub fn overlay_stub(db: &dyn Db, file: SourceFile) -> String {
             // A relative import above the top-level package: nothing to import from.
             continue;
         }
+        needs_all |= reexport && origin_name.as_ref().map_or_else(|| module_name.rsplit('.').next() != Some(name.as_str()), |o| o != name);
         let line = match origin_name {
             None => match module_name.rsplit_once('.') {
                 // `import a.b as x` / a submodule attribute: `from a import b as x`.
@@ -112,7 +116,7 @@ pub fn overlay_stub(db: &dyn Db, file: SourceFile) -> String {
     // Submodules the package exports.
     let mut submodules = Vec::new();
     for name in exports.names.iter().chain(&exports.maybe) {
-        if declared.contains(name) || exports.bound.contains_key(name) {
+        if declared.contains(name) || exports.bound.contains_key(name) || !is_identifier(name) {
             continue;
         }
         if file.is_package(db) && index.exists(&format!("{module}.{name}")) {
@@ -126,6 +130,11 @@ pub fn overlay_stub(db: &dyn Db, file: SourceFile) -> String {
         if !exports.all_complete {
             let _ = writeln!(body, "# __all__ could not be read exactly; the names below are the best reading.");
         }
+        let _ = writeln!(body, "__all__ = [{}]\n", items.join(", "));
+    } else if needs_all {
+        let items: Vec<String> =
+            exports.names.iter().chain(&exports.maybe).filter(|n| is_identifier(n)).map(|n| format!("{n:?}")).collect();
+        let _ = writeln!(body, "# The module has no __all__: these are the names `from m import *` binds (see exports_maybe).");
         let _ = writeln!(body, "__all__ = [{}]\n", items.join(", "));
     }
 
@@ -171,7 +180,7 @@ pub fn overlay_stub(db: &dyn Db, file: SourceFile) -> String {
     rest.dedup();
     let mut tail = String::new();
     for name in rest {
-        if declared.contains(name) || name == "__all__" || name.starts_with("__") && name.ends_with("__") {
+        if declared.contains(name) || name == "__all__" || name.starts_with("__") && name.ends_with("__") || !is_identifier(name) {
             continue;
         }
         if maybe.contains(name) {
@@ -203,6 +212,20 @@ pub fn overlay_stub(db: &dyn Db, file: SourceFile) -> String {
         text.push_str(&tail);
     }
     text
+}
+
+/// A name a stub can bind: an identifier that is not a keyword (a submodule file may be
+/// called `audit-tests.py`; `from m import *` may bind it at run time, a stub cannot).
+pub fn is_identifier(name: &str) -> bool {
+    const KEYWORDS: &[&str] = &[
+        "False", "None", "True", "and", "as", "assert", "async", "await", "break", "class", "continue", "def", "del", "elif",
+        "else", "except", "finally", "for", "from", "global", "if", "import", "in", "is", "lambda", "nonlocal", "not", "or",
+        "pass", "raise", "return", "try", "while", "with", "yield",
+    ];
+    let mut chars = name.chars();
+    chars.next().is_some_and(|c| c == '_' || c.is_alphabetic())
+        && chars.all(|c| c == '_' || c.is_alphanumeric())
+        && !KEYWORDS.contains(&name)
 }
 
 fn write_symbol(out: &mut String, symbol: &Symbol, outline: &Outline, depth: usize, uses_incomplete: &mut bool) {

@@ -60,6 +60,9 @@ pub struct TagFacts {
     pub type_checking_imports: bool,
     pub max_params: u32,
     pub has_stub: bool,
+    /// A module below this package gets an overlay (mypy reads a stub package only through
+    /// its `__init__.pyi`, so the package needs one too).
+    pub overlay_parent: bool,
     /// Tags of the syntactic patterns that matched (built-in and user queries), sorted.
     pub pattern_tags: Vec<String>,
 }
@@ -85,9 +88,12 @@ impl TagFacts {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct OverlayDecision {
     pub needed: bool,
-    /// Sorted: `export-hub`, `overlay-needed`, `set:<name>`, `star-import`.
+    /// Sorted: `export-hub`, `overlay-needed`, `parent-of-overlay`, `set:<name>`, `star-import`.
     pub reasons: Vec<String>,
 }
+
+/// The overlay reason of a package whose submodule gets an overlay.
+pub const PARENT_OF_OVERLAY: &str = "parent-of-overlay";
 
 /// A module's tags and overlay decision: the value of its `tags(path)` node.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
@@ -210,6 +216,9 @@ impl TagSettings {
         if facts.exports + facts.exports_maybe >= self.thresholds.export_hub {
             reasons.push("export-hub".to_string());
         }
+        if facts.overlay_parent {
+            reasons.push(PARENT_OF_OVERLAY.to_string());
+        }
         if tags.iter().any(|t| t == "overlay-needed") {
             reasons.push("overlay-needed".to_string());
         }
@@ -323,5 +332,16 @@ mod tests {
         // A path rule is part of the key of the paths it matches only.
         assert_eq!(settings.digest_for("pkg/mod.py"), settings.digest_for("pkg/other.py"));
         assert_ne!(settings.digest_for("pkg/mod.py"), settings.digest_for("pkg/special.py"));
+    }
+}
+
+impl OverlayDecision {
+    /// Selected for itself, not only as the parent of an overlaid module.
+    pub fn selected_for_itself(&self) -> bool {
+        self.reasons.iter().any(|r| r != PARENT_OF_OVERLAY)
+    }
+
+    pub fn is_parent(&self) -> bool {
+        self.reasons.iter().any(|r| r == PARENT_OF_OVERLAY)
     }
 }

@@ -8,4 +8,5 @@ mod exports;
 mod fixtures;
 mod incremental;
 mod oracle;
+mod overlays;
 mod support;
