@@ -77,13 +77,14 @@ impl BuildReport {
 
     pub fn summary_line(&self) -> String {
         format!(
-            "{} modules, {} symbols, {} imports; {} skipped, {} errors, {} with syntax errors; {:.2}s{}",
+            "{} modules, {} symbols, {} imports; {} skipped, {} errors, {} with syntax errors, {} warnings; {:.2}s{}",
             self.modules,
             self.symbols,
             self.imports,
             self.skipped(),
             self.file_errors(),
             self.syntax_error_modules,
+            self.problems.iter().filter(|p| p.kind.is_warning()).count(),
             self.elapsed.as_secs_f64(),
             if self.dry_run { " (dry run: nothing written)" } else { "" },
         )
@@ -230,6 +231,11 @@ fn run_build(
                 format!("{} syntax error(s), first at line {line} column {col}", output.parse_errors),
             );
             problem.line = Some(line);
+            problems.push(problem);
+        }
+        for warning in &output.warnings {
+            let mut problem = Problem::new(output.path.clone(), warning.kind, warning.message.clone());
+            problem.line = warning.line;
             problems.push(problem);
         }
         for (line, target) in &output.unresolved {
@@ -534,6 +540,7 @@ fn evaluate(
             &imports(db, file).imports,
             resolved_imports(db, file),
             syntax_errors(db, file).first,
+            crate::stages::validate::module_warnings(db, file).clone(),
         );
         if let Some(cache) = cache {
             cache.note_rerun("rows", file.path(db), inputs, *key, output.output_hash);

@@ -482,6 +482,9 @@ fn plural(kind: ProblemKind, count: usize) -> &'static str {
         ProblemKind::InvalidPath => ("file with an invalid path", "files with invalid paths"),
         ProblemKind::Syntax => ("module with syntax errors", "modules with syntax errors"),
         ProblemKind::UnresolvedImport => ("unresolved import", "unresolved imports"),
+        ProblemKind::AllUnbound => ("__all__ name never bound", "__all__ names never bound"),
+        ProblemKind::AllDuplicate => ("duplicate __all__ entry", "duplicate __all__ entries"),
+        ProblemKind::MissingDocstring => ("public module without a docstring", "public modules without a docstring"),
     };
     if count == 1 { one } else { many }
 }

@@ -24,6 +24,13 @@ pub enum ProblemKind {
     /// A relative import climbs above the top-level package, or an in-repository module does
     /// not exist. The import row stays, flagged `unresolved`.
     UnresolvedImport,
+    /// Validation: `__all__` names something the module never binds (importing `*` from it
+    /// raises AttributeError).
+    AllUnbound,
+    /// Validation: a name appears twice in `__all__`.
+    AllDuplicate,
+    /// Validation: a public module with public definitions has no docstring.
+    MissingDocstring,
 }
 
 impl ProblemKind {
@@ -34,7 +41,12 @@ impl ProblemKind {
 
     /// Whether the file was left out of the outputs.
     pub fn is_skip(self) -> bool {
-        !matches!(self, Self::Syntax | Self::UnresolvedImport)
+        !matches!(self, Self::Syntax | Self::UnresolvedImport) && !self.is_warning()
+    }
+
+    /// A validation warning: reported and counted, never an error of the run.
+    pub fn is_warning(self) -> bool {
+        matches!(self, Self::AllUnbound | Self::AllDuplicate | Self::MissingDocstring)
     }
 
     pub fn label(self) -> &'static str {
@@ -46,6 +58,9 @@ impl ProblemKind {
             Self::InvalidPath => "invalid path",
             Self::Syntax => "syntax error",
             Self::UnresolvedImport => "unresolved import",
+            Self::AllUnbound => "__all__ name never bound",
+            Self::AllDuplicate => "duplicate __all__ entry",
+            Self::MissingDocstring => "public module without docstring",
         }
     }
 }

@@ -59,6 +59,8 @@ pub struct RowEntry {
     pub syntax_first: Option<(u32, u32)>,
     /// (line, target) of imports that could not be resolved.
     pub unresolved: Vec<(u32, String)>,
+    /// Validation warnings.
+    pub warnings: Vec<crate::stages::validate::Warning>,
 }
 
 /// The row entries of the last complete build, sorted by path, recorded with its artifacts.
@@ -191,6 +193,7 @@ impl FileOutput {
         imports: &[Import],
         resolutions: &[ImportResolution],
         syntax_first: Option<(u32, u32)>,
+        warnings: Vec<crate::stages::validate::Warning>,
     ) -> Self {
         let path = record.path.as_str();
         let mut symbols: Vec<&Symbol> = symbols.iter().collect();
@@ -222,6 +225,7 @@ impl FileOutput {
                 parse_errors: record.parse_errors,
                 syntax_first,
                 unresolved,
+                warnings,
             },
             output_hash: {
                 let mut hasher = blake3::Hasher::new();

@@ -19,3 +19,4 @@ pub mod resolve;
 pub mod scope;
 pub mod stub;
 pub mod tags;
+pub mod validate;

@@ -94,8 +94,8 @@ fn comment_edit_is_explained_leaf_by_leaf() {
     assert_eq!(causes[0]["reason"]["new"], &new_hash[..12]);
     assert_eq!(
         (causes[0]["nodes"].as_u64(), causes[0]["cutoff"].as_u64()),
-        (Some(6), Some(5)),
-        "all five stages cut off; the file's rows hold the content hash"
+        (Some(7), Some(6)),
+        "all six stages cut off; the file's rows hold the content hash"
     );
     let recomputed: Vec<String> = report["nodes"]
         .as_array()
@@ -110,6 +110,7 @@ fn comment_edit_is_explained_leaf_by_leaf() {
             "imports(pkg/sub/deep.py)",
             "module_docstring(pkg/sub/deep.py)",
             "module_scope(pkg/sub/deep.py)",
+            "module_summary(pkg/sub/deep.py)",
             "outline(pkg/sub/deep.py)",
             "rows(pkg/sub/deep.py)",
             "syntax_errors(pkg/sub/deep.py)",
@@ -294,7 +295,7 @@ fn deleted_file_nodes_are_removed() {
     build(&repo.root, &out, &ARGS);
     let report = explain_json(&repo.root, &["pkg/latin1.py"]);
     let nodes = report["nodes"].as_array().unwrap();
-    assert_eq!(nodes.len(), 6, "five stages and the rows: {report:#}");
+    assert_eq!(nodes.len(), 8, "six per-file stages, the tags and the rows: {report:#}");
     assert!(nodes.iter().all(|n| n["status"] == "removed"), "{report:#}");
 }
 
@@ -481,9 +482,9 @@ fn config_change_removes_only_the_excluded_files_nodes() {
         match node["status"].as_str().unwrap() {
             "removed" => assert!(small.iter().any(|s| s == subject), "{node}"),
             "recomputed" | "new" => {
-                // Only what shows the skipped files: the rows of files whose imports of them
-                // no longer resolve, and the artifacts.
-                assert!(node["stage"] == "rows" || node["stage"] == "write", "{node}");
+                // Only what shows the skipped files: the rows (and tags: fan-in/out changed) of
+                // files whose imports of them no longer resolve, and the artifacts.
+                assert!(node["stage"] == "rows" || node["stage"] == "tags" || node["stage"] == "write", "{node}");
             }
             _ => assert_eq!(node["status"], "reused"),
         }

@@ -89,7 +89,18 @@ fn comment_edit_reruns_only_that_files_syntax_queries() {
         ran,
         of(
             "pkg/sub/deep.py",
-            &["imports", "module_docstring", "module_record", "module_scope", "outline", "parsed_module", "source_text", "syntax_errors"]
+            &[
+                "imports",
+                "module_docstring",
+                "module_record",
+                "module_scope",
+                "module_summary",
+                "module_warnings",
+                "outline",
+                "parsed_module",
+                "source_text",
+                "syntax_errors"
+            ]
         ),
         "outline, imports and the scope re-ran and cut off: no export, resolution or graph query ran"
     );
