@@ -1,2 +1,574 @@
 //! Syntactic pattern tags: tree-sitter queries from the top-level `queries/` directory, one
 //! `.scm` per tag, compiled once and run on a file's tree while it is in memory.
+//!
+//! A tag is the name of a query; a file has the tag when some pattern of the query matches
+//! in its tree. Queries are ordinary tree-sitter queries: the text predicates `#eq?`,
+//! `#not-eq?`, `#any-eq?`, `#match?`, `#not-match?`, `#any-of?`, `#not-any-of?` are applied by
+//! tree-sitter's own `QueryMatches` (a predicate over a capture the match did not bind, such
+//! as one in another branch of an alternation, holds). One predicate is ours:
+//!
+//! - `(#imports? @name "module.attr")`: every node of `@name` is a name the module binds to
+//!   `module.attr` by an import statement anywhere in the file: `import module.attr as name`,
+//!   `from module import attr [as name]`, `from module import *` (the name itself), or, for a
+//!   target without a dot, `import module [as name]` / `import module.sub`. Scope is ignored.
+//!
+//! `#is?`/`#is-not?` and unknown predicates are compile errors (silently ignoring them would
+//! make a query match more than it says); `#set!` is allowed and has no effect.
+//!
+//! **Cost.** ARCHITECTURE.md records why the stages walk statements instead of running queries:
+//! a cursor that visits every expression node of every file cost as much as parsing. So each
+//! query declares, in a header comment line, the words it cannot match without:
+//!
+//! ```text
+//! ; prefilter: import_module __import__
+//! ```
+//!
+//! Every word of every query is searched for in one pass over the text (one regex, a literal
+//! alternation). A query with none of its words in the text does not run; most files run no
+//! query at all. When one does run, it runs once per *hit*: on the innermost statement that
+//! contains the word (a class or function statement when the word is in its header, the
+//! decorated definition when it is in a decorator), with the cursor's byte range set to the
+//! word, so that only the path down to the word is visited — a pattern can only start at a
+//! node that contains the hit; nodes before and after it are visited only to complete a match
+//! already started. Hence the contract of a prefiltered query: **each pattern's root node
+//! contains one of the prefilter words, within one statement** (a call, a decorator, a class
+//! header, an import statement). A query without a `prefilter` line runs on the whole tree.
+
+use std::collections::HashMap;
+use std::ops::Range;
+use std::sync::OnceLock;
+
+use regex::Regex;
+use tree_sitter::{Language, Node, Query, QueryCursor, QueryErrorKind, QueryPredicateArg, StreamingIterator as _};
+
+use crate::stages::text::{dotted, node_text};
+
+/// Bump when the way queries are evaluated changes (prefilter, ranges, custom predicates);
+/// it is folded into every [`PatternSet::fingerprint`].
+pub const PATTERNS_VERSION: u32 = 1;
+
+/// The built-in tags and their queries.
+const BUILTIN: &[(&str, &str)] = &[
+    ("abstract", include_str!("../../queries/abstract.scm")),
+    ("cli", include_str!("../../queries/cli.scm")),
+    ("dataclass", include_str!("../../queries/dataclass.scm")),
+    ("deprecated", include_str!("../../queries/deprecated.scm")),
+    ("dynamic-import", include_str!("../../queries/dynamic-import.scm")),
+    ("exec-eval", include_str!("../../queries/exec-eval.scm")),
+    ("protocol", include_str!("../../queries/protocol.scm")),
+];
+
+/// What is wrong with a tag's query.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PatternErrorKind {
+    /// Tree-sitter's query error kinds.
+    Syntax,
+    NodeType,
+    Field,
+    Capture,
+    Predicate,
+    Structure,
+    Language,
+    /// A `; prefilter:` line without words.
+    Prefilter,
+    /// An empty, blank-containing or duplicate tag name.
+    Tag,
+}
+
+/// A query that does not compile: the tag, where (1-based line, 0-based byte column in the
+/// `.scm` source; a predicate error points at the start of its pattern), what kind of error.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("pattern `{tag}`, line {line}, column {column}: {kind:?} error: {message}")]
+pub struct PatternError {
+    pub tag: String,
+    pub line: usize,
+    pub column: usize,
+    pub kind: PatternErrorKind,
+    pub message: String,
+}
+
+/// Compiled tag queries.
+pub struct PatternSet {
+    /// Sorted by name.
+    tags: Vec<Tag>,
+    /// Every prefilter word of every tag; `None` when no tag has a prefilter.
+    prefilter: Option<Prefilter>,
+    fingerprint: String,
+}
+
+struct Tag {
+    name: String,
+    query: Query,
+    /// Per pattern: its `#imports?` predicates (capture index, dotted target).
+    imports: Vec<Vec<(u32, String)>>,
+    /// The query declared prefilter words: it runs only around their occurrences.
+    prefiltered: bool,
+}
+
+struct Prefilter {
+    /// `word1|word2|…`, longest first.
+    regex: Regex,
+    /// For each word, the tags (indices) whose prefilter it satisfies: its own and those of
+    /// every word that is a prefix of it (a match reports the longest word at a position).
+    tags_of_word: HashMap<String, Vec<usize>>,
+}
+
+impl PatternSet {
+    /// The built-in pattern tags, compiled once, from `queries/*.scm`.
+    pub fn builtin() -> &'static PatternSet {
+        static BUILTIN_SET: OnceLock<PatternSet> = OnceLock::new();
+        BUILTIN_SET.get_or_init(|| {
+            let queries: Vec<(String, String)> =
+                BUILTIN.iter().map(|(tag, source)| (tag.to_string(), source.to_string())).collect();
+            PatternSet::compile(&queries).unwrap_or_else(|error| panic!("built-in query: {error}"))
+        })
+    }
+
+    /// Compile `(tag, .scm source)` pairs (in any order).
+    pub fn compile(queries: &[(String, String)]) -> Result<PatternSet, PatternError> {
+        let language: Language = tree_sitter_python::LANGUAGE.into();
+        let mut sorted: Vec<&(String, String)> = queries.iter().collect();
+        sorted.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut tags = Vec::with_capacity(sorted.len());
+        let mut words_of_tag: Vec<Vec<String>> = Vec::with_capacity(sorted.len());
+        for (index, (name, source)) in sorted.iter().enumerate() {
+            let error = |line: usize, column: usize, kind, message: String| PatternError {
+                tag: name.clone(),
+                line,
+                column,
+                kind,
+                message,
+            };
+            if name.is_empty() || name.chars().any(char::is_whitespace) {
+                return Err(error(1, 0, PatternErrorKind::Tag, format!("invalid tag name {name:?}")));
+            }
+            if index > 0 && sorted[index - 1].0 == *name {
+                return Err(error(1, 0, PatternErrorKind::Tag, format!("tag {name:?} is defined twice")));
+            }
+            let words = prefilter_words(source).map_err(|line| {
+                error(line, 0, PatternErrorKind::Prefilter, "a `; prefilter:` line needs at least one word".into())
+            })?;
+            let query = Query::new(&language, source).map_err(|e| {
+                error(e.row + 1, e.column, kind_of(&e.kind), e.message.clone())
+            })?;
+            let mut imports = Vec::with_capacity(query.pattern_count());
+            for pattern in 0..query.pattern_count() {
+                let (line, column) = position(source, query.start_byte_for_pattern(pattern));
+                let predicate_error = |message: String| error(line, column, PatternErrorKind::Predicate, message);
+                if !query.property_predicates(pattern).is_empty() {
+                    return Err(predicate_error("#is? and #is-not? are not supported".into()));
+                }
+                let mut pattern_imports = Vec::new();
+                for predicate in query.general_predicates(pattern) {
+                    match (&*predicate.operator, &*predicate.args) {
+                        ("imports?", [QueryPredicateArg::Capture(capture), QueryPredicateArg::String(target)])
+                            if is_dotted_name(target) =>
+                        {
+                            pattern_imports.push((*capture, target.to_string()));
+                        }
+                        ("imports?", _) => {
+                            return Err(predicate_error(
+                                "#imports? takes a capture and a dotted name: (#imports? @name \"module.attr\")".into(),
+                            ));
+                        }
+                        (operator, _) => return Err(predicate_error(format!("unknown predicate #{operator}"))),
+                    }
+                }
+                imports.push(pattern_imports);
+            }
+            tags.push(Tag { name: name.clone(), query, imports, prefiltered: words.is_some() });
+            words_of_tag.push(words.unwrap_or_default());
+        }
+        let prefilter = Prefilter::new(&words_of_tag);
+        let fingerprint = fingerprint(&sorted);
+        Ok(PatternSet { tags, prefilter, fingerprint })
+    }
+
+    /// A digest of the tags and their sources (blake3 hex) and of [`PATTERNS_VERSION`].
+    pub fn fingerprint(&self) -> &str {
+        &self.fingerprint
+    }
+
+    /// The tag names, sorted.
+    pub fn tag_names(&self) -> impl Iterator<Item = &str> {
+        self.tags.iter().map(|tag| tag.name.as_str())
+    }
+
+    /// The tags whose query matches in the tree `root` of `text` (sorted, deduplicated).
+    pub fn tags(&self, root: Node<'_>, text: &str) -> Vec<String> {
+        let mut run = Run::new(root, text);
+        let mut matched = vec![false; self.tags.len()];
+        for (index, tag) in self.tags.iter().enumerate() {
+            if !tag.prefiltered {
+                matched[index] = run.query_matches(tag, root, None);
+            }
+        }
+        if let Some(prefilter) = &self.prefilter {
+            let mut hits: Vec<Range<usize>> = Vec::new();
+            let mut hits_of_tag: Vec<Vec<usize>> = Vec::new();
+            let mut at = 0;
+            while let Some(found) = prefilter.regex.find_at(text, at) {
+                if hits_of_tag.is_empty() {
+                    hits_of_tag = vec![Vec::new(); self.tags.len()];
+                }
+                for &tag in &prefilter.tags_of_word[found.as_str()] {
+                    hits_of_tag[tag].push(hits.len());
+                }
+                hits.push(found.range());
+                // Overlapping occurrences: continue at the next character, not after the word.
+                at = found.start() + found.as_str().chars().next().map_or(1, char::len_utf8);
+            }
+            let mut statements: Vec<Option<Node<'_>>> = vec![None; hits.len()];
+            for (index, tag_hits) in hits_of_tag.iter().enumerate() {
+                let mut group: Option<(Node<'_>, Range<usize>)> = None;
+                for &hit in tag_hits {
+                    if matched[index] {
+                        break;
+                    }
+                    let statement = *statements[hit].get_or_insert_with(|| run.statement_at(hits[hit].start));
+                    match &mut group {
+                        Some((node, range)) if node.id() == statement.id() => range.end = hits[hit].end,
+                        _ => {
+                            if let Some((node, range)) = group.replace((statement, hits[hit].clone())) {
+                                matched[index] = run.query_matches(&self.tags[index], node, Some(range));
+                            }
+                        }
+                    }
+                }
+                if let Some((node, range)) = group
+                    && !matched[index]
+                {
+                    matched[index] = run.query_matches(&self.tags[index], node, Some(range));
+                }
+            }
+        }
+        self.tags.iter().zip(matched).filter(|(_, m)| *m).map(|(tag, _)| tag.name.clone()).collect()
+    }
+
+    /// The tags, every query run on the whole tree (no prefilter, no ranges): the reference
+    /// the prefiltered evaluation is tested against.
+    #[cfg(test)]
+    fn tags_unfiltered(&self, root: Node<'_>, text: &str) -> Vec<String> {
+        let mut run = Run::new(root, text);
+        self.tags.iter().filter(|tag| run.query_matches(tag, root, None)).map(|tag| tag.name.clone()).collect()
+    }
+}
+
+impl Prefilter {
+    fn new(words_of_tag: &[Vec<String>]) -> Option<Prefilter> {
+        let mut tags_of_word: HashMap<String, Vec<usize>> = HashMap::new();
+        for (tag, words) in words_of_tag.iter().enumerate() {
+            for word in words {
+                tags_of_word.entry(word.clone()).or_default().push(tag);
+            }
+        }
+        if tags_of_word.is_empty() {
+            return None;
+        }
+        let mut words: Vec<String> = tags_of_word.keys().cloned().collect();
+        // Longest first: at one position the regex reports the first alternative that matches.
+        words.sort_by(|a, b| b.len().cmp(&a.len()).then_with(|| a.cmp(b)));
+        let own = tags_of_word.clone();
+        for (word, tags) in tags_of_word.iter_mut() {
+            for (other, other_tags) in &own {
+                if other != word && word.starts_with(other.as_str()) {
+                    tags.extend(other_tags);
+                }
+            }
+            tags.sort_unstable();
+            tags.dedup();
+        }
+        let pattern = words.iter().map(|w| regex::escape(w)).collect::<Vec<_>>().join("|");
+        let regex = Regex::new(&pattern).expect("an alternation of escaped literals is a valid regex");
+        Some(Prefilter { regex, tags_of_word })
+    }
+}
+
+/// State of one [`PatternSet::tags`] call.
+struct Run<'t, 'a> {
+    root: Node<'t>,
+    text: &'a str,
+    /// Created when a query first runs (most files run none).
+    cursor: Option<QueryCursor>,
+    /// The innermost statement found last, reused for the next hit inside it.
+    last_statement: Option<Node<'t>>,
+    /// `#imports?` answers: (name, target) → bound.
+    imports: HashMap<(String, String), bool>,
+}
+
+impl<'t, 'a> Run<'t, 'a> {
+    fn new(root: Node<'t>, text: &'a str) -> Self {
+        Run { root, text, cursor: None, last_statement: None, imports: HashMap::new() }
+    }
+
+    /// Whether some pattern of `tag` matches in `node`, starting within `range` if given.
+    fn query_matches(&mut self, tag: &Tag, node: Node<'t>, range: Option<Range<usize>>) -> bool {
+        let cursor = self.cursor.get_or_insert_with(QueryCursor::new);
+        cursor.set_byte_range(range.unwrap_or(0..u32::MAX as usize));
+        let mut matches = cursor.matches(&tag.query, node, self.text.as_bytes());
+        while let Some(found) = matches.next() {
+            let accepted = tag.imports[found.pattern_index].iter().all(|(capture, target)| {
+                found.nodes_for_capture_index(*capture).all(|name| {
+                    let name = node_text(name, self.text);
+                    let key = (name.to_string(), target.clone());
+                    if let Some(&bound) = self.imports.get(&key) {
+                        return bound;
+                    }
+                    let bound = binds_import(self.root, self.text, name, target);
+                    self.imports.insert(key, bound);
+                    bound
+                })
+            });
+            if accepted {
+                return true;
+            }
+        }
+        false
+    }
+
+    /// The innermost statement containing `byte` (see [`innermost_statement`]), reusing the
+    /// last one found when `byte` is inside it and it contains no statements.
+    fn statement_at(&mut self, byte: usize) -> Node<'t> {
+        if let Some(last) = self.last_statement
+            && last.byte_range().contains(&byte)
+            && !is_container(last.kind())
+            && !is_compound(last.kind())
+        {
+            return last;
+        }
+        let statement = innermost_statement(self.root, byte);
+        self.last_statement = Some(statement);
+        statement
+    }
+}
+
+/// Nodes whose children are statements.
+fn is_container(kind: &str) -> bool {
+    matches!(kind, "module" | "block" | "ERROR")
+}
+
+/// Statements (and their clauses) whose blocks hold statements.
+fn is_compound(kind: &str) -> bool {
+    matches!(
+        kind,
+        "function_definition"
+            | "class_definition"
+            | "decorated_definition"
+            | "if_statement"
+            | "elif_clause"
+            | "else_clause"
+            | "for_statement"
+            | "while_statement"
+            | "try_statement"
+            | "except_clause"
+            | "except_group_clause"
+            | "finally_clause"
+            | "with_statement"
+            | "match_statement"
+            | "case_clause"
+    )
+}
+
+/// The innermost statement of `root` containing `byte`: descends through blocks and compound
+/// statements only, never into expressions (no statement is inside one). When `byte` is in a
+/// compound statement's header (a class's bases, a decorator, an `if` condition), that is the
+/// compound statement. Returns `root` when no statement contains `byte`.
+fn innermost_statement(root: Node<'_>, byte: usize) -> Node<'_> {
+    let mut cursor = root.walk();
+    let mut statement = root;
+    loop {
+        let kind = cursor.node().kind();
+        let container = is_container(kind);
+        if !container && !is_compound(kind) {
+            break;
+        }
+        if cursor.goto_first_child_for_byte(byte).is_none() {
+            break;
+        }
+        let child = cursor.node();
+        if child.start_byte() > byte {
+            break;
+        }
+        if container {
+            statement = child;
+        }
+    }
+    statement
+}
+
+/// Whether some import statement of the file binds `name` to `target` (see the module docs).
+/// Only statements around occurrences of the target's first component are examined.
+fn binds_import(root: Node<'_>, text: &str, name: &str, target: &str) -> bool {
+    let first = target.split('.').next().unwrap_or(target);
+    let mut seen = Vec::new();
+    for (at, _) in text.match_indices(first) {
+        let statement = innermost_statement(root, at);
+        if seen.contains(&statement.id()) {
+            continue;
+        }
+        seen.push(statement.id());
+        if statement_binds(statement, text, name, target) {
+            return true;
+        }
+    }
+    false
+}
+
+/// `target` is `module.name`.
+fn is_attribute_of(target: &str, module: &str, name: &str) -> bool {
+    target.strip_prefix(module).and_then(|rest| rest.strip_prefix('.')) == Some(name)
+}
+
+fn statement_binds(statement: Node<'_>, text: &str, name: &str, target: &str) -> bool {
+    let mut cursor = statement.walk();
+    match statement.kind() {
+        "import_statement" => statement.children_by_field_name("name", &mut cursor).any(|imported| {
+            match imported.kind() {
+                // `import a.b` binds `a` to module `a`.
+                "dotted_name" => {
+                    let module = dotted(imported, text);
+                    let top = module.split('.').next().unwrap_or(&module);
+                    top == name && top == target
+                }
+                "aliased_import" => {
+                    let (Some(module), Some(alias)) =
+                        (imported.child_by_field_name("name"), imported.child_by_field_name("alias"))
+                    else {
+                        return false;
+                    };
+                    node_text(alias, text) == name && dotted(module, text) == target
+                }
+                _ => false,
+            }
+        }),
+        "import_from_statement" => {
+            let Some(module) = statement.child_by_field_name("module_name").filter(|m| m.kind() == "dotted_name")
+            else {
+                return false;
+            };
+            let module = dotted(module, text);
+            let star = statement.children(&mut cursor).any(|child| child.kind() == "wildcard_import");
+            if star {
+                return is_attribute_of(target, &module, name);
+            }
+            statement.children_by_field_name("name", &mut cursor).any(|imported| match imported.kind() {
+                "dotted_name" => {
+                    let imported = dotted(imported, text);
+                    imported == name && is_attribute_of(target, &module, &imported)
+                }
+                "aliased_import" => {
+                    let (Some(original), Some(alias)) =
+                        (imported.child_by_field_name("name"), imported.child_by_field_name("alias"))
+                    else {
+                        return false;
+                    };
+                    node_text(alias, text) == name && is_attribute_of(target, &module, &dotted(original, text))
+                }
+                _ => false,
+            })
+        }
+        _ => false,
+    }
+}
+
+/// The words of the `; prefilter:` lines among the leading comment lines of a query, `None`
+/// when there is no such line; `Err(line)` for a line without words.
+fn prefilter_words(source: &str) -> Result<Option<Vec<String>>, usize> {
+    let mut words: Option<Vec<String>> = None;
+    for (index, line) in source.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() {
+            continue;
+        }
+        let Some(comment) = line.strip_prefix(';') else { break };
+        let Some(list) = comment.trim_start_matches(';').trim_start().strip_prefix("prefilter:") else {
+            continue;
+        };
+        let list: Vec<String> = list.split_whitespace().map(str::to_string).collect();
+        if list.is_empty() {
+            return Err(index + 1);
+        }
+        words.get_or_insert_with(Vec::new).extend(list);
+    }
+    Ok(words)
+}
+
+fn is_dotted_name(target: &str) -> bool {
+    !target.is_empty()
+        && target.split('.').all(|part| {
+            let mut chars = part.chars();
+            chars.next().is_some_and(|c| c == '_' || c.is_alphabetic())
+                && chars.all(|c| c == '_' || c.is_alphanumeric())
+        })
+}
+
+/// 1-based line and 0-based byte column of `byte` in `source`.
+fn position(source: &str, byte: usize) -> (usize, usize) {
+    let before = &source[..byte.min(source.len())];
+    let line_start = before.rfind('\n').map_or(0, |i| i + 1);
+    (before.matches('\n').count() + 1, before.len() - line_start)
+}
+
+fn kind_of(kind: &QueryErrorKind) -> PatternErrorKind {
+    match kind {
+        QueryErrorKind::Syntax => PatternErrorKind::Syntax,
+        QueryErrorKind::NodeType => PatternErrorKind::NodeType,
+        QueryErrorKind::Field => PatternErrorKind::Field,
+        QueryErrorKind::Capture => PatternErrorKind::Capture,
+        QueryErrorKind::Predicate => PatternErrorKind::Predicate,
+        QueryErrorKind::Structure => PatternErrorKind::Structure,
+        QueryErrorKind::Language => PatternErrorKind::Language,
+    }
+}
+
+/// blake3 over the engine version and the sorted (tag, source) pairs, length-prefixed.
+fn fingerprint(sorted: &[&(String, String)]) -> String {
+    let mut hasher = blake3::Hasher::new();
+    hasher.update(b"codeintel-enrich patterns\0");
+    hasher.update(&PATTERNS_VERSION.to_le_bytes());
+    hasher.update(&(sorted.len() as u64).to_le_bytes());
+    for (tag, source) in sorted {
+        for part in [tag, source] {
+            hasher.update(&(part.len() as u64).to_le_bytes());
+            hasher.update(part.as_bytes());
+        }
+    }
+    hasher.finalize().to_hex().to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::stages::parse::parse_text;
+
+    fn tags_of(source: &str) -> Vec<String> {
+        let parsed = parse_text(source);
+        let set = PatternSet::builtin();
+        let tags = set.tags(parsed.root(), source);
+        assert_eq!(tags, set.tags_unfiltered(parsed.root(), source), "prefiltered = unfiltered for {source:?}");
+        tags
+    }
+
+    #[track_caller]
+    fn assert_tagged(tag: &str, sources: &[&str]) {
+        for source in sources {
+            assert!(tags_of(source).iter().any(|t| t == tag), "{tag} should match {source:?}");
+        }
+    }
+
+    #[track_caller]
+    fn assert_not_tagged(tag: &str, sources: &[&str]) {
+        for source in sources {
+            assert!(!tags_of(source).iter().any(|t| t == tag), "{tag} should not match {source:?}");
+        }
+    }
+
+    #[test]
+    fn patterns_builtin_tags_compile() {
+        let names: Vec<&str> = PatternSet::builtin().tag_names().collect();
+        assert_eq!(names, ["abstract", "cli", "dataclass", "deprecated", "dynamic-import", "exec-eval", "protocol"]);
+        for (tag, source) in BUILTIN {
+            assert!(prefilter_words(source).unwrap().is_some(), "{tag} has a prefilter line");
+        }
+    }
+}
