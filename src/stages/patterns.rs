@@ -571,4 +571,363 @@ mod tests {
             assert!(prefilter_words(source).unwrap().is_some(), "{tag} has a prefilter line");
         }
     }
+
+    #[test]
+    fn patterns_text_predicates_are_applied_by_the_cursor() {
+        // tree-sitter 0.27's QueryMatches applies #eq?/#match?/#any-of? itself.
+        let set = PatternSet::compile(&[
+            ("eq".into(), "(call function: (identifier) @f (#eq? @f \"foo\"))".into()),
+            ("match".into(), "(call function: (identifier) @f (#match? @f \"^ba[rz]$\"))".into()),
+            ("any-of".into(), "(call function: (identifier) @f (#any-of? @f \"qux\" \"quux\"))".into()),
+            ("not-eq".into(), "(call function: (identifier) @f (#not-eq? @f \"foo\"))".into()),
+        ])
+        .unwrap();
+        let tags = |source: &str| set.tags(parse_text(source).root(), source);
+        assert_eq!(tags("foo()\n"), ["eq"]);
+        assert_eq!(tags("baz()\n"), ["match", "not-eq"]);
+        assert_eq!(tags("quux()\n"), ["any-of", "not-eq"]);
+        assert_eq!(tags("bar2()\n"), ["not-eq"]);
+        assert_eq!(tags("x = 1\n"), Vec::<String>::new());
+    }
+
+    #[test]
+    fn patterns_dynamic_import() {
+        assert_tagged(
+            "dynamic-import",
+            &[
+                "import importlib\nm = importlib.import_module('x')\n",
+                "from importlib import import_module\ndef f(n):\n    return import_module(n)\n",
+                "from importlib import (\n    util,\n    import_module,\n)\nimport_module('a')\n",
+                "from importlib import *\nimport_module('a')\n",
+                "from importlib import import_module as im\nim('x')\n",
+                "mod = __import__('os.path')\n",
+                "class A:\n    def f(self):\n        return [__import__(n) for n in names]\n",
+                "import builtins\nbuiltins.__import__('x')\n",
+            ],
+        );
+        assert_not_tagged(
+            "dynamic-import",
+            &[
+                "loader.import_module('x')\n",
+                "from test.support.import_helper import import_module\nimport_module('x')\n",
+                "from importlib import import_module\n",
+                "import_module('x')\n",
+                "def import_module(name): pass\nimport_module('x')\n",
+                "x = '__import__(\"os\")'\n# importlib.import_module('x')\n",
+                "from importlib import util\nutil.import_module('x')\n",
+                "print(__import__)\n",
+            ],
+        );
+    }
+
+    #[test]
+    fn patterns_exec_eval() {
+        assert_tagged(
+            "exec-eval",
+            &[
+                "exec('x = 1')\n",
+                "def f(s, ns):\n    if s:\n        return eval(s, ns)\n",
+                "value = [eval(x) for x in xs]\n",
+                "import builtins\nbuiltins.exec(code)\n",
+                "exec (code)\n",
+            ],
+        );
+        assert_not_tagged(
+            "exec-eval",
+            &[
+                "self.eval()\n",
+                "model.eval()\nexecutor.exec(q)\n",
+                "s = 'exec(code)'\n",
+                "# eval(x)\n",
+                "def evaluate(x): return executable(x)\n",
+                "exec_ = 1\nprint(exec_)\n",
+                "\"\"\"Docstring: eval(expr) is dangerous.\"\"\"\n",
+            ],
+        );
+    }
+
+    #[test]
+    fn patterns_dataclass() {
+        assert_tagged(
+            "dataclass",
+            &[
+                "from dataclasses import dataclass\n@dataclass\nclass A:\n    x: int\n",
+                "@dataclass(frozen=True)\nclass A:\n    x: int\n",
+                "import dataclasses\n@dataclasses.dataclass\nclass A: pass\n",
+                "import dataclasses\n@dataclasses.dataclass(order=True)\nclass A: pass\n",
+                "@other\n@dataclass\nclass A: pass\n",
+                "def f():\n    @dataclass\n    class Local: pass\n",
+                "from pydantic import dataclasses\n@pydantic.dataclasses.dataclass\nclass A: pass\n",
+            ],
+        );
+        assert_not_tagged(
+            "dataclass",
+            &[
+                "# @dataclass\nclass A: pass\n",
+                "from dataclasses import dataclass\n",
+                "@dataclass_transform()\nclass Model: pass\n",
+                "@attr.dataclass\nclass A: pass\n",
+                "B = dataclass(A)\n",
+                "s = '@dataclass'\n",
+            ],
+        );
+    }
+
+    #[test]
+    fn patterns_abstract() {
+        assert_tagged(
+            "abstract",
+            &[
+                "from abc import ABC\nclass A(ABC): pass\n",
+                "import abc\nclass A(abc.ABC): pass\n",
+                "class A(Base, ABC, metaclass=Meta): pass\n",
+                "from abc import ABCMeta\nclass A(metaclass=ABCMeta): pass\n",
+                "import abc\nclass A(object, metaclass=abc.ABCMeta): pass\n",
+                "class A:\n    @abstractmethod\n    def f(self): ...\n",
+                "class A:\n    @property\n    @abc.abstractmethod\n    def f(self): ...\n",
+                "class A:\n    @abc.abstractproperty\n    def f(self): ...\n",
+            ],
+        );
+        assert_not_tagged(
+            "abstract",
+            &[
+                "from abc import ABC\n",
+                "from abc import ABC, abstractmethod, ABCMeta\n",
+                "class A(ABCD): pass\n",
+                "class A(Base):\n    '''Not an ABC.'''\n",
+                "isinstance(x, ABC)\n",
+                "class A(metaclass=Meta, base=ABCMeta): pass\n",
+                "class A(other.ABC): pass\n",
+                "# @abstractmethod\ndef f(): pass\n",
+                "@my.abstractmethod\ndef f(): pass\n",
+            ],
+        );
+    }
+
+    #[test]
+    fn patterns_protocol() {
+        assert_tagged(
+            "protocol",
+            &[
+                "from typing import Protocol\nclass P(Protocol):\n    def f(self) -> int: ...\n",
+                "import typing\nclass P(typing.Protocol): pass\n",
+                "import typing_extensions\nclass P(typing_extensions.Protocol): pass\n",
+                "class P(Protocol[T]): pass\n",
+                "class P(Sized, typing.Protocol[K, V]): pass\n",
+                "if TYPE_CHECKING:\n    class P(Protocol): pass\n",
+            ],
+        );
+        assert_not_tagged(
+            "protocol",
+            &[
+                "from typing import Protocol\n",
+                "class P(SupportsProtocol): pass\n",
+                "class P(HTTPProtocol): pass\n",
+                "class P(asyncio.Protocol): pass\n",
+                "def f(p: Protocol) -> None: pass\n",
+                "class P(Base):\n    protocol = Protocol\n",
+            ],
+        );
+    }
+
+    #[test]
+    fn patterns_deprecated() {
+        assert_tagged(
+            "deprecated",
+            &[
+                "import warnings\nwarnings.warn('old', DeprecationWarning)\n",
+                "import warnings\ndef f():\n    warnings.warn('old', PendingDeprecationWarning, stacklevel=2)\n",
+                "import warnings\nwarnings.warn('old', category=FutureWarning)\n",
+                "import warnings\nwarnings.warn(f'{x} is old',\n              DeprecationWarning, 2)\n",
+                "import warnings\nwarnings.warn(DeprecationWarning('old'))\n",
+                "from warnings import warn\nwarn('old', DeprecationWarning)\n",
+                "from typing_extensions import deprecated\n@deprecated('use g')\ndef f(): pass\n",
+                "import typing_extensions\n@typing_extensions.deprecated('use g')\nclass A: pass\n",
+                "import warnings\nclass A:\n    @warnings.deprecated('use g')\n    def f(self): pass\n",
+                "@deprecated\ndef f(): pass\n",
+            ],
+        );
+        assert_not_tagged(
+            "deprecated",
+            &[
+                "import warnings\nwarnings.warn('careful', UserWarning)\n",
+                "import warnings\nwarnings.warn('DeprecationWarning: not really')\n",
+                "warnings.simplefilter('ignore', DeprecationWarning)\n",
+                "log.warn('old', DeprecationWarning)\n",
+                "warn('old', DeprecationWarning)\n",
+                "from my.warnings import warn\nwarn('old', DeprecationWarning)\n",
+                "'''deprecated since 3.4'''\n",
+                "# @deprecated('x')\ndef f(): pass\n",
+                "@other.deprecated('x')\ndef f(): pass\n",
+                "with self.assertWarns(DeprecationWarning): f()\n",
+            ],
+        );
+    }
+
+    #[test]
+    fn patterns_cli() {
+        assert_tagged(
+            "cli",
+            &[
+                "import argparse\ndef main():\n    parser = argparse.ArgumentParser(description='x')\n",
+                "from argparse import ArgumentParser\np = ArgumentParser()\n",
+                "import argparse\nclass Parser(argparse.ArgumentParser): pass\n",
+                "import click\n@click.command()\ndef main(): pass\n",
+                "import click\n@click.group\ndef cli(): pass\n",
+                "import typer\napp = typer.Typer()\n",
+                "from typer import Typer\napp = Typer()\n",
+            ],
+        );
+        assert_not_tagged(
+            "cli",
+            &[
+                "import argparse\n",
+                "import click\nclick.echo('hi')\n",
+                "p = ArgumentParser()\n",
+                "from optparse import OptionParser\np = OptionParser()\n",
+                "@app.command()\ndef main(): pass\n",
+                "# argparse.ArgumentParser()\n",
+                "s = 'typer.Typer()'\n",
+            ],
+        );
+    }
+
+    #[test]
+    fn patterns_tags_are_sorted_and_deduplicated() {
+        let source = "\
+import abc, dataclasses, warnings
+@dataclasses.dataclass
+class A(abc.ABC):
+    @abc.abstractmethod
+    def f(self): ...
+    @dataclasses.dataclass
+    class B: pass
+exec('x'); eval('y'); exec('z')
+";
+        assert_eq!(tags_of(source), ["abstract", "dataclass", "exec-eval"]);
+        assert!(tags_of("").is_empty());
+        assert!(tags_of("x = 1\n").is_empty());
+    }
+
+    #[test]
+    fn patterns_syntax_errors_do_not_hide_other_statements() {
+        let source = "def broken(:\n    pass\n\nexec('x')\n";
+        assert_eq!(tags_of(source), ["exec-eval"]);
+    }
+
+    #[test]
+    fn patterns_overlapping_prefilter_words() {
+        // `ab` is a prefix of `abc`, `bcd` overlaps it: each word is found.
+        let set = PatternSet::compile(&[
+            ("ab".into(), "; prefilter: ab\n((identifier) @i (#eq? @i \"ab\"))".into()),
+            ("abc".into(), "; prefilter: abc\n((identifier) @i (#match? @i \"^abc\"))".into()),
+            ("bcd".into(), "; prefilter: bcd\n((identifier) @i (#match? @i \"bcd$\"))".into()),
+        ])
+        .unwrap();
+        let tags = |source: &str| set.tags(parse_text(source).root(), source);
+        assert_eq!(tags("abcd\n"), ["abc", "bcd"]);
+        assert_eq!(tags("ab + abc\n"), ["ab", "abc"]);
+        assert_eq!(tags("x\n"), Vec::<String>::new());
+    }
+
+    #[test]
+    fn patterns_user_queries() {
+        let queries = [
+            ("todo".to_string(), "; prefilter: TODO\n((comment) @c (#match? @c \"TODO\"))\n".to_string()),
+            (
+                "main-guard".to_string(),
+                "(if_statement condition: (comparison_operator (identifier) @n) (#eq? @n \"__name__\"))\n".to_string(),
+            ),
+            (
+                "requests".to_string(),
+                "; prefilter: get\n(call function: (identifier) @f (#eq? @f \"get\") (#imports? @f \"requests.get\"))\n"
+                    .to_string(),
+            ),
+        ];
+        let set = PatternSet::compile(&queries).unwrap();
+        assert_eq!(set.tag_names().collect::<Vec<_>>(), ["main-guard", "requests", "todo"]);
+        let source = "# TODO: fix\nfrom requests import get\nif __name__ == '__main__':\n    get('u')\n";
+        let parsed = parse_text(source);
+        assert_eq!(set.tags(parsed.root(), source), ["main-guard", "requests", "todo"]);
+        assert_eq!(set.tags_unfiltered(parsed.root(), source), ["main-guard", "requests", "todo"]);
+        let source = "x = 'TODO'\nget('u')\n";
+        assert!(set.tags(parse_text(source).root(), source).is_empty());
+    }
+
+    #[test]
+    fn patterns_imports_predicate() {
+        let set = PatternSet::compile(&[(
+            "os-path".into(),
+            "; prefilter: join
+(call
+  function: [
+    (identifier) @f @bare
+    (attribute object: (identifier) @m attribute: (identifier) @f)
+  ]
+  (#eq? @f \"join\")
+  (#imports? @bare \"os.path.join\")
+  (#imports? @m \"os.path\"))"
+                .into(),
+        )])
+        .unwrap();
+        let tags = |source: &str| set.tags(parse_text(source).root(), source);
+        assert_eq!(tags("from os.path import join\njoin(a, b)\n"), ["os-path"]);
+        assert_eq!(tags("from os.path import join as j, join\njoin(a, b)\n"), ["os-path"]);
+        assert_eq!(tags("import os.path as p\np.join(a, b)\n"), ["os-path"]);
+        assert_eq!(tags("from os import path\npath.join(a, b)\n"), ["os-path"]);
+        assert!(tags("import os.path\npath.join(a, b)\n").is_empty(), "import os.path binds os");
+        assert!(tags("from os.path import join as j\njoin(a, b)\n").is_empty());
+        assert!(tags("from .os.path import join\njoin(a, b)\n").is_empty());
+        assert!(tags("join(a, b)\n").is_empty());
+    }
+
+    #[test]
+    fn patterns_compile_errors_name_the_tag_and_position() {
+        let queries = |source: &str| {
+            vec![("good".to_string(), "(identifier) @i".to_string()), ("bad".to_string(), source.to_string())]
+        };
+        let error = PatternSet::compile(&queries("; prefilter: x\n(call\n  function: (identifier) @f\n  (#eq? @f \"x\")\n"))
+            .err()
+            .unwrap();
+        assert_eq!((error.tag.as_str(), error.kind), ("bad", PatternErrorKind::Syntax));
+        let error = PatternSet::compile(&queries("(call)\n(call function: (identifer) @f)\n")).err().unwrap();
+        assert_eq!((error.tag.as_str(), error.kind, error.line, error.column), ("bad", PatternErrorKind::NodeType, 2, 17));
+        assert!(error.to_string().starts_with("pattern `bad`, line 2, column 17: NodeType error"), "{error}");
+        let error = PatternSet::compile(&queries("(call funktion: (identifier))")).err().unwrap();
+        assert_eq!((error.kind, error.line, error.column), (PatternErrorKind::Field, 1, 6));
+        let error = PatternSet::compile(&queries("(call)\n\n  ((call function: (_) @f) (#frobnicate? @f))\n")).err().unwrap();
+        assert_eq!((error.kind, error.line, error.column), (PatternErrorKind::Predicate, 3, 2));
+        assert!(error.message.contains("#frobnicate?"), "{error}");
+        let error = PatternSet::compile(&queries("((call) @c (#imports? @c))")).err().unwrap();
+        assert_eq!(error.kind, PatternErrorKind::Predicate);
+        let error = PatternSet::compile(&queries("((call) @c (#is? local))")).err().unwrap();
+        assert_eq!(error.kind, PatternErrorKind::Predicate);
+        let error = PatternSet::compile(&queries("; comment\n;prefilter:\n(call)")).err().unwrap();
+        assert_eq!((error.kind, error.line), (PatternErrorKind::Prefilter, 2));
+        let error = PatternSet::compile(&[("a b".into(), "(call)".into())]).err().unwrap();
+        assert_eq!(error.kind, PatternErrorKind::Tag);
+        let error = PatternSet::compile(&[("a".into(), "(call)".into()), ("a".into(), "(call)".into())]).err().unwrap();
+        assert_eq!(error.kind, PatternErrorKind::Tag);
+    }
+
+    #[test]
+    fn patterns_fingerprint() {
+        let pairs = |source: &str| vec![("a".to_string(), source.to_string()), ("b".to_string(), "(call)".to_string())];
+        let one = PatternSet::compile(&pairs("(identifier)")).unwrap();
+        let same = PatternSet::compile(&pairs("(identifier)")).unwrap();
+        let edited = PatternSet::compile(&pairs("(identifier) ")).unwrap();
+        let mut reversed = pairs("(identifier)");
+        reversed.reverse();
+        let reversed = PatternSet::compile(&reversed).unwrap();
+        let renamed =
+            PatternSet::compile(&[("a".to_string(), "(identifier)".to_string()), ("c".to_string(), "(call)".to_string())])
+                .unwrap();
+        assert_eq!(one.fingerprint().len(), 64);
+        assert_eq!(one.fingerprint(), same.fingerprint());
+        assert_eq!(one.fingerprint(), reversed.fingerprint(), "the order of the pairs does not matter");
+        assert_ne!(one.fingerprint(), edited.fingerprint());
+        assert_ne!(one.fingerprint(), renamed.fingerprint());
+        assert_ne!(one.fingerprint(), PatternSet::builtin().fingerprint());
+        assert_eq!(PatternSet::builtin().fingerprint(), PatternSet::builtin().fingerprint());
+    }
 }
