@@ -47,6 +47,9 @@ use crate::stages::text::{dotted, node_text};
 /// it is folded into every [`PatternSet::fingerprint`].
 pub const PATTERNS_VERSION: u32 = 1;
 
+/// Hits of one statement at most this many bytes apart are searched in one cursor run.
+const MERGE_GAP: usize = 256;
+
 /// The built-in tags and their queries.
 const BUILTIN: &[(&str, &str)] = &[
     ("abstract", include_str!("../../queries/abstract.scm")),
@@ -227,7 +230,13 @@ impl PatternSet {
                     }
                     let statement = *statements[hit].get_or_insert_with(|| run.statement_at(hits[hit].start));
                     match &mut group {
-                        Some((node, range)) if node.id() == statement.id() => range.end = hits[hit].end,
+                        // Nearby hits of one statement share a run; distant ones do not, since the
+                        // cursor visits every node between the start and the end of its range.
+                        Some((node, range))
+                            if node.id() == statement.id() && hits[hit].start <= range.end + MERGE_GAP =>
+                        {
+                            range.end = hits[hit].end
+                        }
                         _ => {
                             if let Some((node, range)) = group.replace((statement, hits[hit].clone())) {
                                 matched[index] = run.query_matches(&self.tags[index], node, Some(range));
@@ -929,5 +938,89 @@ exec('x'); eval('y'); exec('z')
         assert_ne!(one.fingerprint(), renamed.fingerprint());
         assert_ne!(one.fingerprint(), PatternSet::builtin().fingerprint());
         assert_eq!(PatternSet::builtin().fingerprint(), PatternSet::builtin().fingerprint());
+    }
+
+    /// Every `.py` file under `dir`, sorted, skipping `site-packages`.
+    fn python_files(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
+        let Ok(entries) = std::fs::read_dir(dir) else { return };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let Ok(kind) = entry.file_type() else { continue };
+            if kind.is_dir() {
+                if entry.file_name() != "site-packages" {
+                    python_files(&path, out);
+                }
+            } else if kind.is_file() && path.extension().is_some_and(|e| e == "py") {
+                out.push(path);
+            }
+        }
+    }
+
+    /// Cost of `tags()` against parsing on Python's standard library, and how many files each
+    /// tag matched. `cargo test --lib patterns_stdlib_cost -- --ignored --nocapture`.
+    #[test]
+    #[ignore]
+    fn patterns_stdlib_cost() {
+        use std::time::{Duration, Instant};
+        let output = std::process::Command::new("python3")
+            .args(["-c", "import sysconfig; print(sysconfig.get_paths()['stdlib'])"])
+            .output()
+            .expect("python3 runs");
+        let stdlib = std::path::PathBuf::from(String::from_utf8(output.stdout).unwrap().trim());
+        let mut files = Vec::new();
+        python_files(&stdlib, &mut files);
+        files.sort();
+        let set = PatternSet::builtin();
+        let (mut parse, mut tags, mut unfiltered) = (Duration::ZERO, Duration::ZERO, Duration::ZERO);
+        let (mut scan, mut hits) = (Duration::ZERO, 0usize);
+        let prefilter = set.prefilter.as_ref().unwrap();
+        let (mut bytes, mut parsed_files, mut tagged_files) = (0usize, 0usize, 0usize);
+        let mut counts: std::collections::BTreeMap<String, usize> = set.tag_names().map(|t| (t.to_string(), 0)).collect();
+        let mut disagreements = Vec::new();
+        // PATTERNS_DUMP=<file>: also write `path<TAB>tag` lines, to compare with an oracle.
+        let mut dump = String::new();
+        for path in &files {
+            let Ok(raw) = std::fs::read(path) else { continue };
+            let Ok(decoded) = crate::source::decode(&raw) else { continue };
+            let text = &*decoded.text;
+            bytes += text.len();
+            parsed_files += 1;
+            let start = Instant::now();
+            let parsed = parse_text(text);
+            parse += start.elapsed();
+            let start = Instant::now();
+            let found = set.tags(parsed.root(), text);
+            tags += start.elapsed();
+            let start = Instant::now();
+            hits += prefilter.regex.find_iter(text).count();
+            scan += start.elapsed();
+            let start = Instant::now();
+            let reference = set.tags_unfiltered(parsed.root(), text);
+            unfiltered += start.elapsed();
+            if found != reference {
+                disagreements.push(format!("{}: {found:?} != {reference:?}", path.strip_prefix(&stdlib).unwrap().display()));
+            }
+            tagged_files += usize::from(!found.is_empty());
+            for tag in &found {
+                dump.push_str(&format!("{}\t{tag}\n", path.strip_prefix(&stdlib).unwrap().display()));
+            }
+            for tag in found {
+                *counts.get_mut(&tag).unwrap() += 1;
+            }
+        }
+        if let Ok(target) = std::env::var("PATTERNS_DUMP") {
+            std::fs::write(target, dump).unwrap();
+        }
+        let percent = |d: Duration| 100.0 * d.as_secs_f64() / parse.as_secs_f64();
+        println!("{parsed_files} files, {:.1} MB from {}", bytes as f64 / 1e6, stdlib.display());
+        println!("parse:               {:8.3} s", parse.as_secs_f64());
+        println!("tags():              {:8.3} s  ({:.2}% of parse)", tags.as_secs_f64(), percent(tags));
+        println!("  of which the prefilter scan: {:.3} s ({hits} words found)", scan.as_secs_f64());
+        println!("queries, whole tree: {:8.3} s  ({:.2}% of parse)", unfiltered.as_secs_f64(), percent(unfiltered));
+        println!("files with a tag:    {tagged_files}");
+        for (tag, count) in &counts {
+            println!("  {tag:16} {count:5}");
+        }
+        assert!(disagreements.is_empty(), "prefiltered tags differ from whole-tree queries:\n{}", disagreements.join("\n"));
     }
 }
