@@ -15,24 +15,29 @@
 //! `#is?`/`#is-not?` and unknown predicates are compile errors (silently ignoring them would
 //! make a query match more than it says); `#set!` is allowed and has no effect.
 //!
-//! **Cost.** ARCHITECTURE.md records why the stages walk statements instead of running queries:
-//! a cursor that visits every expression node of every file cost as much as parsing. So each
-//! query declares, in a header comment line, the words it cannot match without:
+//! **Cost.** ARCHITECTURE.md records why the stages walk statements instead of running
+//! queries: a query cursor visits every node of the tree (running the seven built-in queries
+//! over whole trees costs 2.7× the parse of the standard library). So each query declares, in
+//! a comment line of its header, words it cannot match without:
 //!
 //! ```text
 //! ; prefilter: import_module __import__
 //! ```
 //!
 //! Every word of every query is searched for in one pass over the text (one regex, a literal
-//! alternation). A query with none of its words in the text does not run; most files run no
-//! query at all. When one does run, it runs once per *hit*: on the innermost statement that
-//! contains the word (a class or function statement when the word is in its header, the
-//! decorated definition when it is in a decorator), with the cursor's byte range set to the
-//! word, so that only the path down to the word is visited — a pattern can only start at a
-//! node that contains the hit; nodes before and after it are visited only to complete a match
-//! already started. Hence the contract of a prefiltered query: **each pattern's root node
-//! contains one of the prefilter words, within one statement** (a call, a decorator, a class
-//! header, an import statement). A query without a `prefilter` line runs on the whole tree.
+//! alternation; overlapping words are all found). A query none of whose words occur does not
+//! run (55% of the standard library's files contain no word at all, and each query runs on
+//! far fewer). When one does run, it runs per hit: on the innermost statement containing the
+//! word — found by descending through blocks and compound statements only; a class or `def`
+//! when the word is in its header, the decorated definition when it is in a decorator — with
+//! the cursor's byte range set to the word (nearby hits of one statement share a run). The
+//! cursor then only starts matches at nodes containing the word, and descends elsewhere only
+//! to complete a match already started. Hence the contract of a prefiltered query: **each
+//! pattern's root node contains one of its words and is that innermost statement or inside
+//! it** — a call, a decorator, an import, a class or `def` whose header holds the word; not a
+//! class whose body holds it. (`patterns_stdlib_cost` checks that the built-in queries give
+//! the same tags as whole-tree runs on every standard-library file.) A query without a
+//! `prefilter` line runs on the whole tree.
 
 use std::collections::HashMap;
 use std::ops::Range;
@@ -50,8 +55,9 @@ pub const PATTERNS_VERSION: u32 = 1;
 /// Hits of one statement at most this many bytes apart are searched in one cursor run.
 const MERGE_GAP: usize = 256;
 
-/// The built-in tags and their queries.
-const BUILTIN: &[(&str, &str)] = &[
+/// The built-in tags and their queries (`queries/<tag>.scm`), for callers that compile user
+/// queries alongside them.
+pub const BUILTIN_QUERIES: &[(&str, &str)] = &[
     ("abstract", include_str!("../../queries/abstract.scm")),
     ("cli", include_str!("../../queries/cli.scm")),
     ("dataclass", include_str!("../../queries/dataclass.scm")),
@@ -116,13 +122,22 @@ struct Prefilter {
     tags_of_word: HashMap<String, Vec<usize>>,
 }
 
+impl std::fmt::Debug for PatternSet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PatternSet")
+            .field("tags", &self.tag_names().collect::<Vec<_>>())
+            .field("fingerprint", &self.fingerprint)
+            .finish()
+    }
+}
+
 impl PatternSet {
     /// The built-in pattern tags, compiled once, from `queries/*.scm`.
     pub fn builtin() -> &'static PatternSet {
         static BUILTIN_SET: OnceLock<PatternSet> = OnceLock::new();
         BUILTIN_SET.get_or_init(|| {
             let queries: Vec<(String, String)> =
-                BUILTIN.iter().map(|(tag, source)| (tag.to_string(), source.to_string())).collect();
+                BUILTIN_QUERIES.iter().map(|(tag, source)| (tag.to_string(), source.to_string())).collect();
             PatternSet::compile(&queries).unwrap_or_else(|error| panic!("built-in query: {error}"))
         })
     }
@@ -576,7 +591,7 @@ mod tests {
     fn patterns_builtin_tags_compile() {
         let names: Vec<&str> = PatternSet::builtin().tag_names().collect();
         assert_eq!(names, ["abstract", "cli", "dataclass", "deprecated", "dynamic-import", "exec-eval", "protocol"]);
-        for (tag, source) in BUILTIN {
+        for (tag, source) in BUILTIN_QUERIES {
             assert!(prefilter_words(source).unwrap().is_some(), "{tag} has a prefilter line");
         }
     }
