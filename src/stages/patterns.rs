@@ -955,6 +955,23 @@ exec('x'); eval('y'); exec('z')
         assert_eq!(PatternSet::builtin().fingerprint(), PatternSet::builtin().fingerprint());
     }
 
+    #[test]
+    fn patterns_prefilter_contract() {
+        // A pattern whose root holds the word only in a statement of its body (here, a class
+        // whose body mentions `Enum`) is outside the contract: prefiltered, it does not match.
+        let query = "(class_definition body: (block (expression_statement (assignment right: (identifier) @v))) (#eq? @v \"Enum\"))";
+        let without = PatternSet::compile(&[("t".into(), query.into())]).unwrap();
+        let with = PatternSet::compile(&[("t".into(), format!("; prefilter: Enum\n{query}"))]).unwrap();
+        let source = "class A:\n    x = Enum\n";
+        let parsed = parse_text(source);
+        assert_eq!(without.tags(parsed.root(), source), ["t"]);
+        assert!(with.tags(parsed.root(), source).is_empty());
+        // Rooted at the statement holding the word, it does.
+        let query = "; prefilter: Enum\n(assignment right: (identifier) @v (#eq? @v \"Enum\"))";
+        let inside = PatternSet::compile(&[("t".into(), query.into())]).unwrap();
+        assert_eq!(inside.tags(parsed.root(), source), ["t"]);
+    }
+
     /// Every `.py` file under `dir`, sorted, skipping `site-packages`.
     fn python_files(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
         let Ok(entries) = std::fs::read_dir(dir) else { return };
