@@ -170,6 +170,8 @@ fn run_build(
     let settings = TagSettings::new(config);
     let build_key = build_key(&files_to_sync, &problems, &config.target, &settings.digest());
     workspace.set_target(&config.target);
+    let queries: Vec<(String, String)> = config.tags.queries.iter().map(|q| (q.tag.clone(), q.source.clone())).collect();
+    workspace.set_user_patterns(&queries).map_err(|e| anyhow::anyhow!("tags YAML: {e}"))?;
     let files = workspace.sync(files_to_sync);
     phase("load", &mut timings);
 
@@ -428,6 +430,7 @@ fn evaluate(
     let per_file = |db: &crate::db::Database, file: SourceFile, all: bool| {
         imports(db, file);
         module_scope(db, file);
+        crate::stages::patterns::pattern_tags(db, file);
         if all {
             syntax_errors(db, file);
             outline(db, file);

@@ -20,6 +20,9 @@ pub trait Db: salsa::Database {
     fn stage_cache(&self) -> Option<&StageCache>;
     /// The directory the files' paths are relative to (never part of a key).
     fn root(&self) -> Option<&std::path::Path>;
+    /// The user's pattern tags (`--tags-yaml` queries), compiled; read by `pattern_tags`
+    /// together with the [`PatternConfig`] input that names them.
+    fn user_patterns(&self) -> Option<&crate::stages::patterns::PatternSet>;
 }
 
 /// The concrete database. Cloning is cheap and shares the storage: each rayon worker takes
@@ -30,6 +33,7 @@ pub struct Database {
     storage: salsa::Storage<Self>,
     cache: Option<Arc<StageCache>>,
     root: Option<Arc<std::path::Path>>,
+    patterns: Option<Arc<crate::stages::patterns::PatternSet>>,
 }
 
 #[salsa::db]
@@ -44,6 +48,10 @@ impl Db for Database {
     fn root(&self) -> Option<&std::path::Path> {
         self.root.as_deref()
     }
+
+    fn user_patterns(&self) -> Option<&crate::stages::patterns::PatternSet> {
+        self.patterns.as_deref()
+    }
 }
 
 impl Database {
@@ -57,7 +65,7 @@ impl Database {
                 sink.0.lock().unwrap().push(database_key);
             }
         })));
-        (Database { storage, cache: None, root: None }, log)
+        (Database { storage, cache: None, root: None, patterns: None }, log)
     }
 
     /// Attach (or detach) the persistent stage cache. Values are content-addressed, so
@@ -177,6 +185,14 @@ pub struct Target {
     pub platform: String,
 }
 
+/// The fingerprint of the user's pattern tags (empty when there are none), a singleton:
+/// `pattern_tags` reads it, so new queries re-run exactly the pattern tags.
+#[salsa::input(singleton, debug)]
+pub struct PatternConfig {
+    #[returns(ref)]
+    pub fingerprint: String,
+}
+
 /// A file ready to become (or update) a [`SourceFile`] input.
 #[derive(Debug, Clone)]
 pub struct LoadedFile {
@@ -200,6 +216,25 @@ pub struct Workspace {
 impl Workspace {
     pub fn new(db: Database) -> Self {
         Workspace { db, files: BTreeMap::new() }
+    }
+
+    /// Use `queries` (tag, tree-sitter query) as the user's pattern tags: compiled here, set
+    /// only when their fingerprint changed.
+    pub fn set_user_patterns(&mut self, queries: &[(String, String)]) -> Result<(), crate::stages::patterns::PatternError> {
+        let compiled = if queries.is_empty() { None } else { Some(Arc::new(crate::stages::patterns::PatternSet::compile(queries)?)) };
+        let fingerprint = compiled.as_ref().map(|p| p.fingerprint().to_string()).unwrap_or_default();
+        match PatternConfig::try_get(&self.db) {
+            Some(input) if *input.fingerprint(&self.db) == fingerprint => {}
+            Some(input) => {
+                input.set_fingerprint(&mut self.db).to(fingerprint);
+                self.db.patterns = compiled;
+            }
+            None => {
+                PatternConfig::new(&self.db, fingerprint);
+                self.db.patterns = compiled;
+            }
+        }
+        Ok(())
     }
 
     /// Make the [`Target`] input match `target` (a setter only when a value changed).

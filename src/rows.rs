@@ -162,7 +162,7 @@ pub fn tag_facts(db: &dyn Db, file: SourceFile, (fan_in, fan_out, in_cycle): Fan
         max_params: summary.max_params,
         has_stub,
         overlay_parent,
-        pattern_tags: Vec::new(),
+        pattern_tags: crate::stages::patterns::pattern_tags(db, file).clone(),
     }
 }
 

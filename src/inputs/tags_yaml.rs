@@ -118,13 +118,19 @@ pub fn parse(path: &Path, text: &str) -> Result<TagsConfig> {
                 return Err(located(path, line, column, "queries[]", format!("query {tag:?} needs exactly one of `query` and `file`")));
             }
         };
-        if let Err(error) = tree_sitter::Query::new(&tree_sitter_python::LANGUAGE.into(), &source) {
+        if let Err(error) = crate::stages::patterns::PatternSet::compile(&[(tag.clone(), source.clone())]) {
             return Err(located(
                 path,
                 origin.0,
                 origin.1,
                 "queries[].query",
-                format!("tree-sitter query {tag:?}: {:?} error at query row {} column {}: {}", error.kind, error.row + 1, error.column + 1, error.message),
+                format!(
+                    "tree-sitter query {tag:?}: {:?} error at query line {} column {}: {}",
+                    error.kind,
+                    error.line,
+                    error.column + 1,
+                    error.message
+                ),
             ));
         }
         config.queries.push(UserQuery { tag, source });

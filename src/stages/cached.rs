@@ -11,7 +11,7 @@ use crate::stages::parse::PARSE_VERSION;
 /// The per-file nodes of the stage cache, by name: the five parse-bound stages and each
 /// file's rows (see [`crate::rows`]).
 pub const CACHED_STAGES: &[&str] =
-    &["imports", "module_docstring", "module_scope", "module_summary", "outline", "rows", "syntax_errors", "tags"];
+    &["imports", "module_docstring", "module_scope", "module_summary", "outline", "pattern_tags", "rows", "syntax_errors", "tags"];
 
 /// `compute()`, or the cached output of `stage` for `file`'s current inputs.
 pub fn per_file<T: Serialize + DeserializeOwned>(
@@ -20,6 +20,19 @@ pub fn per_file<T: Serialize + DeserializeOwned>(
     stage: &'static str,
     version: u32,
     reads_module_name: bool,
+    compute: impl FnOnce() -> T,
+) -> T {
+    per_file_with(db, file, stage, version, reads_module_name, Vec::new(), compute)
+}
+
+/// [`per_file`] with more named inputs (a query fingerprint, say).
+pub fn per_file_with<T: Serialize + DeserializeOwned>(
+    db: &dyn Db,
+    file: SourceFile,
+    stage: &'static str,
+    version: u32,
+    reads_module_name: bool,
+    extra: Vec<(&'static str, String)>,
     compute: impl FnOnce() -> T,
 ) -> T {
     let Some(cache) = db.stage_cache() else {
@@ -33,5 +46,6 @@ pub fn per_file<T: Serialize + DeserializeOwned>(
         inputs.push(("module", file.module(db).clone()));
         inputs.push(("is_package", file.is_package(db).to_string()));
     }
+    inputs.extend(extra);
     cache.get_or_compute(stage, version, file.path(db), inputs, compute)
 }

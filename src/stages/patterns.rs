@@ -1056,3 +1056,24 @@ exec('x'); eval('y'); exec('z')
         assert!(disagreements.is_empty(), "prefiltered tags differ from whole-tree queries:\n{}", disagreements.join("\n"));
     }
 }
+
+/// The pattern tags of `file`: the built-in queries and the user's, run on its tree. Cached per
+/// file by content and both query sets' fingerprints.
+#[salsa::tracked(returns(ref))]
+pub fn pattern_tags(db: &dyn crate::db::Db, file: crate::db::SourceFile) -> Vec<String> {
+    let user = crate::db::PatternConfig::try_get(db).map(|c| c.fingerprint(db).clone()).unwrap_or_default();
+    let extra = vec![("builtin_queries", PatternSet::builtin().fingerprint().to_string()), ("user_queries", user.clone())];
+    crate::stages::cached::per_file_with(db, file, "pattern_tags", PATTERNS_VERSION, false, extra, || {
+        let tree = crate::stages::parse::parsed_module(db, file);
+        let text = crate::db::source_text(db, file);
+        let mut tags = PatternSet::builtin().tags(tree.root(), text);
+        if !user.is_empty()
+            && let Some(patterns) = db.user_patterns()
+        {
+            tags.extend(patterns.tags(tree.root(), text));
+            tags.sort();
+            tags.dedup();
+        }
+        tags
+    })
+}

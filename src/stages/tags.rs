@@ -115,6 +115,8 @@ pub struct TagSettings {
     /// Digest of the settings every module's tags read (thresholds, `when`-only rules, the
     /// overlay set). Path rules are keyed per module: only the ones matching it.
     shared_digest: String,
+    /// The user's pattern queries (their tags reach each module through `pattern_tags`).
+    queries: Vec<crate::config::UserQuery>,
 }
 
 fn globset(globs: &[String]) -> Option<GlobSet> {
@@ -138,7 +140,7 @@ impl TagSettings {
         });
         let shared = (&config.thresholds, config.tags.rules.iter().filter(|r| r.paths.is_empty()).collect::<Vec<_>>(), &config.overlay_set);
         let shared_digest = blake3::hash(&serde_json::to_vec(&shared).expect("settings serialize")).to_hex()[..16].to_string();
-        TagSettings { thresholds: config.thresholds.clone(), rules, overlay_set, shared_digest }
+        TagSettings { thresholds: config.thresholds.clone(), rules, overlay_set, shared_digest, queries: config.tags.queries.clone() }
     }
 
     /// The settings `path`'s tags and decision read, as a short digest for its cache key: a
@@ -164,10 +166,12 @@ impl TagSettings {
         Labels { tags, overlay }
     }
 
-    /// Digest of all the settings (for the layout digest: a change re-keys every module).
+    /// Digest of all the settings (for the build key and the layout digest: a change re-keys
+    /// every module).
     pub fn digest(&self) -> String {
         let rules: Vec<&TagRule> = self.rules.iter().map(|r| &r.rule).collect();
-        blake3::hash(&serde_json::to_vec(&(&self.shared_digest, rules)).expect("rules serialize")).to_hex()[..16].to_string()
+        let value = (&self.shared_digest, rules, &self.queries);
+        blake3::hash(&serde_json::to_vec(&value).expect("rules serialize")).to_hex()[..16].to_string()
     }
 
     /// The tags of a module, sorted.

@@ -94,8 +94,8 @@ fn comment_edit_is_explained_leaf_by_leaf() {
     assert_eq!(causes[0]["reason"]["new"], &new_hash[..12]);
     assert_eq!(
         (causes[0]["nodes"].as_u64(), causes[0]["cutoff"].as_u64()),
-        (Some(7), Some(6)),
-        "all six stages cut off; the file's rows hold the content hash"
+        (Some(8), Some(7)),
+        "all seven stages cut off; the file's rows hold the content hash"
     );
     let recomputed: Vec<String> = report["nodes"]
         .as_array()
@@ -112,6 +112,7 @@ fn comment_edit_is_explained_leaf_by_leaf() {
             "module_scope(pkg/sub/deep.py)",
             "module_summary(pkg/sub/deep.py)",
             "outline(pkg/sub/deep.py)",
+            "pattern_tags(pkg/sub/deep.py)",
             "rows(pkg/sub/deep.py)",
             "syntax_errors(pkg/sub/deep.py)",
             "write(modules.jsonl)",
@@ -295,7 +296,7 @@ fn deleted_file_nodes_are_removed() {
     build(&repo.root, &out, &ARGS);
     let report = explain_json(&repo.root, &["pkg/latin1.py"]);
     let nodes = report["nodes"].as_array().unwrap();
-    assert_eq!(nodes.len(), 8, "six per-file stages, the tags and the rows: {report:#}");
+    assert_eq!(nodes.len(), 9, "seven per-file stages, the tags and the rows: {report:#}");
     assert!(nodes.iter().all(|n| n["status"] == "removed"), "{report:#}");
 }
 

@@ -98,6 +98,7 @@ fn comment_edit_reruns_only_that_files_syntax_queries() {
                 "module_warnings",
                 "outline",
                 "parsed_module",
+                "pattern_tags",
                 "source_text",
                 "syntax_errors"
             ]

@@ -228,3 +228,30 @@ fn editing_the_tags_yaml_or_overlays_config_reruns_only_tag_nodes() {
     assert_eq!(core["overlay"]["reasons"], json!(["set:small"]));
     assert_eq!(files_under(&out), files_under(&cold(&repo.root, &args)));
 }
+
+#[test]
+fn pattern_tags_builtin_and_user_queries() {
+    let repo = repo("idioms");
+    let out = repo.out();
+    let yaml = repo.root.join("tags.yaml");
+    std::fs::write(
+        &yaml,
+        "queries:\n  - tag: sets-sys-modules\n    query: |\n      ; prefilter: sys.modules\n      (assignment left: (subscript value: (attribute) @m (#eq? @m \"sys.modules\")))\n",
+    )
+    .unwrap();
+    let output = build(&repo.root, &out, &["--tags-yaml", yaml.to_str().unwrap()]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let tags: Value = serde_json::from_str(&read(&out, "tags.json")).unwrap();
+    assert_eq!(tags["sets-sys-modules"], json!(["regmod.py"]), "{tags:#}");
+    assert_eq!(tags["dynamic-import"], json!(["precise/readonly.py", "shims/lazy.py"]), "__import__, importlib: {tags:#}");
+    // A changed query re-runs the pattern tags (they need trees), and nothing else parse-bound.
+    std::fs::write(&yaml, "queries:\n  - tag: prints\n    query: '(call function: (identifier) @f (#eq? @f \"print\"))'\n").unwrap();
+    build(&repo.root, &out, &["--tags-yaml", yaml.to_str().unwrap()]);
+    let nodes = ran(&repo.root);
+    assert!(nodes.iter().any(|n| n.starts_with("pattern_tags(")), "{nodes:#?}");
+    for stage in ["imports(", "module_scope(", "outline(", "syntax_errors(", "module_summary("] {
+        assert!(!nodes.iter().any(|n| n.starts_with(stage)), "{stage} re-ran: {nodes:#?}");
+    }
+    let tags: Value = serde_json::from_str(&read(&out, "tags.json")).unwrap();
+    assert!(tags.get("sets-sys-modules").is_none());
+}
