@@ -886,10 +886,11 @@ impl ScopeWalker<'_> {
             }
             return;
         }
-        if function.kind() == "attribute" && function.child_by_field_name("object").is_some_and(|o| self.text(o) != "__all__") {
-            if let DecoratorRef::Imported { .. } = self.decorator_ref(function) {
-                out.push(Stmt::CallImported(self.decorator_ref(function)));
-            }
+        if function.kind() == "attribute"
+            && function.child_by_field_name("object").is_some_and(|o| self.text(o) != "__all__")
+            && let callee @ DecoratorRef::Imported { .. } = self.decorator_ref(function)
+        {
+            out.push(Stmt::CallImported(callee));
         }
         if function.kind() != "attribute" {
             return;

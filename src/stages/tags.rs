@@ -288,6 +288,17 @@ pub fn is_test_path(path: &str) -> bool {
     false
 }
 
+impl OverlayDecision {
+    /// Selected for itself, not only as the parent of an overlaid module.
+    pub fn selected_for_itself(&self) -> bool {
+        self.reasons.iter().any(|r| r != PARENT_OF_OVERLAY)
+    }
+
+    pub fn is_parent(&self) -> bool {
+        self.reasons.iter().any(|r| r == PARENT_OF_OVERLAY)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -336,16 +347,5 @@ mod tests {
         // A path rule is part of the key of the paths it matches only.
         assert_eq!(settings.digest_for("pkg/mod.py"), settings.digest_for("pkg/other.py"));
         assert_ne!(settings.digest_for("pkg/mod.py"), settings.digest_for("pkg/special.py"));
-    }
-}
-
-impl OverlayDecision {
-    /// Selected for itself, not only as the parent of an overlaid module.
-    pub fn selected_for_itself(&self) -> bool {
-        self.reasons.iter().any(|r| r != PARENT_OF_OVERLAY)
-    }
-
-    pub fn is_parent(&self) -> bool {
-        self.reasons.iter().any(|r| r == PARENT_OF_OVERLAY)
     }
 }
