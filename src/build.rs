@@ -148,7 +148,17 @@ fn run_build(
     let src_layout = discovery.src_layout;
     let stats = StatCache::new(cache.and_then(|c| c.stat_entries()).unwrap_or_default());
     let loaded: Vec<Result<(LoadedFile, StatEntry), Problem>> = pool.install(|| {
-        discovery.files.par_iter().map(|file| load(file, src_layout, config.max_file_bytes, &stats)).collect()
+        discovery
+            .files
+            .par_iter()
+            .map(|file| {
+                let stub = discovery.stubs.get(&file.rel_path).and_then(|path| read_stub(path));
+                load(file, src_layout, config.max_file_bytes, &stats).map(|(mut loaded, entry)| {
+                    loaded.stub = stub;
+                    (loaded, entry)
+                })
+            })
+            .collect()
     });
     drop(stats);
     let mut files_to_sync = Vec::with_capacity(loaded.len());
@@ -327,6 +337,7 @@ fn build_key(files: &[LoadedFile], problems: &[Problem], target: &crate::config:
     for file in files {
         update_parts(&mut hasher, [file.path.as_str(), file.module.as_str(), if file.is_package { "1" } else { "0" }, file.encoding.as_str()]);
         hasher.update(&file.hash.0);
+        update_parts(&mut hasher, [file.stub.as_deref().unwrap_or("\u{0}no stub")]);
     }
     let mut problems: Vec<&Problem> = problems.iter().collect();
     problems.sort();
@@ -358,6 +369,13 @@ fn artifact_stats(out: &std::path::Path, artifacts: &[Artifact]) -> Vec<StatEntr
         .collect()
 }
 
+/// The text of a `.pyi` stub beside a source (UTF-8 as stubs must be), or `None` when it
+/// cannot be read — the module then simply has no stub.
+fn read_stub(path: &std::path::Path) -> Option<Arc<str>> {
+    let bytes = std::fs::read(path).ok()?;
+    String::from_utf8(bytes).ok().map(Arc::from)
+}
+
 /// Stat, then read, size-check and decode one file — or, when the stat cache vouches for
 /// it, take its hash and encoding from there without reading it (see [`crate::stat`]).
 fn load(file: &FoundFile, src_layout: bool, max_file_bytes: u64, stats: &StatCache) -> Result<(LoadedFile, StatEntry), Problem> {
@@ -381,6 +399,7 @@ fn load(file: &FoundFile, src_layout: bool, max_file_bytes: u64, stats: &StatCac
         encoding,
         hash,
         text,
+        stub: None,
     };
     if let Some(entry) = stats.get(&file.rel_path).filter(|e| e.trusted_for(&stat)) {
         return Ok((loaded(entry.hash, entry.encoding.clone(), None), entry.clone()));

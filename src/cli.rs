@@ -485,6 +485,7 @@ fn plural(kind: ProblemKind, count: usize) -> &'static str {
         ProblemKind::AllUnbound => ("__all__ name never bound", "__all__ names never bound"),
         ProblemKind::AllDuplicate => ("duplicate __all__ entry", "duplicate __all__ entries"),
         ProblemKind::MissingDocstring => ("public module without a docstring", "public modules without a docstring"),
+        ProblemKind::StubMismatch => ("stub that differs from its module's exports", "stubs that differ from their module's exports"),
     };
     if count == 1 { one } else { many }
 }

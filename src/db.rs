@@ -129,6 +129,10 @@ pub struct SourceFile {
     /// the file unchanged and did not read it: [`source_text`] reads it if a stage needs it.
     #[returns(ref)]
     pub text: Option<Arc<str>>,
+    /// The text of the `.pyi` stub beside the file, if there is one (checkers read it instead
+    /// of the source).
+    #[returns(ref)]
+    pub stub: Option<Arc<str>>,
 }
 
 /// The decoded text of `file`: loaded, or read now from the root. Memoized per content hash.
@@ -203,6 +207,8 @@ pub struct LoadedFile {
     pub hash: ContentHash,
     /// `None` when the stat fast path trusted the recorded hash.
     pub text: Option<Arc<str>>,
+    /// The stub beside the file (always read: stubs are small).
+    pub stub: Option<Arc<str>>,
 }
 
 /// The database plus the inputs of the current file set, by path. Kept across builds in one
@@ -276,6 +282,9 @@ impl Workspace {
                     if input.is_package(db) != file.is_package {
                         input.set_is_package(db).to(file.is_package);
                     }
+                    if *input.stub(db) != file.stub {
+                        input.set_stub(db).to(file.stub);
+                    }
                     input
                 }
                 None => SourceFile::new(
@@ -286,6 +295,7 @@ impl Workspace {
                     file.hash,
                     file.encoding,
                     file.text,
+                    file.stub,
                 ),
             };
             next.insert(file.path, input);

@@ -31,6 +31,9 @@ pub enum ProblemKind {
     AllDuplicate,
     /// Validation: a public module with public definitions has no docstring.
     MissingDocstring,
+    /// Validation: the `.pyi` stub beside a module declares other names than the module
+    /// exports.
+    StubMismatch,
 }
 
 impl ProblemKind {
@@ -46,7 +49,7 @@ impl ProblemKind {
 
     /// A validation warning: reported and counted, never an error of the run.
     pub fn is_warning(self) -> bool {
-        matches!(self, Self::AllUnbound | Self::AllDuplicate | Self::MissingDocstring)
+        matches!(self, Self::AllUnbound | Self::AllDuplicate | Self::MissingDocstring | Self::StubMismatch)
     }
 
     pub fn label(self) -> &'static str {
@@ -61,6 +64,7 @@ impl ProblemKind {
             Self::AllUnbound => "__all__ name never bound",
             Self::AllDuplicate => "duplicate __all__ entry",
             Self::MissingDocstring => "public module without docstring",
+            Self::StubMismatch => "stub differs from the module's exports",
         }
     }
 }

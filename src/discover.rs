@@ -40,6 +40,9 @@ pub struct Discovery {
     pub problems: Vec<Problem>,
     /// `<root>/src` exists and is not itself a package: modules under it drop the `src/` prefix.
     pub src_layout: bool,
+    /// Stubs beside sources: the `.py` path a `.pyi` sits next to (`pkg/mod.pyi` for
+    /// `pkg/mod.py`) → where to read the stub. Never modules of their own.
+    pub stubs: std::collections::BTreeMap<String, PathBuf>,
 }
 
 /// Walk `config.root` and list the Python sources to process.
@@ -79,14 +82,19 @@ pub fn discover(config: &Config) -> Result<Discovery> {
         })
     });
 
-    let mut files = files.into_inner().unwrap();
+    let (stub_files, mut files): (Vec<FoundFile>, Vec<FoundFile>) =
+        files.into_inner().unwrap().into_iter().partition(|f| f.rel_path.ends_with(".pyi"));
     files.sort_by(|a, b| a.rel_path.cmp(&b.rel_path));
     files.dedup_by(|a, b| a.rel_path == b.rel_path);
+    let stubs = stub_files
+        .into_iter()
+        .map(|f| (f.rel_path.strip_suffix('i').unwrap_or(&f.rel_path).to_string(), f.abs_path))
+        .collect();
     let mut problems = problems.into_inner().unwrap();
     problems.sort();
     let src = root.join("src");
     let src_layout = src.is_dir() && !src.join("__init__.py").exists();
-    Ok(Discovery { files, problems, src_layout })
+    Ok(Discovery { files, problems, src_layout, stubs })
 }
 
 fn build_globset(globs: &[String]) -> Result<Option<GlobSet>> {
@@ -134,7 +142,7 @@ fn classify(
     max_file_bytes: u64,
 ) -> Option<Result<FoundFile, Problem>> {
     let path = entry.path();
-    if path.extension().is_none_or(|ext| ext != "py") {
+    if path.extension().is_none_or(|ext| ext != "py" && ext != "pyi") {
         return None;
     }
     let file_type = entry.file_type()?;

@@ -85,6 +85,7 @@ pub fn source_digest(db: &dyn Db, file: SourceFile) -> [u8; 32] {
     let mut hasher = blake3::Hasher::new();
     hasher.update(&file.content_hash(db).0);
     update_parts(&mut hasher, [file.module(db).as_str(), if file.is_package(db) { "1" } else { "0" }, file.encoding(db).as_str()]);
+    update_parts(&mut hasher, [file.stub(db).as_deref().unwrap_or("\u{0}no stub")]);
     *hasher.finalize().as_bytes()
 }
 
@@ -126,6 +127,7 @@ pub fn rows_inputs(db: &dyn Db, file: SourceFile, (fan_in, fan_out, _): Fan, lab
         ("module", file.module(db).clone()),
         ("is_package", file.is_package(db).to_string()),
         ("encoding", file.encoding(db).clone()),
+        ("stub", file.stub(db).as_deref().map_or_else(|| "none".to_string(), |s| blake3::hash(s.as_bytes()).to_hex()[..16].to_string())),
         ("resolved_imports", digest(resolved_imports(db, file))),
         ("exports", digest(exports(db, file))),
         ("reexports", digest(reexports(db, file))),
@@ -160,7 +162,7 @@ pub fn tag_facts(db: &dyn Db, file: SourceFile, (fan_in, fan_out, in_cycle): Fan
         has_main_guard: module_scope(db, file).has_main_guard,
         type_checking_imports: summary.type_checking_imports,
         max_params: summary.max_params,
-        has_stub,
+        has_stub: has_stub || file.stub(db).is_some(),
         overlay_parent,
         pattern_tags: crate::stages::patterns::pattern_tags(db, file).clone(),
     }

@@ -29,6 +29,8 @@ pub struct ModuleRecord {
     pub parse_errors: u32,
     /// First line of the module docstring.
     pub docstring: Option<String>,
+    /// The `.pyi` stub beside the module (type checkers read it instead), or null.
+    pub stub_path: Option<String>,
     /// Rows this module contributes to `symbols.jsonl` and `imports.jsonl`.
     pub symbol_count: u32,
     pub import_count: u32,
@@ -66,6 +68,7 @@ pub fn module_record(db: &dyn Db, file: SourceFile) -> ModuleRecord {
         lines: line_count(text),
         parse_errors: syntax_errors(db, file).count,
         docstring: module_docstring(db, file).clone(),
+        stub_path: file.stub(db).as_ref().map(|_| format!("{}i", file.path(db))),
         symbol_count: outline(db, file).symbols.len() as u32,
         import_count: imports(db, file).imports.len() as u32,
         all: exports(db, file).all.clone(),

@@ -53,6 +53,25 @@ pub fn module_warnings(db: &dyn Db, file: SourceFile) -> Vec<Warning> {
             }
         }
     }
+    if let Some(stub) = crate::stages::stub::stub_star_names(db, file)
+        && exports.complete
+    {
+        let stub: std::collections::BTreeSet<&String> = stub.iter().collect();
+        let module: std::collections::BTreeSet<&String> =
+            exports.names.iter().chain(&exports.maybe).filter(|n| crate::stages::stub::is_identifier(n)).collect();
+        if stub != module {
+            let only_stub: Vec<&&String> = stub.difference(&module).take(5).collect();
+            let only_module: Vec<&&String> = module.difference(&stub).take(5).collect();
+            warnings.push(Warning {
+                kind: ProblemKind::StubMismatch,
+                line: None,
+                message: format!(
+                    "{}i: `from m import *` binds other names on the stub than on the module (stub only: {only_stub:?}; module only: {only_module:?})",
+                    file.path(db)
+                ),
+            });
+        }
+    }
     let path = file.path(db);
     let public_symbols = outline(db, file).symbols.iter().any(|s| s.is_public && !s.qualname.contains('.'));
     // A module with syntax errors may have a docstring the parse lost.

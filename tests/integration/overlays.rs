@@ -91,6 +91,18 @@ fn tags_decisions_and_stubs_snapshots() {
     assert_eq!(record("registry/_export.py")["tags"], json!(["private"]));
     assert_eq!(record("submods/__init__.py")["tags"], json!(["package", "public-api"]));
     assert!(record("precise/writes.py")["tags"].as_array().unwrap().contains(&json!("incomplete-exports")));
+    // A stub beside a module: its path, a tag, a warning where its names differ, and the
+    // overlay starts from it.
+    let core = record("stubbed/core.py");
+    assert_eq!(core["stub_path"], json!("stubbed/core.pyi"));
+    assert!(core["tags"].as_array().unwrap().contains(&json!("has-stub")));
+    let stub = read(&out, "overlays/stubbed/core.pyi");
+    assert!(stub.contains("def impl_fn() -> int: ...") && stub.contains("extra: Incomplete"), "{stub}");
+    let diagnostics = jsonl(&out, "diagnostics.jsonl");
+    let mismatch = diagnostics.iter().find(|d| d["kind"] == "stub_mismatch").expect("a stub_mismatch warning");
+    assert_eq!(mismatch["path"], json!("stubbed/core.py"));
+    assert!(mismatch["message"].as_str().unwrap().contains("module only: [\"extra\"]"), "{mismatch}");
+    assert!(!diagnostics.iter().any(|d| d["kind"] == "stub_mismatch" && d["path"] != "stubbed/core.py"));
 }
 
 /// The typecheck fixture: `api/__init__.py` builds `__all__` with a helper, `api/extra.py` with
