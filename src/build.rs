@@ -785,14 +785,12 @@ fn write_outputs(config: &Config, artifacts: &[Artifact]) -> Result<()> {
     if config.out_is_default {
         write_atomic(&out.join(".gitignore"), b"# Written by codeintel-enrich.\n*\n")?;
     }
-    for artifact in artifacts {
-        match &artifact.body {
-            Body::Contents(contents) => write_atomic(&out.join(&artifact.path), contents)?,
-            Body::Linked(source) => link_atomic(source, &out.join(&artifact.path))?,
-            Body::OnDisk => {}
-        }
-    }
-    Ok(())
+    // Many small artifacts (overlays) are written in parallel: each write is independent.
+    artifacts.par_iter().try_for_each(|artifact| match &artifact.body {
+        Body::Contents(contents) => write_atomic(&out.join(&artifact.path), contents),
+        Body::Linked(source) => link_atomic(source, &out.join(&artifact.path)),
+        Body::OnDisk => Ok(()),
+    })
 }
 
 /// Create the output directory and take its lock (on the marker file): builds writing one
