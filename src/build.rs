@@ -178,7 +178,8 @@ fn run_build(
         cache.set_files_read(files_read, files_to_sync.len());
     }
     let settings = TagSettings::new(config);
-    let build_key = build_key(&files_to_sync, &problems, &config.target, &settings.digest());
+    let outputs_asked = format!("{} slices={}:{:?}", settings.digest(), config.emit_slices, config.slices_filter);
+    let build_key = build_key(&files_to_sync, &problems, &config.target, &outputs_asked);
     workspace.set_target(&config.target);
     let queries: Vec<(String, String)> = config.tags.queries.iter().map(|q| (q.tag.clone(), q.source.clone())).collect();
     workspace.set_user_patterns(&queries).map_err(|e| anyhow::anyhow!("tags YAML: {e}"))?;
@@ -276,6 +277,9 @@ fn run_build(
         Some(graphs) => artifacts.extend(graphs),
         None => artifacts.extend(render_graphs(import_graph(&workspace.db, Project::get(&workspace.db)))),
     }
+    if config.emit_slices {
+        artifacts.extend(render_slices(config, &artifacts, last_build.as_ref(), cache.map(StageCache::artifacts_dir).as_deref())?);
+    }
     report.artifacts = artifacts
         .iter()
         .map(|a| ArtifactSummary { path: a.path.clone(), rows: a.rows, bytes: a.bytes })
@@ -284,7 +288,7 @@ fn run_build(
     phase("render", &mut timings);
     if !config.dry_run {
         write_outputs(config, &artifacts)?;
-        remove_stale_overlays(config, cache.map(StageCache::artifacts_dir).as_deref(), last_build.as_ref(), &artifacts);
+        remove_stale_artifacts(config, cache.map(StageCache::artifacts_dir).as_deref(), last_build.as_ref(), &artifacts);
         if let Some(cache) = cache {
             keep_artifacts(&config.out, &cache.artifacts_dir(), &artifacts)?;
         }
@@ -692,21 +696,56 @@ fn render_overlays(
     artifacts
 }
 
-/// Remove the overlays of the last build that this one did not write (modules no longer
-/// selected, or gone), in the output directory and the cache's copy, and directories they
-/// leave empty.
-fn remove_stale_overlays(config: &Config, kept: Option<&std::path::Path>, last: Option<&BuildRecord>, artifacts: &[Artifact]) {
+/// The bytes of an artifact, wherever they are.
+fn artifact_bytes<'a>(out: &std::path::Path, artifact: &'a Artifact) -> Result<std::borrow::Cow<'a, [u8]>> {
+    Ok(match &artifact.body {
+        Body::Contents(bytes) => std::borrow::Cow::Borrowed(bytes.as_slice()),
+        Body::OnDisk => std::borrow::Cow::Owned(std::fs::read(out.join(&artifact.path)).with_context(|| format!("cannot read {}", artifact.path))?),
+        Body::Linked(source) => std::borrow::Cow::Owned(std::fs::read(source).with_context(|| format!("cannot read {}", source.display()))?),
+    })
+}
+
+/// The slices (`--emit-slices`), from the assembled artifacts; an unchanged slice stays on disk.
+fn render_slices(config: &Config, artifacts: &[Artifact], last: Option<&BuildRecord>, kept: Option<&std::path::Path>) -> Result<Vec<Artifact>> {
+    let find = |name: &str| artifacts.iter().find(|a| a.path == name).expect("row and graph artifacts are rendered first");
+    let modules = artifact_bytes(&config.out, find("modules.jsonl"))?;
+    let symbols = artifact_bytes(&config.out, find("symbols.jsonl"))?;
+    let graph = artifact_bytes(&config.out, find("graphs/imports.json"))?;
+    let filter = (!config.slices_filter.is_empty()).then(|| {
+        let mut builder = globset::GlobSetBuilder::new();
+        for glob in &config.slices_filter {
+            builder.add(globset::Glob::new(glob).expect("validated by the CLI"));
+        }
+        builder.build().expect("validated by the CLI")
+    });
+    let slices = crate::writers::slices::render(&modules, &symbols, &graph, filter.as_ref());
+    Ok(slices
+        .into_iter()
+        .map(|(path, bytes)| {
+            let hash = *blake3::hash(&bytes).as_bytes();
+            let previous = last.and_then(|l| l.artifact(&path)).filter(|(_, _, h)| *h == hash).and_then(|_| {
+                previous_artifact(&config.out, kept.unwrap_or(std::path::Path::new("/nonexistent")), last?, &path)
+            });
+            previous.unwrap_or_else(|| Artifact::new(path, 1, bytes))
+        })
+        .collect())
+}
+
+/// Remove the artifacts of the last build that this one did not write (overlays of modules no
+/// longer selected, slices no longer asked for, files gone), in the output directory and the
+/// cache's copy, and the directories they leave empty.
+fn remove_stale_artifacts(config: &Config, kept: Option<&std::path::Path>, last: Option<&BuildRecord>, artifacts: &[Artifact]) {
     let Some(last) = last else { return };
     let current: std::collections::BTreeSet<&str> = artifacts.iter().map(|a| a.path.as_str()).collect();
     for (path, ..) in &last.artifacts {
-        if !path.starts_with("overlays/") || current.contains(path.as_str()) {
+        if current.contains(path.as_str()) {
             continue;
         }
         for dir in std::iter::once(config.out.as_path()).chain(kept) {
             let file = dir.join(path);
             if std::fs::remove_file(&file).is_ok() {
                 let mut parent = file.parent();
-                while let Some(p) = parent.filter(|p| p.starts_with(dir.join("overlays")) && *p != dir) {
+                while let Some(p) = parent.filter(|p| p.starts_with(dir) && *p != dir) {
                     if std::fs::remove_dir(p).is_err() {
                         break;
                     }

@@ -95,6 +95,15 @@ pub struct Cli {
     #[arg(long, global = true, value_name = "N")]
     pub export_hub_threshold: Option<u32>,
 
+    /// Write one compact JSON slice per module under `slices/` (record, outline, neighbours).
+    #[arg(long, global = true)]
+    pub emit_slices: bool,
+
+    /// Only modules whose repo-relative path matches GLOB get slices (repeatable; implies
+    /// --emit-slices).
+    #[arg(long, global = true, value_name = "GLOB")]
+    pub slices_filter: Vec<String>,
+
     /// More log output (-v: info, -vv: debug, -vvv: trace).
     #[arg(long, short = 'v', global = true, action = ArgAction::Count, conflicts_with = "quiet")]
     pub verbose: u8,
@@ -165,7 +174,7 @@ pub fn construct_config(cli: &Cli, cwd: &Path) -> Result<Config> {
     if let Some(0) = cli.jobs {
         bail!("--jobs must be at least 1");
     }
-    for glob in cli.only.iter().chain(&cli.exclude) {
+    for glob in cli.only.iter().chain(&cli.exclude).chain(&cli.slices_filter) {
         globset::Glob::new(glob).with_context(|| format!("invalid glob {glob:?}"))?;
     }
     let mut config = Config::new(root, out);
@@ -182,6 +191,8 @@ pub fn construct_config(cli: &Cli, cwd: &Path) -> Result<Config> {
         None => config.root.join(DEFAULT_CACHE_DIR),
     });
     config.follow_links = cli.follow_links;
+    config.emit_slices = cli.emit_slices || !cli.slices_filter.is_empty();
+    config.slices_filter = cli.slices_filter.clone();
     // `[tool.codeintel-enrich]` in pyproject.toml, then the command line.
     let tool = crate::inputs::pyproject::load(&config.root)?;
     let pyproject = config.root.join("pyproject.toml");

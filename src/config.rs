@@ -203,6 +203,10 @@ pub struct Config {
     pub tags: TagsConfig,
     /// The overlay set chosen with `--overlays-set` from `--overlays-config`, if any.
     pub overlay_set: Option<OverlaySet>,
+    /// Write `slices/<path>.json` for the modules `slices_filter` selects (all when empty).
+    pub emit_slices: bool,
+    /// Repo-relative globs selecting the modules that get slices.
+    pub slices_filter: Vec<String>,
 }
 
 impl Config {
@@ -224,6 +228,8 @@ impl Config {
             thresholds: Thresholds::default(),
             tags: TagsConfig::default(),
             overlay_set: None,
+            emit_slices: false,
+            slices_filter: Vec::new(),
         }
     }
 }

@@ -5,6 +5,7 @@
 //! temporary file in the same directory and renamed over the old one.
 
 pub mod jsonl;
+pub mod slices;
 
 use std::io::Write;
 use std::path::Path;

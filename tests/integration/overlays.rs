@@ -267,3 +267,22 @@ fn pattern_tags_builtin_and_user_queries() {
     let tags: Value = serde_json::from_str(&read(&out, "tags.json")).unwrap();
     assert!(tags.get("sets-sys-modules").is_none());
 }
+
+#[test]
+fn slices_for_the_selected_modules() {
+    let repo = repo("idioms");
+    let out = repo.out();
+    build(&repo.root, &out, &["--slices-filter", "registry/*.py"]);
+    let slices = files_under(&out.join("slices"));
+    assert_eq!(slices.len(), 6, "{:?}", slices.keys());
+    let export: Value = serde_json::from_slice(&slices["registry/_export.py.json"]).unwrap();
+    assert_eq!(export["module"]["path"], "registry/_export.py");
+    assert_eq!(export["imported_by"], json!(["registry", "registry.api", "registry.mixed", "registry.reexported"]));
+    assert_eq!(export["outline"][0]["signature"], "def export(obj)");
+    assert_eq!(export["outline"][0]["doc"], "Add obj to its module's __all__, creating it when absent.");
+    // Without slices the next build removes them; asking again brings them back.
+    build(&repo.root, &out, &[]);
+    assert!(!out.join("slices").exists() || files_under(&out.join("slices")).is_empty());
+    build(&repo.root, &out, &["--emit-slices"]);
+    assert_eq!(files_under(&out.join("slices")).len(), jsonl(&out, "modules.jsonl").len());
+}
