@@ -178,7 +178,8 @@ fn run_build(
         cache.set_files_read(files_read, files_to_sync.len());
     }
     let settings = TagSettings::new(config);
-    let outputs_asked = format!("{} slices={}:{:?}", settings.digest(), config.emit_slices, config.slices_filter);
+    let outputs_asked =
+        format!("{} slices={}:{:?} ast={}", settings.digest(), config.emit_slices, config.slices_filter, config.emit_ast);
     let build_key = build_key(&files_to_sync, &problems, &config.target, &outputs_asked);
     workspace.set_target(&config.target);
     let queries: Vec<(String, String)> = config.tags.queries.iter().map(|q| (q.tag.clone(), q.source.clone())).collect();
@@ -276,6 +277,10 @@ fn run_build(
     match previous_graphs {
         Some(graphs) => artifacts.extend(graphs),
         None => artifacts.extend(render_graphs(import_graph(&workspace.db, Project::get(&workspace.db)))),
+    }
+    if config.emit_ast && !config.dry_run {
+        let kept = cache.map(StageCache::artifacts_dir);
+        artifacts.extend(render_asts(workspace, pool, &files, &outputs, previous.as_ref(), config, kept.as_deref(), last_build.as_ref())?);
     }
     if config.emit_slices {
         artifacts.extend(render_slices(config, &artifacts, last_build.as_ref(), cache.map(StageCache::artifacts_dir).as_deref())?);
@@ -701,8 +706,56 @@ fn artifact_bytes<'a>(out: &std::path::Path, artifact: &'a Artifact) -> Result<s
     Ok(match &artifact.body {
         Body::Contents(bytes) => std::borrow::Cow::Borrowed(bytes.as_slice()),
         Body::OnDisk => std::borrow::Cow::Owned(std::fs::read(out.join(&artifact.path)).with_context(|| format!("cannot read {}", artifact.path))?),
-        Body::Linked(source) => std::borrow::Cow::Owned(std::fs::read(source).with_context(|| format!("cannot read {}", source.display()))?),
+        Body::Linked(source) | Body::Staged(source) => {
+            std::borrow::Cow::Owned(std::fs::read(source).with_context(|| format!("cannot read {}", source.display()))?)
+        }
     })
+}
+
+/// The syntax trees (`--emit-ast`): rendered for the files whose source changed since the
+/// last build or whose previous tree is gone, streamed to temporary files; the others stay.
+#[allow(clippy::too_many_arguments)]
+fn render_asts(
+    workspace: &mut Workspace,
+    pool: &rayon::ThreadPool,
+    files: &[SourceFile],
+    outputs: &[FileOutput],
+    previous: Option<&PreviousRows>,
+    config: &Config,
+    kept: Option<&std::path::Path>,
+    last: Option<&BuildRecord>,
+) -> Result<Vec<Artifact>> {
+    use crate::writers::ast::AstSink;
+    let mut artifacts = Vec::new();
+    let mut to_render = Vec::new();
+    for (file, output) in files.iter().zip(outputs) {
+        let path = &output.entry.path;
+        let name = AstSink::artifact_path(path);
+        let same_source = previous.and_then(|p| p.entry(path)).is_some_and(|e| e.source == output.entry.source);
+        let kept_one = same_source.then(|| last.zip(kept).and_then(|(last, kept)| previous_artifact(&config.out, kept, last, &name))).flatten();
+        match kept_one {
+            Some(artifact) => artifacts.push(artifact),
+            None => to_render.push(*file),
+        }
+    }
+    let sink = AstSink::new(&config.out);
+    for chunk in to_render.chunks(CHUNK_FILES) {
+        let results = for_each_file(workspace, pool, chunk, |db, file| {
+            let tree = crate::stages::parse::parsed_module(db, file);
+            sink.stage(file.path(db), tree.root(), crate::db::source_text(db, file))
+        });
+        results.into_iter().collect::<Result<Vec<()>>>()?;
+        salsa::Database::trigger_lru_eviction(&mut workspace.db);
+    }
+    artifacts.extend(sink.into_staged().into_iter().map(|t| Artifact {
+        path: t.path,
+        rows: 1,
+        bytes: t.bytes,
+        hash: t.hash,
+        body: Body::Staged(t.staged),
+    }));
+    artifacts.sort_by(|a, b| a.path.cmp(&b.path));
+    Ok(artifacts)
 }
 
 /// The slices (`--emit-slices`), from the assembled artifacts; an unchanged slice stays on disk.
@@ -828,6 +881,8 @@ fn write_outputs(config: &Config, artifacts: &[Artifact]) -> Result<()> {
     artifacts.par_iter().try_for_each(|artifact| match &artifact.body {
         Body::Contents(contents) => write_atomic(&out.join(&artifact.path), contents),
         Body::Linked(source) => link_atomic(source, &out.join(&artifact.path)),
+        Body::Staged(staged) => std::fs::rename(staged, out.join(&artifact.path))
+            .with_context(|| format!("cannot move {} into place", artifact.path)),
         Body::OnDisk => Ok(()),
     })
 }

@@ -104,6 +104,11 @@ pub struct Cli {
     #[arg(long, global = true, value_name = "GLOB")]
     pub slices_filter: Vec<String>,
 
+    /// Write each module's tree-sitter syntax tree as JSON under `ast/` (only for files whose
+    /// tree changed).
+    #[arg(long, global = true)]
+    pub emit_ast: bool,
+
     /// More log output (-v: info, -vv: debug, -vvv: trace).
     #[arg(long, short = 'v', global = true, action = ArgAction::Count, conflicts_with = "quiet")]
     pub verbose: u8,
@@ -193,6 +198,7 @@ pub fn construct_config(cli: &Cli, cwd: &Path) -> Result<Config> {
     config.follow_links = cli.follow_links;
     config.emit_slices = cli.emit_slices || !cli.slices_filter.is_empty();
     config.slices_filter = cli.slices_filter.clone();
+    config.emit_ast = cli.emit_ast;
     // `[tool.codeintel-enrich]` in pyproject.toml, then the command line.
     let tool = crate::inputs::pyproject::load(&config.root)?;
     let pyproject = config.root.join("pyproject.toml");

@@ -207,6 +207,8 @@ pub struct Config {
     pub emit_slices: bool,
     /// Repo-relative globs selecting the modules that get slices.
     pub slices_filter: Vec<String>,
+    /// Write each module's syntax tree as JSON under `ast/`.
+    pub emit_ast: bool,
 }
 
 impl Config {
@@ -230,6 +232,7 @@ impl Config {
             overlay_set: None,
             emit_slices: false,
             slices_filter: Vec::new(),
+            emit_ast: false,
         }
     }
 }

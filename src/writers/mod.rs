@@ -4,6 +4,7 @@
 //! would be written and a failure never leaves a half-written file: each file is written to a
 //! temporary file in the same directory and renamed over the old one.
 
+pub mod ast;
 pub mod jsonl;
 pub mod slices;
 
@@ -33,6 +34,9 @@ pub enum Body {
     OnDisk,
     /// In this file elsewhere (verified): linked, or copied, into place.
     Linked(std::path::PathBuf),
+    /// Written by this build to a temporary file beside its place (a syntax tree): renamed
+    /// into place.
+    Staged(std::path::PathBuf),
 }
 
 impl Artifact {

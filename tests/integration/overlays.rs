@@ -286,3 +286,32 @@ fn slices_for_the_selected_modules() {
     build(&repo.root, &out, &["--emit-slices"]);
     assert_eq!(files_under(&out.join("slices")).len(), jsonl(&out, "modules.jsonl").len());
 }
+
+#[test]
+fn syntax_trees_are_written_for_changed_files_only() {
+    let repo = repo("idioms");
+    let out = repo.out();
+    build(&repo.root, &out, &["--emit-ast"]);
+    let trees = files_under(&out.join("ast"));
+    assert_eq!(trees.len(), jsonl(&out, "modules.jsonl").len());
+    let tree: Value = serde_json::from_slice(&trees["walrus/places.py.json"]).unwrap();
+    assert_eq!(tree["kind"], "module");
+    assert_eq!(tree["children"][0]["kind"], "expression_statement", "the docstring");
+    // An edit re-renders that file's tree only.
+    let file = repo.root.join("shims/impl.py");
+    std::fs::write(&file, std::fs::read_to_string(&file).unwrap() + "added = 4\n").unwrap();
+    build(&repo.root, &out, &["--emit-ast"]);
+    let written: Vec<String> = explain(&repo.root)["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|n| n["stage"] == "write" && n["subject"].as_str().unwrap().starts_with("ast/") && n["status"] != "reused")
+        .map(|n| n["subject"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(written, ["ast/shims/impl.py.json"]);
+    let tree: Value = serde_json::from_str(&read(&out, "ast/shims/impl.py.json")).unwrap();
+    assert!(tree.to_string().contains("\"added\""));
+    assert_eq!(files_under(&out.join("ast")).len(), trees.len());
+    // No leftovers of the staging.
+    assert!(files_under(&out).keys().all(|p| !p.contains(".tmp-")));
+}
