@@ -127,7 +127,7 @@ pub fn write_tree<'t>(out: &mut impl std::io::Write, root: Node<'t>, text: &str)
                 let mut children = Vec::new();
                 for i in 0..node.child_count() {
                     let Some(child) = node.child(i) else { continue };
-                    let child_field = node.field_name_for_child(i as u32);
+                    let child_field = node.field_name_for_child(i);
                     if written(child, child_field) {
                         children.push((child, child_field));
                     }
