@@ -2,6 +2,7 @@
 //! and the `[tool.codeintel-enrich]` table of `pyproject.toml`. Each is read and validated
 //! before any output is touched; an error names the file, the line and column, and the key.
 
+pub mod coverage;
 pub mod overlays_config;
 pub mod pyproject;
 pub mod tags_yaml;

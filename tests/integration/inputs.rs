@@ -1,0 +1,222 @@
+//! The external-input readers (`src/inputs/{coverage,pyrefly,owners,history}.rs`): each against
+//! its fixture, with figures checked by an independent Python oracle reading the same file,
+//! and against malformed input.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use codeintel_enrich::inputs::coverage::{self, CoverageReport};
+
+use crate::support::{copy_dir, fixture_dir};
+
+/// Where `fixtures/*/make_fixtures.sh` ran the tools: the absolute prefix in the reports.
+const COVERAGE_WORK: &str = "/tmp/codeintel-enrich-fixtures/coverage";
+
+fn oracle(fixture: &str, report: &Path, repo_root: &Path) -> serde_json::Value {
+    let output = Command::new("python3")
+        .arg(fixture_dir(fixture).join("oracle.py"))
+        .arg(report)
+        .arg(repo_root)
+        .output()
+        .expect("python3 runs");
+    assert!(output.status.success(), "oracle failed: {}", String::from_utf8_lossy(&output.stderr));
+    serde_json::from_slice(&output.stdout).unwrap()
+}
+
+/// A copy of a fixture in a temporary directory, with `report` rewritten so that the absolute
+/// prefix the generator ran in becomes the copy (as if the tool had run there).
+fn relocated(fixture: &str, work: &str, report: &str) -> (tempfile::TempDir, PathBuf, PathBuf) {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("repo");
+    copy_dir(&fixture_dir(fixture), &root);
+    let root = root.canonicalize().unwrap();
+    let text = std::fs::read_to_string(fixture_dir(fixture).join(report)).unwrap();
+    let path = root.join(report);
+    std::fs::write(&path, text.replace(work, root.to_str().unwrap())).unwrap();
+    (tmp, root, path)
+}
+
+fn assert_coverage_matches(report: &CoverageReport, expected: &serde_json::Value) {
+    let files = expected["files"].as_object().unwrap();
+    let keys: Vec<&String> = report.files.keys().collect();
+    assert_eq!(keys, files.keys().collect::<Vec<_>>(), "the same files");
+    for (path, figures) in files {
+        let file = &report.files[path];
+        let close = |a: f64, b: &serde_json::Value| (a - b.as_f64().unwrap()).abs() < 1e-12;
+        assert!(close(file.line_rate, &figures["line_rate"]), "{path}: line_rate {} vs {}", file.line_rate, figures["line_rate"]);
+        match file.branch_rate {
+            Some(rate) => assert!(close(rate, &figures["branch_rate"]), "{path}: branch_rate {rate} vs {}", figures["branch_rate"]),
+            None => assert!(figures["branch_rate"].is_null(), "{path}: branch_rate"),
+        }
+        assert_eq!(u64::from(file.lines_valid), figures["lines_valid"].as_u64().unwrap(), "{path}");
+        assert_eq!(u64::from(file.lines_covered), figures["lines_covered"].as_u64().unwrap(), "{path}");
+        assert_eq!(u64::from(file.branches_valid), figures["branches_valid"].as_u64().unwrap(), "{path}");
+        assert_eq!(u64::from(file.branches_covered), figures["branches_covered"].as_u64().unwrap(), "{path}");
+    }
+    let unmapped: Vec<String> = expected["unmapped"].as_array().unwrap().iter().map(|v| v.as_str().unwrap().to_string()).collect();
+    assert_eq!(report.unmapped, unmapped);
+}
+
+#[test]
+fn coverage_reports_match_the_oracle() {
+    for name in ["coverage.xml", "coverage-sources.xml", "coverage-relative.xml", "coverage-empty-source.xml"] {
+        let (_tmp, root, path) = relocated("coverage", COVERAGE_WORK, name);
+        let report = coverage::load(&path, &root).unwrap();
+        assert_coverage_matches(&report, &oracle("coverage", &path, &root));
+        // Figures known from the fixture itself: calc/ops.py has 24 statements, 5 never run,
+        // and 14 branch destinations, 5 never taken.
+        let ops = &report.files["calc/ops.py"];
+        assert_eq!((ops.lines_valid, ops.lines_covered, ops.branches_valid, ops.branches_covered), (24, 19, 14, 9), "{name}");
+        assert_eq!(report.files["calc/__init__.py"].branch_rate, None, "{name}: no branch, no rate");
+        assert_eq!(report.files["tools/report.py"].lines_covered, 4, "{name}");
+        assert!(report.unmapped.is_empty(), "{name}: {:?}", report.unmapped);
+    }
+}
+
+#[test]
+fn coverage_report_from_another_checkout() {
+    // The committed report as it is: its absolute <source> is no prefix of this root, so the
+    // relative filenames are taken as repo-relative.
+    let path = fixture_dir("coverage").join("coverage.xml");
+    let root = fixture_dir("coverage");
+    let report = coverage::load(&path, &root).unwrap();
+    assert_coverage_matches(&report, &oracle("coverage", &path, &root));
+    assert!(report.files.contains_key("tests/test_ops.py"));
+    // The root it was made in, spelled as the report spells it (nothing needs to exist there).
+    let report = coverage::load(&path, Path::new(COVERAGE_WORK)).unwrap();
+    assert_eq!(report.files.len(), 5);
+}
+
+#[test]
+fn coverage_unmapped_and_merged() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("repo");
+    std::fs::create_dir_all(root.join("pkg")).unwrap();
+    std::fs::write(root.join("pkg/b.py"), "").unwrap();
+    let xml = format!(
+        r#"<?xml version="1.0" ?>
+<coverage version="7.17.5" line-rate="1" branch-rate="1">
+  <sources><source>{root}/src</source><source>{root}</source><source>/elsewhere</source></sources>
+  <packages><package name="p"><classes>
+    <class name="a" filename="a.py" line-rate="1" branch-rate="1"><methods><method name="m"><lines><line number="1" hits="5"/></lines></method></methods>
+      <lines><line number="1" hits="0"/><line number="2" hits="3" branch="true" condition-coverage="50% (1/2)"/></lines></class>
+    <class name="a2" filename="{root}/src/a.py" line-rate="0"><lines><line number="1" hits="1"/><line number="2" hits="0" branch="true" condition-coverage="0% (0/2)"/><line number="3" hits="0"/></lines></class>
+    <class name="b" filename="pkg/b.py"><lines/></class>
+    <class name="site" filename="/usr/lib/python3/site.py"><lines><line number="1" hits="1"/></lines></class>
+    <class name="up" filename="../../outside.py"><lines><line number="1" hits="1"/></lines></class>
+  </classes></package></packages>
+</coverage>
+"#,
+        root = root.display()
+    );
+    let path = root.join("coverage.xml");
+    std::fs::write(&path, xml).unwrap();
+    let report = coverage::load(&path, &root).unwrap();
+    assert_coverage_matches(&report, &oracle("coverage", &path, &root));
+    // `a.py` under the first root (no file exists anywhere: the first root wins), merged line
+    // by line with the absolute spelling; the <methods> lines do not count.
+    let a = &report.files["src/a.py"];
+    assert_eq!((a.lines_valid, a.lines_covered, a.branches_valid, a.branches_covered), (3, 2, 2, 1));
+    // `pkg/b.py` exists under the second root only: the existing file wins over src/pkg/b.py.
+    assert_eq!(report.files["pkg/b.py"].lines_valid, 0);
+    assert_eq!(report.files["pkg/b.py"].line_rate, 1.0);
+    assert_eq!(report.unmapped, vec!["../../outside.py".to_string(), "/usr/lib/python3/site.py".to_string()]);
+}
+
+fn coverage_error(xml: &str) -> String {
+    let err = coverage::parse(Path::new("cov.xml"), xml.as_bytes(), Path::new("/repo")).unwrap_err().to_string();
+    assert!(err.starts_with("cov.xml:"), "{err}");
+    err
+}
+
+#[test]
+fn coverage_malformed() {
+    let good = std::fs::read_to_string(fixture_dir("coverage").join("coverage.xml")).unwrap();
+    // Truncated: the open root is named, with where it opened.
+    let err = coverage_error(&good[..good.len() / 2]);
+    assert!(err.contains("not closed") || err.contains("invalid XML"), "{err}");
+    // Not Cobertura.
+    let err = coverage_error("<?xml version=\"1.0\"?>\n<html><body/></html>\n");
+    assert_eq!(err, "cov.xml:2:1: html: not a Cobertura report: the root element is <html>, expected <coverage>");
+    let err = coverage_error("<coverage>\n <packages><package><classes>\n  <class name=\"x\"/>");
+    assert_eq!(err, "cov.xml:3:3: class: missing attribute filename: not a Cobertura report");
+    let err = coverage_error("<coverage><packages><package><classes><class filename=\"a.py\"><lines>\n<line number=\"x\" hits=\"1\"/>");
+    assert_eq!(err, "cov.xml:2:1: line: number=\"x\" is not a line number");
+    let err = coverage_error(
+        "<coverage><packages><package><classes><class filename=\"a.py\"><lines>\n  <line number=\"1\" hits=\"1\" branch=\"true\" condition-coverage=\"50%\"/>",
+    );
+    assert_eq!(err, "cov.xml:2:3: line: condition-coverage=\"50%\" is not of the form \"50% (1/2)\"");
+    let err = coverage_error("<coverage><sources></source></coverage>");
+    assert!(err.starts_with("cov.xml:1:") && err.contains("invalid XML"), "{err}");
+    let err = coverage_error("");
+    assert_eq!(err, "cov.xml:1:1: xml: no root element: not a Cobertura report");
+    let err = coverage_error("<coverage/><coverage/>");
+    assert_eq!(err, "cov.xml:1:12: coverage: a second root element: not a Cobertura report");
+    // A missing file.
+    let err = coverage::load(Path::new("/nonexistent/coverage.xml"), Path::new("/")).unwrap_err().to_string();
+    assert!(err.starts_with("/nonexistent/coverage.xml: cannot read"), "{err}");
+}
+
+/// A small seeded generator (xorshift64*), so a failure names its case.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+    fn below(&mut self, n: usize) -> usize {
+        (self.next() % n.max(1) as u64) as usize
+    }
+}
+
+#[test]
+fn coverage_mutations_never_panic() {
+    let good = std::fs::read(fixture_dir("coverage").join("coverage-sources.xml")).unwrap();
+    let origin = Path::new("mutant.xml");
+    let mut rng = Rng(0x5eed_c0de_2026_0001);
+    let (mut ok, mut errors) = (0, 0);
+    for case in 0..600 {
+        let mut bytes = good.clone();
+        for _ in 0..1 + rng.below(4) {
+            match rng.below(5) {
+                0 => bytes.truncate(rng.below(bytes.len() + 1)),
+                1 if !bytes.is_empty() => {
+                    let i = rng.below(bytes.len());
+                    bytes[i] ^= 1 << rng.below(8);
+                }
+                2 if !bytes.is_empty() => {
+                    let i = rng.below(bytes.len());
+                    let alphabet = b"<>/\"'=&;# (%)0123456789\n\xff";
+                    bytes[i] = alphabet[rng.below(alphabet.len())];
+                }
+                3 => {
+                    let i = rng.below(bytes.len() + 1);
+                    bytes.insert(i, rng.next() as u8);
+                }
+                _ if !bytes.is_empty() => {
+                    let i = rng.below(bytes.len());
+                    let j = (i + rng.below(64)).min(bytes.len());
+                    bytes.drain(i..j);
+                }
+                _ => {}
+            }
+        }
+        let result = std::panic::catch_unwind(|| coverage::parse(origin, &bytes, Path::new("/repo")));
+        match result {
+            Ok(Ok(_)) => ok += 1,
+            Ok(Err(err)) => {
+                let err = err.to_string();
+                let mut parts = err.splitn(4, ':');
+                assert_eq!(parts.next(), Some("mutant.xml"), "case {case}: {err}");
+                assert!(parts.next().is_some_and(|l| l.parse::<u64>().is_ok()), "case {case}: no line: {err}");
+                assert!(parts.next().is_some_and(|c| c.parse::<u64>().is_ok()), "case {case}: no column: {err}");
+                errors += 1;
+            }
+            Err(_) => panic!("case {case} panicked on {:?}", String::from_utf8_lossy(&bytes)),
+        }
+    }
+    assert!(errors > 300, "most mutants are errors ({ok} parsed, {errors} errors)");
+}
