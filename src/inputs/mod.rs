@@ -5,6 +5,7 @@
 pub mod coverage;
 pub mod overlays_config;
 pub mod pyproject;
+pub mod pyrefly;
 pub mod tags_yaml;
 
 use std::path::Path;

@@ -2,10 +2,12 @@
 //! its fixture, with figures checked by an independent Python oracle reading the same file,
 //! and against malformed input.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use codeintel_enrich::inputs::coverage::{self, CoverageReport};
+use codeintel_enrich::inputs::pyrefly::{self, PyreflyFile, PyreflyReport};
 
 use crate::support::{copy_dir, fixture_dir};
 
@@ -219,4 +221,100 @@ fn coverage_mutations_never_panic() {
         }
     }
     assert!(errors > 300, "most mutants are errors ({ok} parsed, {errors} errors)");
+}
+
+fn assert_pyrefly_matches(report: &PyreflyReport, expected: &serde_json::Value) {
+    let files = expected["files"].as_object().unwrap();
+    assert_eq!(report.files.keys().collect::<Vec<_>>(), files.keys().collect::<Vec<_>>(), "the same files");
+    for (path, counts) in files {
+        let file = &report.files[path];
+        assert_eq!(u64::from(file.errors), counts["errors"].as_u64().unwrap(), "{path}");
+        assert_eq!(u64::from(file.warnings), counts["warnings"].as_u64().unwrap(), "{path}");
+        let by_kind: BTreeMap<String, u64> = counts["by_kind"].as_object().unwrap().iter().map(|(k, v)| (k.clone(), v.as_u64().unwrap())).collect();
+        assert_eq!(file.by_kind.iter().map(|(k, v)| (k.clone(), u64::from(*v))).collect::<BTreeMap<_, _>>(), by_kind, "{path}");
+    }
+    let unmapped: Vec<String> = expected["unmapped"].as_array().unwrap().iter().map(|v| v.as_str().unwrap().to_string()).collect();
+    assert_eq!(report.unmapped, unmapped);
+}
+
+#[test]
+fn pyrefly_report_matches_the_oracle() {
+    let root = fixture_dir("pyrefly");
+    let path = root.join("report.json");
+    let report = pyrefly::load(&path, &root).unwrap();
+    assert_pyrefly_matches(&report, &oracle("pyrefly", &path, &root));
+    // Known from the fixture: models.py has two errors and a bad-return downgraded to a warning
+    // by its pyrefly.toml; clean.py only an info-level reveal_type, counted nowhere.
+    let models = &report.files["app/models.py"];
+    assert_eq!((models.errors, models.warnings), (2, 1));
+    assert_eq!(models.by_kind.get("bad-return"), Some(&1));
+    assert_eq!(report.files["app/service.py"].errors, 5);
+    assert_eq!(report.files["scripts/tool.py"].by_kind.get("bad-assignment"), Some(&1));
+    assert_eq!(report.files["app/clean.py"], PyreflyFile::default());
+}
+
+#[test]
+fn pyrefly_paths_and_severities() {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().join("repo");
+    std::fs::create_dir_all(&root).unwrap();
+    let root = root.canonicalize().unwrap();
+    let json = serde_json::json!({
+        "errors": [
+            {"path": format!("{}/pkg/a.py", root.display()), "name": "bad-return", "severity": "error", "line": 1, "column": 1},
+            {"path": "pkg/./a.py", "name": "bad-return", "severity": "warn"},
+            {"path": "pkg/a.py", "name": "missing-import"},
+            {"path": "pkg/a.py", "name": "bad-override", "severity": "ignore", "baselined": true},
+            {"path": "../libs/foo.py", "name": "bad-assignment", "severity": "error"},
+            {"path": "/elsewhere/b.py", "name": "bad-assignment", "severity": "error"},
+            {"path": "nb.ipynb", "name": "unknown-name", "severity": "error", "cell": 2, "extra": {"future": [1, 2]}}
+        ],
+        "summary": {"ignored": "keys other than errors"}
+    });
+    let path = root.join("report.json");
+    std::fs::write(&path, serde_json::to_vec_pretty(&json).unwrap()).unwrap();
+    let report = pyrefly::load(&path, &root).unwrap();
+    assert_pyrefly_matches(&report, &oracle("pyrefly", &path, &root));
+    let a = &report.files["pkg/a.py"];
+    assert_eq!((a.errors, a.warnings), (2, 1), "an absent severity is an error, an ignored one nothing");
+    assert_eq!(a.by_kind, BTreeMap::from([("bad-return".to_string(), 2), ("missing-import".to_string(), 1)]));
+    assert_eq!(report.unmapped, vec!["../libs/foo.py".to_string(), "/elsewhere/b.py".to_string()]);
+    assert_eq!(pyrefly::parse(Path::new("r.json"), b"{\"errors\": []}", &root).unwrap(), PyreflyReport::default());
+}
+
+fn pyrefly_error(json: &str) -> String {
+    pyrefly::parse(Path::new("r.json"), json.as_bytes(), Path::new("/repo")).unwrap_err().to_string()
+}
+
+#[test]
+fn pyrefly_malformed() {
+    // Another checker's JSON: pyright's object, mypy's JSON lines.
+    assert_eq!(
+        pyrefly_error("{\"version\": \"1.1\",\n \"generalDiagnostics\": []}"),
+        "r.json:2:26: json: missing key `errors`: not a pyrefly JSON report"
+    );
+    assert_eq!(
+        pyrefly_error("{\"file\": \"a.py\", \"line\": 1, \"severity\": \"error\", \"message\": \"m\"}\n{\"file\": \"b.py\"}\n"),
+        "r.json:1:64: json: missing key `errors`: not a pyrefly JSON report"
+    );
+    assert_eq!(pyrefly_error("[]"), "r.json:1:1: json: invalid type: sequence, expected a pyrefly JSON report: an object with an `errors` array");
+    assert_eq!(pyrefly_error("{\"errors\": {}}"), "r.json:1:11: errors: invalid type: map, expected an array of pyrefly errors");
+    assert_eq!(
+        pyrefly_error("{\"errors\": [\n  {\"path\": \"a.py\", \"name\": \"x\"},\n  {\"path\": 3}]}"),
+        "r.json:3:12: errors[1].path: invalid type: integer `3`, expected a string"
+    );
+    assert_eq!(
+        pyrefly_error("{\"errors\": [{\"path\": \"a.py\", \"name\": \"x\", \"severity\": \"fatal\"}]}"),
+        "r.json:1:62: errors[0].severity: unknown severity \"fatal\" (expected error, warn, info or ignore)"
+    );
+    assert_eq!(
+        pyrefly_error("{\"errors\": [{\"path\": \"a.py\", \"severity\": \"error\"}]}"),
+        "r.json:1:49: errors[0]: missing key `name`: not a pyrefly error"
+    );
+    let truncated = std::fs::read_to_string(fixture_dir("pyrefly").join("report.json")).unwrap();
+    let err = pyrefly_error(&truncated[..truncated.len() / 2]);
+    assert!(err.starts_with("r.json:") && err.contains(": invalid JSON: EOF while parsing"), "{err}");
+    assert!(pyrefly_error("{\"errors\": []} x").contains(": invalid JSON: trailing characters"));
+    let err = pyrefly::load(Path::new("/nonexistent/report.json"), Path::new("/")).unwrap_err().to_string();
+    assert!(err.starts_with("/nonexistent/report.json: cannot read"), "{err}");
 }
