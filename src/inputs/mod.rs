@@ -4,6 +4,7 @@
 
 pub mod coverage;
 pub mod overlays_config;
+pub mod owners;
 pub mod pyproject;
 pub mod pyrefly;
 pub mod tags_yaml;

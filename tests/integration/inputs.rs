@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use codeintel_enrich::inputs::coverage::{self, CoverageReport};
+use codeintel_enrich::inputs::owners;
 use codeintel_enrich::inputs::pyrefly::{self, PyreflyFile, PyreflyReport};
 
 use crate::support::{copy_dir, fixture_dir};
@@ -317,4 +318,175 @@ fn pyrefly_malformed() {
     assert!(pyrefly_error("{\"errors\": []} x").contains(": invalid JSON: trailing characters"));
     let err = pyrefly::load(Path::new("/nonexistent/report.json"), Path::new("/")).unwrap_err().to_string();
     assert!(err.starts_with("/nonexistent/report.json: cannot read"), "{err}");
+}
+
+#[test]
+fn codeowners_fixture() {
+    let root = fixture_dir("owners");
+    let path = owners::find(&root).expect("a CODEOWNERS file");
+    assert_eq!(path, root.join(".github/CODEOWNERS"), ".github/ wins over the root and docs/");
+    let codeowners = owners::load(&path).unwrap();
+    let cases: &[(&str, &[&str])] = &[
+        ("other.md", &["@global-owner1", "@global-owner2"]),
+        ("web/static/app.js", &["@js-owner"]),
+        ("a/b/c.go", &["docs@example.com"]),
+        ("notes.txt", &["@octo-org/octocats"]),
+        ("build/logs/today.log", &["@octocat"]),
+        ("build/other.log", &["@global-owner1", "@global-owner2"]),
+        ("deeply/nested/logs/x.log", &["@octocat"]),
+        ("guides/getting-started.md", &["guides@example.com"]),
+        ("guides/build-app/troubleshooting.md", &["@global-owner1", "@global-owner2"]),
+        ("apps/main.py", &["@octocat"]),
+        ("nested/apps/deep/main.py", &["@octocat"]),
+        ("scripts/deploy.sh", &["@doctocat", "@octocat"]),
+        ("vendor/lib.py", &["@octocat"]),
+        ("vendor/github/main.py", &[]),
+        ("vendor/github", &[]),
+        ("vendor/special/main.py", &["@special"]),
+        ("config/app.yml", &["@config-owner"]),
+        ("config/sub/app.yml", &["@global-owner1", "@global-owner2"]),
+        ("other/config/app.yml", &["@global-owner1", "@global-owner2"]),
+        ("lib/generated/gen.py", &["@codegen"]),
+        ("lib/x/y/generated/gen.py", &["@codegen"]),
+        ("x/lib/generated/gen.py", &["@global-owner1", "@global-owner2"]),
+        ("src/pkg/mod.py", &["@src-owner"]),
+        ("src/pkg/mod.js", &["@src-owner"]),
+        ("a.py", &["@single-char"]),
+        ("dir/b.py", &["@single-char"]),
+        ("ab.py", &["@global-owner1", "@global-owner2"]),
+        ("README.md", &["@readme"]),
+        ("docs/README.md", &["@global-owner1", "@global-owner2"]),
+        ("my notes.md", &["@notes"]),
+        ("broken/main.py", &["@global-owner1", "@global-owner2"]),
+        ("!negated.py", &["@global-owner1", "@global-owner2"]),
+        ("a.py/", &["@single-char"]),
+    ];
+    for (path, owners) in cases {
+        assert_eq!(codeowners.owners_of(path), owners.iter().map(|o| o.to_string()).collect::<Vec<_>>(), "{path}");
+    }
+    assert_eq!(codeowners.matching_rule("vendor/github/main.py"), Some((30, "/vendor/github")));
+    let warned: Vec<u32> = codeowners.warnings().iter().map(|(line, _)| *line).collect();
+    assert_eq!(warned, vec![49, 50, 51, 52, 53], "{:?}", codeowners.warnings());
+    assert!(codeowners.warnings()[0].1.contains("\"not-an-owner\" is not an owner"), "{:?}", codeowners.warnings());
+    assert!(codeowners.warnings()[1].1.contains("negation"));
+}
+
+/// GitHub's documented example CODEOWNERS (docs: "About code owners"), with the claims its
+/// comments make.
+#[test]
+fn codeowners_github_documented_examples() {
+    let example = "\
+*       @global-owner1 @global-owner2
+*.js    @js-owner #This is an inline comment.
+*.go docs@example.com
+*.txt @octo-org/octocats
+/build/logs/ @doctocat
+docs/* docs@example.com
+apps/ @octocat
+/docs/ @doctocat
+/scripts/ @doctocat @octocat
+**/logs @octocat
+/apps/ @octocat
+/apps/github
+/apps/ @octocat
+/apps/github @doctocat
+";
+    let codeowners = owners::parse(example);
+    assert!(codeowners.warnings().is_empty());
+    let owners = |path: &str| codeowners.owners_of(path);
+    assert_eq!(owners("index.html"), ["@global-owner1", "@global-owner2"]);
+    assert_eq!(owners("src/app.js"), ["@js-owner"]);
+    assert_eq!(owners("main.go"), ["docs@example.com"]);
+    assert_eq!(owners("notes/todo.txt"), ["@octo-org/octocats"]);
+    // /docs/ (later) owns docs/ and its subdirectories; docs/* alone would not own nested files.
+    assert_eq!(owners("docs/getting-started.md"), ["@doctocat"]);
+    assert_eq!(owners("docs/build-app/troubleshooting.md"), ["@doctocat"]);
+    assert_eq!(owners("scripts/x.sh"), ["@doctocat", "@octocat"]);
+    for logs in ["build/logs/a.log", "scripts/logs/a.log", "deeply/nested/logs/a.log"] {
+        assert_eq!(owners(logs), ["@octocat"], "{logs}");
+    }
+    assert_eq!(owners("nested/apps/x.py"), ["@octocat"]);
+    assert_eq!(owners("apps/x.py"), ["@octocat"]);
+    assert_eq!(owners("apps/github/x.py"), ["@doctocat"]);
+    // Without the last line, apps/github has no owner.
+    let without_last = owners::parse(&example.lines().take(12).collect::<Vec<_>>().join("\n"));
+    assert!(without_last.owners_of("apps/github/x.py").is_empty());
+    assert_eq!(without_last.owners_of("apps/x.py"), ["@octocat"]);
+    // docs/* without the /docs/ rule: direct entries only.
+    let docs_star = owners::parse("* @all\ndocs/* docs@example.com\n");
+    assert_eq!(docs_star.owners_of("docs/getting-started.md"), ["docs@example.com"]);
+    assert_eq!(docs_star.owners_of("docs/build-app/troubleshooting.md"), ["@all"]);
+}
+
+#[test]
+fn codeowners_pattern_forms() {
+    // (pattern, path, matches) — gitignore forms as CODEOWNERS uses them.
+    let cases: &[(&str, &str, bool)] = &[
+        ("foo", "foo", true),
+        ("foo", "bar/foo", true),
+        ("foo", "bar/foo/baz", true),
+        ("foo", "foo.txt", false),
+        ("/foo", "foo/bar", true),
+        ("/foo", "bar/foo", false),
+        ("foo/", "foo", false),
+        ("foo/", "bar/foo/baz", true),
+        ("/foo/", "bar/foo/baz", false),
+        ("foo/bar", "foo/bar/baz", true),
+        ("foo/bar", "baz/foo/bar", false),
+        ("foo/bar/", "foo/bar", false),
+        ("*", "bar/foo/baz", true),
+        ("f*", "bar/foo/baz", true),
+        ("f*", "xfoo", false),
+        ("/*", "foo", true),
+        ("/*", "foo/bar", false),
+        ("/f*", "foo/bar/baz", true),
+        ("/*/", "foo", false),
+        ("/*/", "foo/bar", true),
+        ("foo/*", "foo/bar", true),
+        ("foo/*", "foo/bar/baz", false),
+        ("foo/*.txt", "foo/bar/baz.txt", false),
+        ("foo/*/baz", "foo/bar/baz/qux", true),
+        ("f?o", "foo", true),
+        ("f?o", "fooo", false),
+        ("f\\*o", "f*o", true),
+        ("f\\*o", "foo", false),
+        ("**/foo/bar", "qux/foo/bar/baz", true),
+        ("**/foo/bar", "foo/baz/bar", false),
+        ("foo/bar/**", "foo/bar", false),
+        ("foo/bar/**", "foo/bar/baz/qux", true),
+        ("foo/**/bar", "foo/bar", true),
+        ("foo/**/bar", "foo/qux/quux/bar/baz", true),
+        ("foo/**/bar", "qux/foo/bar", false),
+        ("foo/**/", "foo", false),
+        ("foo/**/", "foo/bar", true),
+        ("foo/**/bar/b*", "foo/qux/bar/baz", true),
+        ("foo/**/bar/b*", "foo/qux/bar/qux", false),
+        ("a{b,c}", "ab", false),
+        ("a{b,c}", "a{b,c}", true),
+        ("Foo", "foo", false),
+    ];
+    for (pattern, path, matches) in cases {
+        let codeowners = owners::parse(&format!("{pattern} @x\n"));
+        assert!(codeowners.warnings().is_empty(), "{pattern}: {:?}", codeowners.warnings());
+        assert_eq!(!codeowners.owners_of(path).is_empty(), *matches, "{pattern:?} on {path:?}");
+    }
+}
+
+#[test]
+fn codeowners_locations_and_bad_lines() {
+    let tmp = tempfile::tempdir().unwrap();
+    assert_eq!(owners::find(tmp.path()), None);
+    std::fs::create_dir_all(tmp.path().join("docs")).unwrap();
+    std::fs::write(tmp.path().join("docs/CODEOWNERS"), "* @docs\n").unwrap();
+    assert_eq!(owners::find(tmp.path()), Some(tmp.path().join("docs/CODEOWNERS")));
+    std::fs::write(tmp.path().join("CODEOWNERS"), "* @root\n").unwrap();
+    assert_eq!(owners::find(tmp.path()), Some(tmp.path().join("CODEOWNERS")));
+    // A bad line is a warning with its number; the lines around it still apply.
+    let codeowners = owners::parse("* @a\n\n*.py @b @not/a/team\n*.md @c\n");
+    assert_eq!(codeowners.warnings().len(), 1);
+    assert_eq!(codeowners.warnings()[0].0, 3);
+    assert_eq!(codeowners.owners_of("x.py"), ["@a"]);
+    assert_eq!(codeowners.owners_of("x.md"), ["@c"]);
+    let err = owners::load(&tmp.path().join("missing")).unwrap_err().to_string();
+    assert!(err.contains("missing: cannot read"), "{err}");
 }
