@@ -3,6 +3,7 @@
 //! before any output is touched; an error names the file, the line and column, and the key.
 
 pub mod coverage;
+pub mod history;
 pub mod overlays_config;
 pub mod owners;
 pub mod pyproject;

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use codeintel_enrich::inputs::coverage::{self, CoverageReport};
+use codeintel_enrich::inputs::history::{self, History};
 use codeintel_enrich::inputs::owners;
 use codeintel_enrich::inputs::pyrefly::{self, PyreflyFile, PyreflyReport};
 
@@ -489,4 +490,240 @@ fn codeowners_locations_and_bad_lines() {
     assert_eq!(codeowners.owners_of("x.md"), ["@c"]);
     let err = owners::load(&tmp.path().join("missing")).unwrap_err().to_string();
     assert!(err.contains("missing: cannot read"), "{err}");
+}
+
+/// A git repository built commit by commit, with fixed names, emails and dates.
+struct GitFixture {
+    _tmp: tempfile::TempDir,
+    root: PathBuf,
+}
+
+impl GitFixture {
+    fn new() -> GitFixture {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("repo");
+        std::fs::create_dir_all(&root).unwrap();
+        let fixture = GitFixture { _tmp: tmp, root };
+        fixture.git(&["init", "-q", "-b", "main"]);
+        fixture
+    }
+
+    /// `git ARGS` as `who` (`Name <email>`, author and committer) at `day` days after
+    /// 2020-01-01 (author date `author_day`, when given, else the same).
+    fn git_at(&self, args: &[&str], who: (&str, &str), day: u32, author_day: Option<u32>) -> String {
+        let date = |d: u32| format!("@{} +0100", 1_577_836_800 + u64::from(d) * 86_400);
+        let output = self
+            .command(args)
+            .env("GIT_AUTHOR_NAME", who.0)
+            .env("GIT_AUTHOR_EMAIL", who.1)
+            .env("GIT_COMMITTER_NAME", who.0)
+            .env("GIT_COMMITTER_EMAIL", who.1)
+            .env("GIT_AUTHOR_DATE", date(author_day.unwrap_or(day)))
+            .env("GIT_COMMITTER_DATE", date(day))
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&output.stderr));
+        String::from_utf8(output.stdout).unwrap()
+    }
+
+    fn git(&self, args: &[&str]) -> String {
+        let output = self.command(args).output().unwrap();
+        assert!(output.status.success(), "git {args:?}: {}", String::from_utf8_lossy(&output.stderr));
+        String::from_utf8(output.stdout).unwrap()
+    }
+
+    fn command(&self, args: &[&str]) -> Command {
+        let mut command = Command::new("git");
+        command
+            .arg("-C")
+            .arg(&self.root)
+            .args(["-c", "commit.gpgsign=false", "-c", "core.hooksPath=/dev/null"])
+            .args(args)
+            .env("GIT_CONFIG_GLOBAL", "/dev/null")
+            .env("GIT_CONFIG_NOSYSTEM", "1");
+        command
+    }
+
+    fn write(&self, path: &str, text: &str) {
+        let path = self.root.join(path);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+    }
+
+    fn commit(&self, message: &str, who: (&str, &str), day: u32, author_day: Option<u32>) -> String {
+        self.git(&["add", "-A"]);
+        self.git_at(&["commit", "-q", "-m", message], who, day, author_day);
+        self.git(&["rev-parse", "--short", "HEAD"]).trim().to_string()
+    }
+}
+
+const ALICE: (&str, &str) = ("Alice", "alice@example.com");
+const BOB: (&str, &str) = ("Bob", "bob@example.com");
+const CAROL: (&str, &str) = ("Carol", "carol@example.com");
+const DAVE: (&str, &str) = ("Dave", "dave@example.com");
+
+/// The history: day 0 alice adds pkg/a.py, pkg/b.py, README.md, and pkg/old.py; day 10 bob
+/// edits pkg/a.py and deletes pkg/old.py; day 20 alice renames pkg/a.py to pkg/core.py; on a
+/// branch, day 25 carol edits pkg/b.py and adds pkg/new.py; on main, day 30 bob edits
+/// pkg/core.py and adds a new pkg/a.py and a new pkg/old.py; day 40 dave merges the branch
+/// (--no-ff); day 50 alice (author date day 5) edits pkg/core.py and README.md: HEAD.
+fn history_fixture() -> (GitFixture, BTreeMap<&'static str, String>) {
+    let repo = GitFixture::new();
+    let mut hashes = BTreeMap::new();
+    let core = "def core():\n    return 1\n\n\ndef helper():\n    return 2\n\n\nVALUE = 3\n";
+    repo.write("pkg/a.py", core);
+    repo.write("pkg/b.py", "B = 1\n");
+    repo.write("pkg/old.py", "OLD = 1\n");
+    repo.write("README.md", "# fixture\n");
+    hashes.insert("c1", repo.commit("add", ALICE, 0, None));
+    repo.write("pkg/a.py", &format!("{core}EXTRA = 4\n"));
+    std::fs::remove_file(repo.root.join("pkg/old.py")).unwrap();
+    hashes.insert("c2", repo.commit("edit a, delete old", BOB, 10, None));
+    repo.git(&["mv", "pkg/a.py", "pkg/core.py"]);
+    hashes.insert("c3", repo.commit("rename a to core", ALICE, 20, None));
+    repo.git(&["checkout", "-q", "-b", "feature"]);
+    repo.write("pkg/b.py", "B = 2\n");
+    repo.write("pkg/new.py", "NEW = 1\n");
+    hashes.insert("c4", repo.commit("feature", CAROL, 25, None));
+    repo.git(&["checkout", "-q", "main"]);
+    repo.write("pkg/core.py", &format!("{core}EXTRA = 5\n"));
+    repo.write("pkg/a.py", "A_AGAIN = 1\n");
+    repo.write("pkg/old.py", "OLD_AGAIN = 1\n");
+    hashes.insert("c5", repo.commit("edit core, new a and old", BOB, 30, None));
+    repo.git_at(&["merge", "-q", "--no-ff", "-m", "merge feature", "feature"], DAVE, 40, None);
+    hashes.insert("m6", repo.git(&["rev-parse", "--short", "HEAD"]).trim().to_string());
+    repo.write("pkg/core.py", &format!("{core}EXTRA = 6\n"));
+    repo.write("README.md", "# fixture, edited\n");
+    hashes.insert("c7", repo.commit("edit core and readme", ALICE, 50, Some(5)));
+    (repo, hashes)
+}
+
+fn day(d: u32) -> String {
+    // Commit dates as git prints them (%cI) in the +01:00 offset the fixture commits with.
+    let seconds = 1_577_836_800 + u64::from(d) * 86_400 + 3600;
+    let days = seconds / 86_400;
+    let (y, m, dd) = civil_from_days(days as i64);
+    let rest = seconds % 86_400;
+    format!("{y:04}-{m:02}-{dd:02}T{:02}:{:02}:00+01:00", rest / 3600, rest % 3600 / 60)
+}
+
+/// Days since 1970-01-01 → (year, month, day) (Howard Hinnant's algorithm).
+fn civil_from_days(z: i64) -> (i64, i64, i64) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    (yoe + era * 400 + i64::from(m <= 2), m, d)
+}
+
+fn figures(history: &History) -> BTreeMap<String, (u32, u32, String, String)> {
+    history.files.iter().map(|(p, f)| (p.clone(), (f.commits, f.authors, f.last_change.clone(), f.last_commit.clone()))).collect()
+}
+
+#[test]
+fn git_history_windows_renames_merges() {
+    let (repo, h) = history_fixture();
+    let full = history::load(&repo.root, None, None).unwrap();
+    assert_eq!(full.note, None);
+    assert_eq!(full.head.as_deref(), Some(repo.git(&["rev-parse", "HEAD"]).trim()));
+    assert_eq!(full.head_date.as_deref(), Some(day(50).as_str()));
+    assert_eq!(full.commits, 6, "the merge is not counted");
+    let expected = |entries: &[(&str, u32, u32, u32, &str)]| -> BTreeMap<String, (u32, u32, String, String)> {
+        entries.iter().map(|&(p, c, a, d, commit)| (p.to_string(), (c, a, day(d), h[commit].clone()))).collect()
+    };
+    // pkg/core.py carries pkg/a.py's history from before the rename (c1, c2, c3, c5, c7); the
+    // new pkg/a.py has only its own. The last change is c7's commit date (day 50), not its author
+    // date (day 5); dave, who merged, is nobody's author.
+    assert_eq!(
+        figures(&full),
+        expected(&[
+            ("README.md", 2, 1, 50, "c7"),
+            ("pkg/a.py", 1, 1, 30, "c5"),
+            ("pkg/b.py", 2, 2, 25, "c4"),
+            ("pkg/core.py", 5, 2, 50, "c7"),
+            ("pkg/new.py", 1, 1, 25, "c4"),
+            ("pkg/old.py", 3, 2, 30, "c5"),
+        ])
+    );
+    // pkg/old.py is one key for the deleted file (c1, c2) and the new one (c5): only renames
+    // move history between paths.
+
+    // The last 20 days before HEAD's date (2020-02-20; the clock says years later): c5, c7.
+    let days20 = history::load(&repo.root, Some(20), None).unwrap();
+    assert_eq!(days20.commits, 2);
+    assert_eq!(
+        figures(&days20),
+        expected(&[("README.md", 1, 1, 50, "c7"), ("pkg/a.py", 1, 1, 30, "c5"), ("pkg/core.py", 2, 2, 50, "c7"), ("pkg/old.py", 1, 1, 30, "c5")])
+    );
+    // Inclusive at the boundary: 25 days reaches c4 (day 25) exactly.
+    let days25 = history::load(&repo.root, Some(25), None).unwrap();
+    assert_eq!(days25.commits, 3);
+    assert_eq!(days25.files["pkg/b.py"].commits, 1);
+    // The last 2 commits are the same two (the merge does not count); 3 add c4.
+    let last2 = history::load(&repo.root, None, Some(2)).unwrap();
+    assert_eq!(figures(&last2), figures(&days20));
+    let last3 = history::load(&repo.root, None, Some(3)).unwrap();
+    assert_eq!(figures(&last3), figures(&days25));
+    // Both windows: what both keep (30 days: c3, c4, c5, c7; 2 commits: c5, c7).
+    let both = history::load(&repo.root, Some(30), Some(2)).unwrap();
+    assert_eq!(figures(&both), figures(&days20));
+    // A rename inside the window still follows: 30 days keeps c3, the rename, under core.py.
+    let days30 = history::load(&repo.root, Some(30), None).unwrap();
+    assert_eq!(days30.files["pkg/core.py"].commits, 3);
+    assert_eq!(days30.files["pkg/a.py"].commits, 1, "the new pkg/a.py only");
+    // The same HEAD gives the same history: a new uncommitted edit changes nothing.
+    repo.write("pkg/core.py", "changed in the work tree\n");
+    assert_eq!(history::load(&repo.root, None, None).unwrap(), full);
+    // A subdirectory as the root: paths relative to it.
+    let sub = history::load(&repo.root.join("pkg"), None, None).unwrap();
+    assert_eq!(sub.files.keys().cloned().collect::<Vec<_>>(), ["a.py", "b.py", "core.py", "new.py", "old.py"]);
+    assert_eq!(sub.files["core.py"].commits, 5);
+}
+
+#[test]
+fn git_history_reused_name_then_renamed() {
+    // x.py is deleted (day 1), a new x.py is added (day 2) and renamed to y.py (day 3): y.py
+    // has the new file's history only; the first x.py's stays under x.py.
+    let repo = GitFixture::new();
+    repo.write("x.py", "FIRST = 1\n");
+    repo.commit("add", ALICE, 0, None);
+    std::fs::remove_file(repo.root.join("x.py")).unwrap();
+    repo.write("keep.py", "K = 1\n");
+    repo.commit("delete", BOB, 1, None);
+    repo.write("x.py", "SECOND = 2\nSECOND_B = 3\n");
+    repo.commit("re-add", CAROL, 2, None);
+    repo.git(&["mv", "x.py", "y.py"]);
+    repo.commit("rename", DAVE, 3, None);
+    let history = history::load(&repo.root, None, None).unwrap();
+    assert_eq!(history.files["y.py"].commits, 2);
+    assert_eq!(history.files["y.py"].authors, 2);
+    assert_eq!(history.files["x.py"].commits, 2);
+    assert_eq!(history.files["x.py"].last_change, day(1));
+}
+
+#[test]
+fn git_history_notes() {
+    // Not a repository.
+    let tmp = tempfile::tempdir().unwrap();
+    let history = history::load(tmp.path(), None, None).unwrap();
+    assert!(history.files.is_empty() && history.head.is_none());
+    assert!(history.note.as_deref().unwrap().contains("not in a git repository"), "{:?}", history.note);
+    // A repository without commits.
+    let empty = GitFixture::new();
+    let history = history::load(&empty.root, None, None).unwrap();
+    assert!(history.files.is_empty());
+    assert!(history.note.as_deref().unwrap().contains("no commit"), "{:?}", history.note);
+    // A shallow clone.
+    let (repo, _) = history_fixture();
+    let shallow = repo._tmp.path().join("shallow");
+    let url = format!("file://{}", repo.root.display());
+    repo.git(&["clone", "-q", "--depth", "1", &url, shallow.to_str().unwrap()]);
+    let history = history::load(&shallow, None, None).unwrap();
+    assert!(history.files.is_empty());
+    assert_eq!(history.head.as_deref(), Some(repo.git(&["rev-parse", "HEAD"]).trim()));
+    assert!(history.note.as_deref().unwrap().contains("shallow clone"), "{:?}", history.note);
 }
