@@ -192,10 +192,10 @@ fn parse_from<R: BufRead>(input: R, origin: &Path, repo_root: &Path, locate: imp
         let elem = match (parent, name) {
             (None, "coverage") if !seen_root => Elem::Coverage,
             (None, _) if seen_root => {
-                return Err(at(start, &name, "a second root element: not a Cobertura report".to_string()));
+                return Err(at(start, name, "a second root element: not a Cobertura report".to_string()));
             }
             (None, _) => {
-                return Err(at(start, &name, format!("not a Cobertura report: the root element is <{}>, expected <coverage>", name)));
+                return Err(at(start, name, format!("not a Cobertura report: the root element is <{name}>, expected <coverage>")));
             }
             (Some(Elem::Coverage), "sources") => Elem::Sources,
             (Some(Elem::Sources), "source") => Elem::Source,

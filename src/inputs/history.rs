@@ -1,7 +1,7 @@
 //! Git history per file, in one `git log` pass, anchored at HEAD (never the clock).
 //!
 //! ```text
-//! git log --no-merges --diff-merges=off -M --name-status -z --relative
+//! git log --no-merges -M --name-status -z --relative
 //!         [--since=@<HEAD's commit time − days>] [-n <commits>] --format=<hash, short hash, author email, commit time, commit date>
 //! ```
 //!
@@ -103,7 +103,6 @@ pub fn load(repo_root: &Path, window_days: Option<u32>, commits_window: Option<u
     command.args([
         "log",
         "--no-merges",
-        "--diff-merges=off",
         "-M",
         "--name-status",
         "-z",

@@ -727,3 +727,26 @@ fn git_history_notes() {
     assert_eq!(history.head.as_deref(), Some(repo.git(&["rev-parse", "HEAD"]).trim()));
     assert!(history.note.as_deref().unwrap().contains("shallow clone"), "{:?}", history.note);
 }
+
+/// A measurement, not a check: `CODEINTEL_HISTORY_REPO=/path/to/repo cargo test --release
+/// --test integration inputs::git_history_timing -- --ignored --nocapture`.
+#[test]
+#[ignore = "measurement on a real repository named by CODEINTEL_HISTORY_REPO"]
+fn git_history_timing() {
+    let Some(repo) = std::env::var_os("CODEINTEL_HISTORY_REPO") else { return };
+    for (days, commits) in [(None, None), (Some(365), None), (None, Some(1000))] {
+        let start = std::time::Instant::now();
+        let history = history::load(Path::new(&repo), days, commits).unwrap();
+        eprintln!(
+            "days {days:?} commits {commits:?}: {} commits, {} paths in {:.2?}",
+            history.commits,
+            history.files.len(),
+            start.elapsed()
+        );
+        for path in ["mypy/checker.py", "mypy/nodes.py", "mypy/semanal.py", "README.md", "mypy/build.py"] {
+            if let Some(file) = history.files.get(path) {
+                eprintln!("  {path}: {} commits, {} authors", file.commits, file.authors);
+            }
+        }
+    }
+}
