@@ -2,8 +2,12 @@
 //! and the `[tool.codeintel-enrich]` table of `pyproject.toml`. Each is read and validated
 //! before any output is touched; an error names the file, the line and column, and the key.
 
+pub mod coverage;
+pub mod history;
 pub mod overlays_config;
+pub mod owners;
 pub mod pyproject;
+pub mod pyrefly;
 pub mod tags_yaml;
 
 use std::path::Path;

@@ -7,6 +7,7 @@ mod determinism;
 mod exports;
 mod fixtures;
 mod incremental;
+mod inputs;
 mod oracle;
 mod overlays;
 mod support;
