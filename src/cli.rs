@@ -109,6 +109,34 @@ pub struct Cli {
     #[arg(long, global = true)]
     pub emit_ast: bool,
 
+    /// A SCIP index to join (the protobuf `index.scip` scip-python writes, or its JSON form).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub scip: Option<PathBuf>,
+
+    /// A pyrefly report to join (`pyrefly check --output-format json`).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub pyrefly_json: Option<PathBuf>,
+
+    /// A coverage.py Cobertura XML report to join (`coverage xml`).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub coverage_xml: Option<PathBuf>,
+
+    /// Line rate under which a module is tagged low-coverage [default: 0.5].
+    #[arg(long, global = true, value_name = "RATE")]
+    pub low_coverage_threshold: Option<f64>,
+
+    /// Join the owners from CODEOWNERS (.github/, the root or docs/).
+    #[arg(long, global = true)]
+    pub owners: bool,
+
+    /// Join git history: commits in the last N days before HEAD's commit date.
+    #[arg(long, global = true, value_name = "N")]
+    pub history_window_days: Option<u32>,
+
+    /// Join git history: the last N commits (with --history-window-days, both limits apply).
+    #[arg(long, global = true, value_name = "N")]
+    pub commits_window: Option<u32>,
+
     /// More log output (-v: info, -vv: debug, -vvv: trace).
     #[arg(long, short = 'v', global = true, action = ArgAction::Count, conflicts_with = "quiet")]
     pub verbose: u8,
@@ -199,6 +227,30 @@ pub fn construct_config(cli: &Cli, cwd: &Path) -> Result<Config> {
     config.emit_slices = cli.emit_slices || !cli.slices_filter.is_empty();
     config.slices_filter = cli.slices_filter.clone();
     config.emit_ast = cli.emit_ast;
+    let existing = |path: &Option<PathBuf>, flag: &str| -> Result<Option<PathBuf>> {
+        match path {
+            None => Ok(None),
+            Some(path) => {
+                let path = absolute(&cwd.join(path));
+                if !path.is_file() {
+                    bail!("{flag}: {} is not a readable file", path.display());
+                }
+                Ok(Some(path))
+            }
+        }
+    };
+    config.inputs.scip = existing(&cli.scip, "--scip")?;
+    config.inputs.pyrefly_json = existing(&cli.pyrefly_json, "--pyrefly-json")?;
+    config.inputs.coverage_xml = existing(&cli.coverage_xml, "--coverage-xml")?;
+    config.inputs.owners = cli.owners;
+    config.inputs.history_window_days = cli.history_window_days;
+    config.inputs.commits_window = cli.commits_window;
+    if let Some(rate) = cli.low_coverage_threshold {
+        if !(0.0..=1.0).contains(&rate) {
+            bail!("--low-coverage-threshold: {rate} is not a line rate between 0 and 1");
+        }
+        config.inputs.low_coverage = rate;
+    }
     // `[tool.codeintel-enrich]` in pyproject.toml, then the command line.
     let tool = crate::inputs::pyproject::load(&config.root)?;
     let pyproject = config.root.join("pyproject.toml");
@@ -503,6 +555,9 @@ fn plural(kind: ProblemKind, count: usize) -> &'static str {
         ProblemKind::AllDuplicate => ("duplicate __all__ entry", "duplicate __all__ entries"),
         ProblemKind::MissingDocstring => ("public module without a docstring", "public modules without a docstring"),
         ProblemKind::StubMismatch => ("stub that differs from its module's exports", "stubs that differ from their module's exports"),
+        ProblemKind::InputUnmatched => ("input with paths matching no module", "inputs with paths matching no module"),
+        ProblemKind::CodeownersLine => ("CODEOWNERS line skipped", "CODEOWNERS lines skipped"),
+        ProblemKind::InputNote => ("input not joined", "inputs not joined"),
     };
     if count == 1 { one } else { many }
 }

@@ -169,6 +169,31 @@ pub struct OverlaySet {
     pub min_params: Option<u32>,
 }
 
+/// Which external inputs a build joins (`--scip`, `--coverage-xml`, …).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct InputsConfig {
+    pub scip: Option<PathBuf>,
+    pub pyrefly_json: Option<PathBuf>,
+    pub coverage_xml: Option<PathBuf>,
+    /// Join CODEOWNERS (found where GitHub looks).
+    pub owners: bool,
+    /// Git history in the last N days before HEAD's commit date…
+    pub history_window_days: Option<u32>,
+    /// …and/or the last N commits.
+    pub commits_window: Option<u32>,
+    /// `low-coverage` tag under this line rate.
+    pub low_coverage: f64,
+}
+
+/// The default `--low-coverage-threshold`.
+pub const DEFAULT_LOW_COVERAGE: f64 = 0.5;
+
+impl InputsConfig {
+    pub fn history(&self) -> bool {
+        self.history_window_days.is_some() || self.commits_window.is_some()
+    }
+}
+
 /// Everything a build needs to know.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -209,6 +234,8 @@ pub struct Config {
     pub slices_filter: Vec<String>,
     /// Write each module's syntax tree as JSON under `ast/`.
     pub emit_ast: bool,
+    /// External inputs joined with the modules.
+    pub inputs: InputsConfig,
 }
 
 impl Config {
@@ -233,6 +260,7 @@ impl Config {
             emit_slices: false,
             slices_filter: Vec::new(),
             emit_ast: false,
+            inputs: InputsConfig { low_coverage: DEFAULT_LOW_COVERAGE, ..InputsConfig::default() },
         }
     }
 }

@@ -34,6 +34,13 @@ pub enum ProblemKind {
     /// Validation: the `.pyi` stub beside a module declares other names than the module
     /// exports.
     StubMismatch,
+    /// Paths in an input (coverage, pyrefly, SCIP) that match no module of the build.
+    InputUnmatched,
+    /// A CODEOWNERS line that does not parse (GitHub skips it too).
+    CodeownersLine,
+    /// An input that could not contribute (no CODEOWNERS, not a git repository, a shallow
+    /// clone): its fields are null.
+    InputNote,
 }
 
 impl ProblemKind {
@@ -49,7 +56,16 @@ impl ProblemKind {
 
     /// A validation warning: reported and counted, never an error of the run.
     pub fn is_warning(self) -> bool {
-        matches!(self, Self::AllUnbound | Self::AllDuplicate | Self::MissingDocstring | Self::StubMismatch)
+        matches!(
+            self,
+            Self::AllUnbound
+                | Self::AllDuplicate
+                | Self::MissingDocstring
+                | Self::StubMismatch
+                | Self::InputUnmatched
+                | Self::CodeownersLine
+                | Self::InputNote
+        )
     }
 
     pub fn label(self) -> &'static str {
@@ -65,6 +81,9 @@ impl ProblemKind {
             Self::AllDuplicate => "duplicate __all__ entry",
             Self::MissingDocstring => "public module without docstring",
             Self::StubMismatch => "stub differs from the module's exports",
+            Self::InputUnmatched => "input paths matching no module",
+            Self::CodeownersLine => "CODEOWNERS line skipped",
+            Self::InputNote => "input not joined",
         }
     }
 }

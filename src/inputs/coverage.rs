@@ -34,7 +34,7 @@ pub struct CoverageReport {
 }
 
 /// One file's figures, computed from its `<line>` elements.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct CoverageFile {
     /// `lines_covered / lines_valid`; 1.0 for a file without lines (coverage.py's convention).
     pub line_rate: f64,

@@ -46,7 +46,7 @@ pub struct History {
     pub note: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct FileHistory {
     /// Commits in the window that touched the file (under any of its names).
     pub commits: u32,

@@ -4,9 +4,11 @@
 
 pub mod coverage;
 pub mod history;
+pub mod joins;
 pub mod overlays_config;
 pub mod owners;
 pub mod pyproject;
+pub mod scip;
 pub mod pyrefly;
 pub mod tags_yaml;
 

@@ -35,7 +35,7 @@ pub struct PyreflyReport {
     pub unmapped: Vec<String>,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct PyreflyFile {
     pub errors: u32,
     pub warnings: u32,
