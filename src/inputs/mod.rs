@@ -4,6 +4,7 @@
 
 pub mod overlays_config;
 pub mod pyproject;
+pub mod scip;
 pub mod tags_yaml;
 
 use std::path::Path;
