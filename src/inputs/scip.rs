@@ -30,9 +30,9 @@ use std::fs::File;
 use std::io::{BufReader, Read, Seek};
 use std::path::{Component, Path};
 
-use anyhow::{Result, anyhow};
-use protobuf::CodedInputStream;
 use ::scip::types::{Document, Metadata, SymbolInformation, SymbolRole};
+use anyhow::{Result, anyhow};
+use protobuf::{CodedInputStream, Message};
 use serde::de::{self, DeserializeSeed, MapAccess, SeqAccess, Visitor};
 use serde_json::value::RawValue;
 
@@ -107,7 +107,7 @@ impl ScipIndex {
         // No length inside the file can exceed the file: a corrupt one fails at once.
         is.push_limit(len).map_err(|e| anyhow!("{}: cannot read: {e}", path.display()))?;
         let mut builder = Builder::default();
-        decode_protobuf(path, &mut is, &mut builder)?;
+        decode_protobuf(path, &mut is, len, &mut builder)?;
         builder.finish(path)
     }
 
@@ -127,7 +127,7 @@ impl ScipIndex {
             decode_json(name, text, &mut builder)?;
         } else {
             let mut is = CodedInputStream::from_bytes(bytes);
-            decode_protobuf(name, &mut is, &mut builder)?;
+            decode_protobuf(name, &mut is, bytes.len() as u64, &mut builder)?;
         }
         builder.finish(name)
     }
@@ -293,13 +293,30 @@ fn empty(name: &Path) -> anyhow::Error {
 
 fn protobuf_error(name: &Path, is: &CodedInputStream, what: &str, start: u64, error: protobuf::Error) -> anyhow::Error {
     let pos = is.pos();
-    let kind = if is_truncation(&error) { "truncated protobuf" } else { "invalid protobuf" };
-    anyhow!("{}: {kind} at byte {pos}: {what} (starting at byte {start}): {error}", name.display())
+    let text = one_line(&error.to_string());
+    let lower = text.to_ascii_lowercase();
+    // Inside a field whose length fits the input, running out of bytes means a corrupt length.
+    let kind =
+        if lower.contains("eof") && !lower.contains("limit") { "truncated protobuf" } else { "invalid protobuf" };
+    anyhow!("{}: {kind} at byte {pos}: {what} (starting at byte {start}): {text}", name.display())
 }
 
-fn is_truncation(error: &protobuf::Error) -> bool {
-    let text = error.to_string().to_ascii_lowercase();
-    text.contains("truncated") || text.contains("eof")
+/// A message on one line and of bounded length: control characters escaped, long texts cut.
+fn one_line(message: &str) -> String {
+    const MAX: usize = 300;
+    let mut out = String::new();
+    for (i, c) in message.chars().enumerate() {
+        if i == MAX {
+            out.push('…');
+            break;
+        }
+        if c.is_control() {
+            out.extend(c.escape_default());
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -309,7 +326,8 @@ const INDEX_METADATA: u32 = (1 << 3) | 2;
 const INDEX_DOCUMENTS: u32 = (2 << 3) | 2;
 const INDEX_EXTERNAL_SYMBOLS: u32 = (3 << 3) | 2;
 
-fn decode_protobuf(name: &Path, is: &mut CodedInputStream, builder: &mut Builder) -> Result<()> {
+/// `total` is the input's length: a field whose length runs past it is a truncated input.
+fn decode_protobuf(name: &Path, is: &mut CodedInputStream, total: u64, builder: &mut Builder) -> Result<()> {
     let mut documents = 0usize;
     let mut external = 0usize;
     loop {
@@ -322,26 +340,50 @@ fn decode_protobuf(name: &Path, is: &mut CodedInputStream, builder: &mut Builder
         match tag {
             INDEX_METADATA => {
                 let metadata = builder.metadata.get_or_insert_with(Metadata::new);
-                is.merge_message(metadata).map_err(|e| protobuf_error(name, is, "metadata", start, e))?;
+                merge_field(name, is, total, "metadata", start, metadata)?;
             }
             INDEX_DOCUMENTS => {
-                let what = || format!("documents[{documents}]");
-                let document: Document = is.read_message().map_err(|e| protobuf_error(name, is, &what(), start, e))?;
+                let what = format!("documents[{documents}]");
+                let mut document = Document::new();
+                merge_field(name, is, total, &what, start, &mut document)?;
                 builder
                     .add_document(&document)
-                    .map_err(|m| anyhow!("{}: {} (at byte {start}): {m}", name.display(), what()))?;
+                    .map_err(|m| anyhow!("{}: {what} (at byte {start}): {}", name.display(), one_line(&m)))?;
                 documents += 1;
             }
             INDEX_EXTERNAL_SYMBOLS => {
-                let _: SymbolInformation = is
-                    .read_message()
-                    .map_err(|e| protobuf_error(name, is, &format!("external_symbols[{external}]"), start, e))?;
+                let mut symbol = SymbolInformation::new();
+                merge_field(name, is, total, &format!("external_symbols[{external}]"), start, &mut symbol)?;
                 external += 1;
             }
             _ => protobuf::rt::skip_field_for_tag(tag, is)
                 .map_err(|e| protobuf_error(name, is, &format!("field with tag {tag}"), start, e))?,
         }
     }
+}
+
+/// Merge one length-delimited field of the Index (its tag read) into `message`.
+fn merge_field<M: Message>(
+    name: &Path,
+    is: &mut CodedInputStream,
+    total: u64,
+    what: &str,
+    start: u64,
+    message: &mut M,
+) -> Result<()> {
+    let length = is.read_raw_varint32().map_err(|e| protobuf_error(name, is, what, start, e))?;
+    let end = is.pos() + u64::from(length);
+    if end > total {
+        return Err(anyhow!(
+            "{}: truncated protobuf at byte {total}: {what} (starting at byte {start}) runs to byte {end} ({length} bytes after byte {})",
+            name.display(),
+            is.pos()
+        ));
+    }
+    let old_limit = is.push_limit(u64::from(length)).map_err(|e| protobuf_error(name, is, what, start, e))?;
+    message.merge_from(is).map_err(|e| protobuf_error(name, is, what, start, e))?;
+    is.pop_limit(old_limit);
+    Ok(())
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -371,9 +413,9 @@ impl JsonContext<'_, '_> {
             let (l, c) = loc.split_once(':')?;
             Some((m, l.parse::<u64>().ok()?, c.parse::<u64>().ok()?))
         }) {
-            Some((m, 1, c)) => (m.to_string(), base_line, base_column + c - 1),
-            Some((m, l, c)) => (m.to_string(), base_line + l - 1, c),
-            None => (text.clone(), base_line, base_column),
+            Some((m, 1, c)) => (one_line(m), base_line, base_column + c.max(1) - 1),
+            Some((m, l, c)) => (one_line(m), base_line + l - 1, c),
+            None => (one_line(&text), base_line, base_column),
         };
         anyhow!("{}:{line}:{column}: {key}: {message}", self.name.display())
     }
@@ -411,7 +453,7 @@ fn json_error(name: &Path, error: &serde_json::Error) -> anyhow::Error {
         return anyhow!("{}: {text}", name.display());
     }
     let suffix = format!(" at line {} column {}", error.line(), error.column());
-    let message = text.strip_suffix(&suffix).unwrap_or(&text);
+    let message = one_line(text.strip_suffix(&suffix).unwrap_or(&text));
     anyhow!("{}:{}:{}: {message}", name.display(), error.line(), error.column())
 }
 
@@ -448,7 +490,8 @@ impl<'de> Visitor<'de> for IndexSeed<'_, '_, 'de> {
                 }
                 other => {
                     return Err(de::Error::custom(format!(
-                        "{other}: not a field of a SCIP index (scip.Index has {INDEX_KEYS})"
+                        "{}: not a field of a SCIP index (scip.Index has {INDEX_KEYS})",
+                        one_line(other)
                     )));
                 }
             }
@@ -498,13 +541,12 @@ impl<'de> Visitor<'de> for ListSeed<'_, '_, 'de> {
                 let document: Document = context.parse(raw, &key).map_err(|e| context.fail::<A::Error>(e))?;
                 if let Err(message) = context.builder.add_document(&document) {
                     let (line, column) = context.line_column(raw);
-                    let error = anyhow!("{}:{line}:{column}: {key}: {message}", context.name.display());
+                    let error = anyhow!("{}:{line}:{column}: {key}: {}", context.name.display(), one_line(&message));
                     return Err(context.fail(error));
                 }
             } else {
-                let _: SymbolInformation = context
-                    .parse(raw, &format!("externalSymbols[{i}]"))
-                    .map_err(|e| context.fail::<A::Error>(e))?;
+                let _: SymbolInformation =
+                    context.parse(raw, &format!("externalSymbols[{i}]")).map_err(|e| context.fail::<A::Error>(e))?;
             }
             i += 1;
         }
@@ -570,7 +612,8 @@ impl Builder {
             None => {
                 let i = self.documents.len();
                 self.paths.insert(document.relative_path.as_str().into(), i as u32);
-                self.documents.push(PendingDocument { path: document.relative_path.as_str().into(), ..Default::default() });
+                self.documents
+                    .push(PendingDocument { path: document.relative_path.as_str().into(), ..Default::default() });
                 i
             }
         };
@@ -712,7 +755,6 @@ impl Builder {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use protobuf::Message;
     use ::scip::types::{Index, Occurrence};
 
     const DEF: i32 = SymbolRole::Definition as i32;
@@ -745,13 +787,25 @@ mod tests {
                     occurrence("py builtins/int#", 0),
                 ],
             ),
-            document("pkg/b.py", vec![occurrence("py pkg/B#", DEF), occurrence("py pkg/A#", 0), occurrence("local 0", DEF)]),
-            document("pkg/c.py", vec![occurrence("py pkg/A#", 0), occurrence("py pkg/f().", 0), occurrence("py pkg/B#", 0)]),
+            document(
+                "pkg/b.py",
+                vec![occurrence("py pkg/B#", DEF), occurrence("py pkg/A#", 0), occurrence("local 0", DEF)],
+            ),
+            document(
+                "pkg/c.py",
+                vec![occurrence("py pkg/A#", 0), occurrence("py pkg/f().", 0), occurrence("py pkg/B#", 0)],
+            ),
             document("pkg/unused.py", vec![occurrence("py pkg/U#", DEF), occurrence("py pkg/U#", 0)]),
         ])
     }
 
-    fn stats(symbols_defined: u32, definitions: u32, references: u32, to_other: u32, referencing: u32) -> ScipFileStats {
+    fn stats(
+        symbols_defined: u32,
+        definitions: u32,
+        references: u32,
+        to_other: u32,
+        referencing: u32,
+    ) -> ScipFileStats {
         ScipFileStats {
             symbols_defined,
             definitions,
@@ -827,7 +881,10 @@ mod tests {
         let bytes = sample().write_to_bytes().unwrap();
         let error = |name: &str, bytes: &[u8]| ScipIndex::from_bytes(Path::new(name), bytes).unwrap_err().to_string();
         let truncated = error("i.scip", &bytes[..bytes.len() - 5]);
-        assert!(truncated.starts_with("i.scip: truncated protobuf at byte "), "{truncated}");
+        assert!(
+            truncated.starts_with(&format!("i.scip: truncated protobuf at byte {}: ", bytes.len() - 5)),
+            "{truncated}"
+        );
         assert!(truncated.contains("documents[3]"), "{truncated}");
         assert_eq!(error("i.scip", b""), "i.scip: empty file: not a SCIP index");
         assert_eq!(error("i.json", b" \n"), "i.json: empty file: not a SCIP index");
@@ -850,16 +907,25 @@ mod tests {
     #[test]
     fn rebase_cases() {
         let root = |s: &str| Path::new(s).to_path_buf();
-        assert_eq!(rebase("file:///ci/checkout/src", &root("/ci/checkout"), "pkg/a.py").as_deref(), Some("src/pkg/a.py"));
+        assert_eq!(
+            rebase("file:///ci/checkout/src", &root("/ci/checkout"), "pkg/a.py").as_deref(),
+            Some("src/pkg/a.py")
+        );
         assert_eq!(rebase("file:///ci/checkout", &root("/ci/checkout"), "pkg/a.py").as_deref(), Some("pkg/a.py"));
         assert_eq!(rebase("file:///ci/checkout/", &root("/ci/checkout/"), "pkg/a.py").as_deref(), Some("pkg/a.py"));
-        assert_eq!(rebase("file:///ci/checkout", &root("/ci/checkout/src"), "src/pkg/a.py").as_deref(), Some("pkg/a.py"));
+        assert_eq!(
+            rebase("file:///ci/checkout", &root("/ci/checkout/src"), "src/pkg/a.py").as_deref(),
+            Some("pkg/a.py")
+        );
         assert_eq!(rebase("file:///ci/checkout", &root("/ci/checkout/src"), "tests/t.py"), None);
         assert_eq!(rebase("file:///elsewhere", &root("/ci/checkout"), "pkg/a.py"), None);
         assert_eq!(rebase("file:///ci/checkout-2", &root("/ci/checkout"), "a.py"), None);
         assert_eq!(rebase("file://localhost/ci/my%20repo", &root("/ci/my repo"), "a.py").as_deref(), Some("a.py"));
         assert_eq!(rebase("file:/ci/checkout", &root("/ci"), "a.py").as_deref(), Some("checkout/a.py"));
-        assert_eq!(rebase("file:///ci/checkout/./src/../lib", &root("/ci/checkout"), "a.py").as_deref(), Some("lib/a.py"));
+        assert_eq!(
+            rebase("file:///ci/checkout/./src/../lib", &root("/ci/checkout"), "a.py").as_deref(),
+            Some("lib/a.py")
+        );
         assert_eq!(rebase("file:///ci/checkout/src", &root("/ci/checkout"), "../setup.py"), None);
         assert_eq!(rebase("file:///ci/checkout", &root("/ci/checkout"), "/etc/passwd"), None);
         assert_eq!(rebase("file:///ci/checkout", &root("/ci/checkout"), ""), None);

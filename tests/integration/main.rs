@@ -9,4 +9,5 @@ mod fixtures;
 mod incremental;
 mod oracle;
 mod overlays;
+mod scip;
 mod support;
