@@ -388,6 +388,10 @@ fn measure(path: &Path) -> ScipIndex {
     index
 }
 
+/// Measured on the 2-core development machine (release build, 50k documents):
+/// protobuf 946.5 MB, load 11.6 s (82 MB/s), peak RSS 332 MB above the start (0.35x the file);
+/// JSON 1417.5 MB, load 66.0 s (21 MB/s, protobuf-json-mapping's lexer dominates), peak RSS
+/// 1571 MB above the start (1.11x the file: the text plus the aggregates).
 #[test]
 #[ignore = "writes a 50k-document index (about 1 GB) to the temp dir; a measurement"]
 fn large_synthetic_index() {
