@@ -9,7 +9,10 @@ pub mod overlays_config;
 pub mod owners;
 pub mod pyproject;
 pub mod scip;
+<<<<<<< HEAD
 pub mod pyrefly;
+=======
+>>>>>>> scip
 pub mod tags_yaml;
 
 use std::path::Path;

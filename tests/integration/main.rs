@@ -10,4 +10,5 @@ mod incremental;
 mod inputs;
 mod oracle;
 mod overlays;
+mod scip;
 mod support;
