@@ -1,6 +1,8 @@
-//! Configuration files a build reads besides the sources: `--tags-yaml`, `--overlays-config`
-//! and the `[tool.codeintel-enrich]` table of `pyproject.toml`. Each is read and validated
-//! before any output is touched; an error names the file, the line and column, and the key.
+//! Files a build reads besides the sources — configuration (`--tags-yaml`,
+//! `--overlays-config`, `[tool.codeintel-enrich]` in `pyproject.toml`) and external inputs
+//! (SCIP, pyrefly, coverage.py, CODEOWNERS, git history; joined in [`joins`]). Each is read
+//! and validated before any output is touched; an error names the file, the position (line
+//! and column, or byte offset) and the key.
 
 pub mod coverage;
 pub mod history;
@@ -8,11 +10,8 @@ pub mod joins;
 pub mod overlays_config;
 pub mod owners;
 pub mod pyproject;
-pub mod scip;
-<<<<<<< HEAD
 pub mod pyrefly;
-=======
->>>>>>> scip
+pub mod scip;
 pub mod tags_yaml;
 
 use std::path::Path;
