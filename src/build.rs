@@ -178,8 +178,13 @@ fn run_build(
         cache.set_files_read(files_read, files_to_sync.len());
     }
     let settings = TagSettings::new(config);
+    // External inputs: read and validated now, before anything is written.
+    let module_paths: std::collections::BTreeSet<String> = files_to_sync.iter().map(|f| f.path.clone()).collect();
+    let joins = crate::inputs::joins::load(&config.inputs, &config.root, &module_paths)?;
+    problems.extend(joins.problems.iter().cloned());
+    let settings_digest = format!("{} inputs={}", settings.digest(), joins.digest);
     let outputs_asked =
-        format!("{} slices={}:{:?} ast={}", settings.digest(), config.emit_slices, config.slices_filter, config.emit_ast);
+        format!("{settings_digest} slices={}:{:?} ast={}", config.emit_slices, config.slices_filter, config.emit_ast);
     let build_key = build_key(&files_to_sync, &problems, &config.target, &outputs_asked);
     workspace.set_target(&config.target);
     let queries: Vec<(String, String)> = config.tags.queries.iter().map(|q| (q.tag.clone(), q.source.clone())).collect();
@@ -230,8 +235,13 @@ fn run_build(
     });
     phase("previous", &mut timings);
     let progress = progress_bar(config, files.len());
-    let (outputs, firewall_held) = evaluate(workspace, pool, &files, &progress, cache, previous.as_ref(), &settings);
-    let layout = layout_digest(&workspace.db, &files, &settings.digest());
+    if let Some(cache) = cache {
+        for (stage, subject, inputs) in &joins.nodes {
+            cache.get_or_compute(stage, crate::inputs::joins::JOINS_VERSION, subject, inputs.clone(), || ());
+        }
+    }
+    let (outputs, firewall_held) = evaluate(workspace, pool, &files, &progress, cache, previous.as_ref(), &settings, &joins, &settings_digest);
+    let layout = layout_digest(&workspace.db, &files, &settings_digest);
     progress.finish_and_clear();
     phase("evaluate", &mut timings);
 
@@ -438,6 +448,8 @@ fn evaluate(
     cache: Option<&StageCache>,
     previous: Option<&PreviousRows>,
     settings: &TagSettings,
+    joins: &crate::inputs::joins::Joins,
+    settings_digest: &str,
 ) -> (Vec<FileOutput>, bool) {
     let phase_started = Instant::now();
     let db = &workspace.db;
@@ -449,7 +461,7 @@ fn evaluate(
     let (unchanged, changed): (Vec<_>, Vec<_>) = files.iter().zip(&same_source).partition(|(_, same)| **same);
     let unchanged: Vec<SourceFile> = unchanged.into_iter().map(|(f, _)| *f).collect();
     let changed: Vec<SourceFile> = changed.into_iter().map(|(f, _)| *f).collect();
-    let firewall = previous.is_some_and(|p| p.layout() == layout_digest(db, files, &settings.digest()));
+    let firewall = previous.is_some_and(|p| p.layout() == layout_digest(db, files, settings_digest));
     // Phase 1: everything that needs a tree, file by file, in chunks with the trees evicted
     // between chunks. Cross-module queries read only these facts, so after this phase no
     // file is parsed again (evaluating both together re-parsed files whose trees a
@@ -491,8 +503,9 @@ fn evaluate(
     // others' keys are their previous ones.
     let was_parent: Vec<bool> = previous_entries.iter().map(|e| e.is_some_and(|e| e.labels.overlay.is_parent())).collect();
     let key_file = |db: &crate::db::Database, file: SourceFile, fan: Fan, parent: bool| {
-        let labels = labels(db, file, fan, false, parent, settings);
-        let inputs = rows_inputs(db, file, fan, &labels);
+        let labels = labels(db, file, fan, false, parent, settings, joins);
+        let mut inputs = rows_inputs(db, file, fan, &labels);
+        inputs.push(("joins", joins.digest_of(file.path(db))));
         let key = StageCache::key("rows", ROWS_VERSION, file.path(db), &inputs);
         (inputs, key, labels)
     };
@@ -572,6 +585,7 @@ fn evaluate(
             resolved_imports(db, file),
             syntax_errors(db, file).first,
             crate::stages::validate::module_warnings(db, file).clone(),
+            joins.of(file.path(db)),
         );
         if let Some(cache) = cache {
             cache.note_rerun("rows", file.path(db), inputs, *key, output.output_hash);

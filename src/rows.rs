@@ -140,8 +140,16 @@ pub fn rows_inputs(db: &dyn Db, file: SourceFile, (fan_in, fan_out, _): Fan, lab
 
 /// What the tags of `file` are computed from: cheap per-file values (no outline, no text)
 /// and its place in the import graph.
-pub fn tag_facts(db: &dyn Db, file: SourceFile, (fan_in, fan_out, in_cycle): Fan, has_stub: bool, overlay_parent: bool) -> TagFacts {
+pub fn tag_facts(
+    db: &dyn Db,
+    file: SourceFile,
+    (fan_in, fan_out, in_cycle): Fan,
+    has_stub: bool,
+    overlay_parent: bool,
+    joins: &crate::inputs::joins::Joins,
+) -> TagFacts {
     let exports = exports(db, file);
+    let joined = joins.of(file.path(db));
     let summary = module_summary(db, file);
     TagFacts {
         path: file.path(db).clone(),
@@ -164,14 +172,24 @@ pub fn tag_facts(db: &dyn Db, file: SourceFile, (fan_in, fan_out, in_cycle): Fan
         max_params: summary.max_params,
         has_stub: has_stub || file.stub(db).is_some(),
         overlay_parent,
+        coverage_permille: joined.coverage.as_ref().map(|c| (c.line_rate * 1000.0).round() as u32),
+        type_errors: joined.pyrefly.as_ref().map(|p| p.errors),
         pattern_tags: crate::stages::patterns::pattern_tags(db, file).clone(),
     }
 }
 
 /// The `tags(path)` node: the module's tags and overlay decision, keyed by its facts and the
 /// settings it reads.
-pub fn labels(db: &dyn Db, file: SourceFile, fan: Fan, has_stub: bool, overlay_parent: bool, settings: &TagSettings) -> Labels {
-    let facts = tag_facts(db, file, fan, has_stub, overlay_parent);
+pub fn labels(
+    db: &dyn Db,
+    file: SourceFile,
+    fan: Fan,
+    has_stub: bool,
+    overlay_parent: bool,
+    settings: &TagSettings,
+    joins: &crate::inputs::joins::Joins,
+) -> Labels {
+    let facts = tag_facts(db, file, fan, has_stub, overlay_parent, joins);
     match db.stage_cache() {
         Some(cache) => {
             let inputs = vec![("facts", digest(&facts)), ("settings", settings.digest_for(&facts.path))];
@@ -196,6 +214,7 @@ impl FileOutput {
         resolutions: &[ImportResolution],
         syntax_first: Option<(u32, u32)>,
         warnings: Vec<crate::stages::validate::Warning>,
+        joins: crate::inputs::joins::ModuleJoins,
     ) -> Self {
         let path = record.path.as_str();
         let mut symbols: Vec<&Symbol> = symbols.iter().collect();
@@ -209,7 +228,7 @@ impl FileOutput {
         let unresolved: Vec<(u32, String)> =
             imports.iter().filter(|r| r.unresolved).map(|r| (r.line, r.target.to_string())).collect();
         let (_, module_jsonl) =
-            jsonl::render([ModuleRow { record, fan_in: fan.0, fan_out: fan.1, tags: &labels.tags, overlay: &labels.overlay }]);
+            jsonl::render([ModuleRow { record, fan_in: fan.0, fan_out: fan.1, tags: &labels.tags, overlay: &labels.overlay, joins: &joins }]);
         let (symbol_rows, symbols_jsonl) = jsonl::render_in_key_order(symbols.into_iter().map(|s| SymbolRow::new(path, s)));
         let (import_rows, imports_jsonl) = jsonl::render_in_key_order(imports.iter());
         let rendered = [module_jsonl, symbols_jsonl, imports_jsonl];
@@ -384,6 +403,8 @@ struct ModuleRow<'a> {
     fan_out: u32,
     tags: &'a [String],
     overlay: &'a crate::stages::tags::OverlayDecision,
+    #[serde(flatten)]
+    joins: &'a crate::inputs::joins::ModuleJoins,
 }
 
 /// An `imports.jsonl` row: the import and its resolution. Fields are declared in key order

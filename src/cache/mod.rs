@@ -596,6 +596,9 @@ fn rerun_reasons(subject: &str, previous: Option<&NodeRecord>, record: &NodeReco
 
 /// Nodes in the table whose subject is gone: a file no longer in the build, or an artifact
 /// this build did not produce.
+/// Stages whose subject is an external input file, not a module.
+pub const INPUT_STAGES: &[&str] = &["coverage", "history", "owners", "pyrefly", "scip"];
+
 fn removed_nodes(
     nodes: &impl ReadableTable<&'static str, &'static [u8]>,
     events: &[NodeEvent],
@@ -607,6 +610,11 @@ fn removed_nodes(
         let (node, _) = item?;
         let node = node.value().to_string();
         let (stage, subject) = split_node(&node);
+        // External inputs (`coverage(coverage.xml)`) are not files of the build: their nodes
+        // stay, so a changed input is explained against its previous content.
+        if INPUT_STAGES.contains(&stage) {
+            continue;
+        }
         let live = if stage == "write" { artifacts.contains(subject) } else { subjects.contains(subject) };
         if !live {
             removed.push(node);

@@ -27,6 +27,7 @@ pub const COMPUTED_TAGS: &[&str] = &[
     "has-stub",
     "import-cycle",
     "incomplete-exports",
+    "low-coverage",
     "many-params",
     "package",
     "private",
@@ -36,6 +37,7 @@ pub const COMPUTED_TAGS: &[&str] = &[
     "syntax-error",
     "test",
     "type-checking-imports",
+    "type-errors",
 ];
 
 /// What the tags of one module are computed from (everything but the settings).
@@ -63,6 +65,10 @@ pub struct TagFacts {
     /// A module below this package gets an overlay (mypy reads a stub package only through
     /// its `__init__.pyi`, so the package needs one too).
     pub overlay_parent: bool,
+    /// Line rate from the coverage report, in thousandths.
+    pub coverage_permille: Option<u32>,
+    /// Errors in the pyrefly report.
+    pub type_errors: Option<u32>,
     /// Tags of the syntactic patterns that matched (built-in and user queries), sorted.
     pub pattern_tags: Vec<String>,
 }
@@ -117,6 +123,8 @@ pub struct TagSettings {
     shared_digest: String,
     /// The user's pattern queries (their tags reach each module through `pattern_tags`).
     queries: Vec<crate::config::UserQuery>,
+    /// `low-coverage` under this line rate, in thousandths.
+    low_coverage_permille: u32,
 }
 
 fn globset(globs: &[String]) -> Option<GlobSet> {
@@ -140,7 +148,17 @@ impl TagSettings {
         });
         let shared = (&config.thresholds, config.tags.rules.iter().filter(|r| r.paths.is_empty()).collect::<Vec<_>>(), &config.overlay_set);
         let shared_digest = blake3::hash(&serde_json::to_vec(&shared).expect("settings serialize")).to_hex()[..16].to_string();
-        TagSettings { thresholds: config.thresholds.clone(), rules, overlay_set, shared_digest, queries: config.tags.queries.clone() }
+        let low_coverage_permille = (config.inputs.low_coverage * 1000.0).round() as u32;
+        let shared = (&shared_digest, low_coverage_permille);
+        let shared_digest = blake3::hash(&serde_json::to_vec(&shared).expect("settings serialize")).to_hex()[..16].to_string();
+        TagSettings {
+            thresholds: config.thresholds.clone(),
+            rules,
+            overlay_set,
+            shared_digest,
+            queries: config.tags.queries.clone(),
+            low_coverage_permille,
+        }
     }
 
     /// The settings `path`'s tags and decision read, as a short digest for its cache key: a
@@ -197,6 +215,8 @@ impl TagSettings {
             ("syntax-error", facts.parse_errors > 0),
             ("incomplete-exports", !facts.exports_complete),
             ("has-stub", facts.has_stub),
+            ("low-coverage", facts.coverage_permille.is_some_and(|c| c < self.low_coverage_permille)),
+            ("type-errors", facts.type_errors.is_some_and(|e| e > 0)),
         ];
         tags.extend(computed.iter().filter(|(_, on)| *on).map(|(tag, _)| tag.to_string()));
         // Rules in file order; each sees the tags given so far.

@@ -7,6 +7,7 @@ mod determinism;
 mod exports;
 mod fixtures;
 mod incremental;
+mod joins;
 mod inputs;
 mod oracle;
 mod overlays;
