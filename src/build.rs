@@ -240,7 +240,8 @@ fn run_build(
             cache.get_or_compute(stage, crate::inputs::joins::JOINS_VERSION, subject, inputs.clone(), || ());
         }
     }
-    let (outputs, firewall_held) = evaluate(workspace, pool, &files, &progress, cache, previous.as_ref(), &settings, &joins, &settings_digest);
+    let labelling = Labelling { settings: &settings, joins: &joins, digest: &settings_digest };
+    let (outputs, firewall_held) = evaluate(workspace, pool, &files, &progress, cache, previous.as_ref(), &labelling);
     let layout = layout_digest(&workspace.db, &files, &settings_digest);
     progress.finish_and_clear();
     phase("evaluate", &mut timings);
@@ -430,6 +431,15 @@ fn load(file: &FoundFile, src_layout: bool, max_file_bytes: u64, stats: &StatCac
     Ok((loaded(decoded.hash, decoded.encoding, Some(decoded.text)), entry))
 }
 
+/// What every module's tags, overlay decision and joined values are computed with.
+#[derive(Clone, Copy)]
+struct Labelling<'a> {
+    settings: &'a TagSettings,
+    joins: &'a crate::inputs::joins::Joins,
+    /// Digest of both (part of the layout digest).
+    digest: &'a str,
+}
+
 /// The named inputs of a file's `rows` node, its key, and the labels its rows show.
 type RowsKey = (Vec<(&'static str, String)>, [u8; 32], Labels);
 
@@ -447,10 +457,9 @@ fn evaluate(
     progress: &ProgressBar,
     cache: Option<&StageCache>,
     previous: Option<&PreviousRows>,
-    settings: &TagSettings,
-    joins: &crate::inputs::joins::Joins,
-    settings_digest: &str,
+    labelling: &Labelling<'_>,
 ) -> (Vec<FileOutput>, bool) {
+    let Labelling { settings, joins, digest: settings_digest } = *labelling;
     let phase_started = Instant::now();
     let db = &workspace.db;
     let previous_entries: Vec<Option<&RowEntry>> =

@@ -30,6 +30,9 @@ pub struct ModuleJoins {
     pub history: Option<history::FileHistory>,
 }
 
+/// An input's node in the run log: (stage, subject, named inputs).
+pub type InputNode = (&'static str, String, Vec<(&'static str, String)>);
+
 /// The joins of a build.
 #[derive(Debug, Default)]
 pub struct Joins {
@@ -38,8 +41,8 @@ pub struct Joins {
     pub digest: String,
     /// Reported problems: input paths that match no module, CODEOWNERS lines, notes.
     pub problems: Vec<Problem>,
-    /// (stage, subject, inputs) of each input node, for the run log.
-    pub nodes: Vec<(&'static str, String, Vec<(&'static str, String)>)>,
+    /// Each input's node, for the run log.
+    pub nodes: Vec<InputNode>,
     pub low_coverage: f64,
 }
 
