@@ -81,7 +81,7 @@ impl Database {
 }
 
 /// Queries keyed by the [`Project`] rather than a file.
-const PROJECT_QUERIES: &[&str] = &["module_index", "import_graph"];
+const PROJECT_QUERIES: &[&str] = &["module_index", "import_graph", "load_cycles"];
 
 /// Query executions recorded by [`Database::with_execution_log`].
 #[derive(Clone, Default)]

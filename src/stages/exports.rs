@@ -109,7 +109,7 @@ impl Resolver for ExportsResolver<'_> {
                 };
                 // An import cycle: when importing `target` imports this module, this module may
                 // run while `target` is still initializing, and see only part of its names.
-                if import_closure(self.db, source).contains(&self.me) {
+                if in_load_cycle(self.db, &self.me, source.module(self.db)) {
                     names.maybe.append(&mut names.definite);
                 }
                 // Importing this module first loaded its ancestors completely: a star import from
@@ -269,13 +269,50 @@ fn is_public_name_for_star(name: &str) -> bool {
     !name.starts_with('_')
 }
 
-/// Every repository module importing `file` may load (its ancestors' and its own module-level
-/// imports, transitively, on any path).
+/// The import cycles of module-level loads (on any path; importing a module loads its
+/// ancestors first): each module of a cycle with the number of its strongly connected
+/// component. One project-wide pass (Tarjan), linear in the loads.
 #[salsa::tracked(returns(ref))]
-pub fn import_closure(db: &dyn Db, file: SourceFile) -> BTreeSet<String> {
-    let index = module_index(db, Project::get(db));
-    closure(db, index, &with_ancestors(file.module(db)), false)
+pub fn load_cycles(db: &dyn Db, project: Project) -> BTreeMap<String, u32> {
+    let index = module_index(db, project);
+    let mut edges: BTreeMap<String, BTreeMap<String, bool>> = BTreeMap::new();
+    for (module, &file) in &index.modules {
+        let targets = edges.entry(module.clone()).or_default();
+        let ancestors = with_ancestors(module);
+        for ancestor in &ancestors[..ancestors.len() - 1] {
+            if index.modules.contains_key(ancestor) {
+                targets.insert(ancestor.clone(), true);
+            }
+        }
+        for target in module_loads(db, file).keys() {
+            let target = target.strip_suffix(".__init__").unwrap_or(target);
+            for candidate in with_ancestors(target) {
+                if index.modules.contains_key(&candidate) && candidate != *module {
+                    targets.insert(candidate, true);
+                }
+            }
+        }
+    }
+    let mut out = BTreeMap::new();
+    for (id, component) in crate::stages::graph::strongly_connected(&edges, false).into_iter().enumerate() {
+        for module in component {
+            out.insert(module, id as u32);
+        }
+    }
+    out
 }
+
+/// Whether importing `target` may run `importer` while `target` is still initializing: both
+/// are in one load cycle.
+fn in_load_cycle(db: &dyn Db, importer: &str, target: &str) -> bool {
+    let cycles = load_cycles(db, Project::get(db));
+    matches!((cycles.get(importer), cycles.get(target)), (Some(a), Some(b)) if a == b)
+}
+
+/// At most this many modules are visited to find a package's submodule attributes; past it,
+/// the submodules not yet found count as maybe (sound, less exact) — closures of huge
+/// packages would otherwise make every package cost the whole repository.
+const CLOSURE_LIMIT: usize = 4096;
 
 /// `a`, `a.b`, `a.b.c` for `a.b.c`.
 fn with_ancestors(module: &str) -> Vec<String> {
@@ -299,10 +336,10 @@ fn with_ancestors(module: &str) -> Vec<String> {
 fn package_children(db: &dyn Db, index: &ModuleIndex, package: &str) -> (BTreeSet<String>, BTreeSet<String>) {
     let prefix = format!("{package}.");
     let definite = closure(db, index, &with_ancestors(package), true);
-    let all: BTreeSet<String> = closure(db, index, &definite.iter().cloned().collect::<Vec<_>>(), false);
     let child = |module: &str| module.strip_prefix(&prefix).map(|rest| rest.split('.').next().unwrap_or(rest).to_string());
     let loaded: BTreeSet<String> = definite.iter().filter_map(|m| child(m)).collect();
-    let mut maybe: BTreeSet<String> = all.iter().filter_map(|m| child(m)).collect();
+    // Every other submodule may be an attribute (loaded on some path, or by another import).
+    let mut maybe: BTreeSet<String> = BTreeSet::new();
     for module in index.modules.range(prefix.clone()..).map(|(m, _)| m).take_while(|m| m.starts_with(&prefix)) {
         maybe.extend(child(module));
     }
@@ -314,7 +351,8 @@ fn package_children(db: &dyn Db, index: &ModuleIndex, package: &str) -> (BTreeSe
 }
 
 /// The repository modules loaded by importing `starts` (and, with `definite_only`, only
-/// through imports that run on every path). Importing a module loads its ancestors first.
+/// through imports that run on every path), at most [`CLOSURE_LIMIT`] of them. Importing a
+/// module loads its ancestors first.
 fn closure(db: &dyn Db, index: &ModuleIndex, starts: &[String], definite_only: bool) -> BTreeSet<String> {
     let mut seen: BTreeSet<String> = BTreeSet::new();
     let mut queue: Vec<String> = Vec::new();
@@ -336,6 +374,9 @@ fn closure(db: &dyn Db, index: &ModuleIndex, starts: &[String], definite_only: b
         add(start, &mut seen, &mut queue);
     }
     while let Some(module) = queue.pop() {
+        if seen.len() >= CLOSURE_LIMIT {
+            break;
+        }
         let Some(file) = index.file(&module) else { continue };
         for (target, definite) in module_loads(db, file) {
             if *definite || !definite_only {

@@ -61,7 +61,7 @@ pub fn module_fan(db: &dyn Db, file: SourceFile) -> Fan {
 
 /// Components with more than one module (a module importing itself has no self edge here),
 /// by Tarjan's algorithm, iteratively. Deterministic: nodes and edges are visited in order.
-fn strongly_connected(edges: &BTreeMap<String, BTreeMap<String, bool>>, runtime_only: bool) -> Vec<Vec<String>> {
+pub(crate) fn strongly_connected(edges: &BTreeMap<String, BTreeMap<String, bool>>, runtime_only: bool) -> Vec<Vec<String>> {
     let nodes: Vec<&String> = edges.keys().collect();
     let id: BTreeMap<&String, usize> = nodes.iter().enumerate().map(|(i, n)| (*n, i)).collect();
     let successors: Vec<Vec<usize>> = nodes

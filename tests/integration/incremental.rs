@@ -114,7 +114,7 @@ fn blank_line_reruns_positions_but_no_semantic_query() {
     session.edit("pkg/sub/deep.py", "import os.path as osp, sys\n", "import os.path as osp, sys\n\n");
     let ran = session.rebuild();
     // `import_edges` reads the (moved) import rows, re-runs and cuts off: nothing after it runs.
-    for semantic in ["exports", "reexports", "module_loads", "import_closure", "import_graph", "module_fan"] {
+    for semantic in ["exports", "reexports", "module_loads", "load_cycles", "import_graph", "module_fan"] {
         assert_eq!(queries(&ran, semantic), Vec::<String>::new(), "{semantic} re-ran after a blank line: {ran:#?}");
     }
     assert!(ran.contains(&"outline(pkg/sub/deep.py)".to_string()));
