@@ -378,13 +378,37 @@ fn last_artifacts(last: &BuildRecord) -> Vec<Artifact> {
 }
 
 /// The stat of each artifact now in `out`, for the next build's [`artifact_intact`].
+///
+/// The build wrote these files a moment ago, so their mtimes are inside any racy window
+/// measured from now: it waits until the newest is older than the output directory's window
+/// (a few milliseconds where the file system stamps finely, see
+/// [`crate::stat::artifact_window_ns`]) before taking the stats, so the next build can trust
+/// them instead of hashing every artifact again.
 fn artifact_stats(out: &std::path::Path, artifacts: &[Artifact]) -> Vec<StatEntry> {
+    let window_ns = crate::stat::artifact_window_ns(out);
+    let newest = artifacts
+        .iter()
+        .filter_map(|a| std::fs::metadata(out.join(&a.path)).ok())
+        .map(|m| Stat::of(&m).mtime_ns)
+        .max()
+        .unwrap_or(0);
+    let wait = newest + window_ns + 1 - crate::stat::now_ns();
+    if wait > 0 && wait < crate::stat::RACY_NANOS {
+        std::thread::sleep(std::time::Duration::from_nanos(wait as u64));
+    }
     let taken_ns = crate::stat::now_ns();
     artifacts
         .iter()
         .filter_map(|a| {
             let meta = std::fs::metadata(out.join(&a.path)).ok()?;
-            Some(StatEntry { path: a.path.clone(), stat: Stat::of(&meta), taken_ns, hash: ContentHash(a.hash), encoding: String::new() })
+            Some(StatEntry {
+                path: a.path.clone(),
+                stat: Stat::of(&meta),
+                taken_ns,
+                hash: ContentHash(a.hash),
+                encoding: String::new(),
+                window_ns,
+            })
         })
         .collect()
 }
@@ -427,7 +451,14 @@ fn load(file: &FoundFile, src_layout: bool, max_file_bytes: u64, stats: &StatCac
     let bytes = std::fs::read(&file.abs_path).map_err(|err| problem(ProblemKind::Unreadable, err.to_string()))?;
     size_ok(bytes.len() as u64)?;
     let decoded = source::decode(&bytes).map_err(|err| problem(ProblemKind::Undecodable, err.to_string()))?;
-    let entry = StatEntry { path: file.rel_path.clone(), stat, taken_ns, hash: decoded.hash, encoding: decoded.encoding.clone() };
+    let entry = StatEntry {
+        path: file.rel_path.clone(),
+        stat,
+        taken_ns,
+        hash: decoded.hash,
+        encoding: decoded.encoding.clone(),
+        window_ns: crate::stat::RACY_NANOS,
+    };
     Ok((loaded(decoded.hash, decoded.encoding, Some(decoded.text)), entry))
 }
 

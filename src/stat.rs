@@ -57,12 +57,16 @@ pub struct StatEntry {
     pub taken_ns: i128,
     pub hash: ContentHash,
     pub encoding: String,
+    /// The racy window of the file's file system: the entry is trusted only when the mtime is
+    /// more than this much older than `taken_ns` ([`RACY_NANOS`] for sources; measured for
+    /// the artifacts the build writes, see [`timestamp_granularity_ns`]).
+    pub window_ns: i128,
 }
 
 impl StatEntry {
     /// The entry vouches for a file that stats as `now`.
     pub fn trusted_for(&self, now: &Stat) -> bool {
-        self.stat == *now && self.stat.mtime_ns + RACY_NANOS < self.taken_ns
+        self.stat == *now && self.stat.mtime_ns + self.window_ns < self.taken_ns
     }
 }
 
@@ -83,6 +87,32 @@ impl StatCache {
 }
 
 /// Now, in wall-clock nanoseconds since the epoch.
+/// The granularity of file modification times in `dir`, measured: a file there is rewritten
+/// until its mtime has advanced a few times, and the smallest step is the clock tick the file
+/// system stamps with (Linux stamps with a coarse clock, a few milliseconds, even on file
+/// systems that store nanoseconds). `None` when it did not advance within 100 ms (a coarse
+/// file system) or the probe could not be written.
+pub fn timestamp_granularity_ns(dir: &std::path::Path) -> Option<i128> {
+    use std::io::Write as _;
+    let mut probe = tempfile::Builder::new().prefix(".tmp-clock-").tempfile_in(dir).ok()?;
+    let started = std::time::Instant::now();
+    let mut seen: Vec<i128> = Vec::new();
+    while started.elapsed() < std::time::Duration::from_millis(100) && seen.len() < 4 {
+        probe.as_file_mut().write_all(b"x").ok()?;
+        let mtime = Stat::of(&probe.as_file().metadata().ok()?).mtime_ns;
+        if seen.last() != Some(&mtime) {
+            seen.push(mtime);
+        }
+    }
+    seen.windows(2).map(|w| w[1] - w[0]).filter(|d| *d > 0).min()
+}
+
+/// The racy window for artifacts written to `dir`: twice the measured timestamp granularity
+/// plus a millisecond, or [`RACY_NANOS`] when it cannot be measured.
+pub fn artifact_window_ns(dir: &std::path::Path) -> i128 {
+    timestamp_granularity_ns(dir).map_or(RACY_NANOS, |g| (2 * g + 1_000_000).min(RACY_NANOS))
+}
+
 pub fn now_ns() -> i128 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as i128)
 }
@@ -98,7 +128,20 @@ mod tests {
             taken_ns,
             hash: ContentHash([0; 32]),
             encoding: "utf-8".into(),
+            window_ns: RACY_NANOS,
         }
+    }
+
+    #[test]
+    fn timestamp_granularity_is_measured() {
+        let dir = tempfile::tempdir().unwrap();
+        // Every file system this runs on stamps at least once a second; Linux ext4/tmpfs with
+        // its coarse clock, every few milliseconds.
+        if let Some(step) = timestamp_granularity_ns(dir.path()) {
+            assert!(step > 0 && step <= 1_000_000_000, "{step}");
+            assert!(artifact_window_ns(dir.path()) <= RACY_NANOS);
+        }
+        assert!(std::fs::read_dir(dir.path()).unwrap().next().is_none(), "the probe is removed");
     }
 
     #[test]
