@@ -172,6 +172,9 @@ pub enum Command {
         #[command(subcommand)]
         action: CacheAction,
     },
+    /// The floor for benchmarks: walk, read, hash and parse every file, nothing else.
+    #[command(hide = true)]
+    Floor,
     /// Print a shell completion script to stdout.
     Completions {
         /// The shell to generate completions for.
@@ -346,6 +349,13 @@ pub fn main() -> ExitCode {
 
 fn run(cli: &Cli) -> Result<ExitCode> {
     match &cli.command {
+        Command::Floor => {
+            let cwd = std::env::current_dir().context("cannot read the current directory")?;
+            let config = construct_config(cli, &cwd)?;
+            let floor = crate::floor::measure(&config)?;
+            println!("floor: {} files, {} bytes, {:.3}s", floor.files, floor.bytes, floor.seconds);
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Completions { shell } => {
             let mut out = std::io::stdout().lock();
             clap_complete::generate(*shell, &mut Cli::command(), "codeintel-enrich", &mut out);

@@ -14,6 +14,7 @@ pub mod db;
 pub mod diagnostics;
 pub mod discover;
 pub mod explain;
+pub mod floor;
 pub mod inputs;
 pub mod module_path;
 pub mod rows;

@@ -1,0 +1,106 @@
+#!/usr/bin/env python3
+"""Cold, warm and incremental builds next to the floor, in one run on one tree.
+
+Usage: python3 benches/floor.py ROOT [--runs 5] [--exclude GLOB ...] [--bin target/release/codeintel-enrich]
+
+Prints, for each case, the median of RUNS wall-clock runs, the ratio to the floor (walk +
+read + blake3 + decode + tree-sitter parse of every file on all cores: the hidden `floor`
+subcommand) and peak RSS (getrusage of the child). Cases: floor; cold build without a cache;
+cold build writing the cache; no-op right after a build; a comment appended to one file; a
+new public name in one file; `ruff analyze graph` when ruff is installed. Edits are made on a
+copy of ROOT and undone between runs. Run in release mode on an otherwise idle machine.
+"""
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+
+def timed(cmd, cwd=None):
+    """Wall-clock seconds and peak RSS (KiB) of one run of `cmd`."""
+    started = time.perf_counter()
+    proc = subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    _, status, usage = os.wait4(proc.pid, 0)
+    elapsed = time.perf_counter() - started
+    code = os.waitstatus_to_exitcode(status)
+    if code not in (0, 1):
+        sys.exit(f"failed ({code}): {' '.join(cmd)}")
+    return elapsed, usage.ru_maxrss
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("root")
+    parser.add_argument("--runs", type=int, default=5)
+    parser.add_argument("--exclude", action="append", default=[])
+    parser.add_argument("--bin", default=os.path.join(os.path.dirname(__file__), "..", "target", "release", "codeintel-enrich"))
+    args = parser.parse_args()
+    binary = os.path.abspath(args.bin)
+    work = tempfile.mkdtemp(prefix="codeintel-bench-")
+    tree = os.path.join(work, "tree")
+    shutil.copytree(args.root, tree, symlinks=True)
+    excludes = [x for glob in args.exclude for x in ("--exclude", glob)]
+    out, cache = os.path.join(work, "out"), os.path.join(work, "cache")
+    base = [binary, "build", "--root", tree, "--out", out, "-q", *excludes]
+    sources = sorted(
+        os.path.join(d, f) for d, _, fs in os.walk(tree) for f in fs if f.endswith(".py") and not any(
+            p in os.path.join(d, f) for p in ("/test/", "site-packages"))
+    )
+    edited = sources[len(sources) // 2]
+    original = open(edited, "rb").read()
+
+    def restore():
+        with open(edited, "wb") as f:
+            f.write(original)
+
+    cases = []
+
+    def case(name, prepare, cmd):
+        times, peaks = [], []
+        for _ in range(args.runs):
+            prepare()
+            elapsed, rss = timed(cmd)
+            times.append(elapsed)
+            peaks.append(rss)
+        cases.append((name, statistics.median(times), max(peaks)))
+
+    case("floor (walk+read+hash+parse)", lambda: None, [binary, "floor", "--root", tree, *excludes])
+    case("cold, no cache", lambda: shutil.rmtree(out, ignore_errors=True), base + ["--no-cache"])
+    case("cold, writing the cache", lambda: (shutil.rmtree(out, ignore_errors=True), shutil.rmtree(cache, ignore_errors=True)),
+         base + ["--cache-dir", cache])
+    warm = base + ["--cache-dir", cache]
+    subprocess.run(warm, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    case("no-op right after a build", lambda: subprocess.run(warm, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL), warm)
+
+    def comment():
+        restore()
+        subprocess.run(warm, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        with open(edited, "ab") as f:
+            f.write(b"\n# an edited comment\n")
+
+    case("one file: a comment appended", comment, warm)
+
+    def new_name():
+        restore()
+        subprocess.run(warm, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        with open(edited, "ab") as f:
+            f.write(b"\nBENCH_NEW_PUBLIC_NAME = 1\n")
+
+    case("one file: a new public name", new_name, warm)
+    restore()
+    if shutil.which("ruff"):
+        case("ruff analyze graph", lambda: None, ["ruff", "analyze", "graph", "--quiet", tree])
+    floor = cases[0][1]
+    print(f"{len(sources)} source files in {args.root}, {args.runs} runs each, medians")
+    print(f"{'case':40} {'median':>9} {'vs floor':>9} {'peak RSS':>10}")
+    for name, median, rss in cases:
+        print(f"{name:40} {median:8.3f}s {median / floor:8.2f}x {rss / 1024:8.0f}MB")
+    shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
