@@ -95,7 +95,8 @@ def main():
     if shutil.which("ruff"):
         case("ruff analyze graph", lambda: None, ["ruff", "analyze", "graph", "--quiet", tree])
     floor = cases[0][1]
-    print(f"{len(sources)} source files in {args.root}, {args.runs} runs each, medians")
+    total = sum(1 for d, _, fs in os.walk(tree) for f in fs if f.endswith(".py"))
+    print(f"{total} .py files in {args.root} (edits in {os.path.relpath(edited, tree)}), {args.runs} runs each, medians")
     print(f"{'case':40} {'median':>9} {'vs floor':>9} {'peak RSS':>10}")
     for name, median, rss in cases:
         print(f"{name:40} {median:8.3f}s {median / floor:8.2f}x {rss / 1024:8.0f}MB")
