@@ -24,7 +24,7 @@ pub fn render_in_key_order<T: Serialize>(rows: impl IntoIterator<Item = T>) -> (
 }
 
 /// Rebuild a value so every object's keys are sorted, whatever map type serde_json uses.
-fn sorted(value: Value) -> Value {
+pub(crate) fn sorted(value: Value) -> Value {
     match value {
         Value::Object(map) => {
             let mut entries: Vec<(String, Value)> = map.into_iter().collect();

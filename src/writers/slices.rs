@@ -60,7 +60,7 @@ pub fn render(modules: &[u8], symbols: &[u8], graph: &[u8], filter: Option<&Glob
         let mut by = imported_by.get(module.as_str()).cloned().unwrap_or_default();
         by.sort_unstable();
         slice.insert("imported_by".into(), json!(by));
-        let mut bytes = serde_json::to_vec(&sorted(Value::Object(slice))).expect("slices serialize");
+        let mut bytes = serde_json::to_vec(&super::jsonl::sorted(Value::Object(slice))).expect("slices serialize");
         bytes.push(b'\n');
         out.push((format!("slices/{path}.json"), bytes));
     }
@@ -106,18 +106,6 @@ fn outline_entry(symbol: &Value) -> Value {
         "decorators": symbol["decorators"],
         "doc": symbol["docstring"],
     })
-}
-
-fn sorted(value: Value) -> Value {
-    match value {
-        Value::Object(map) => {
-            let mut entries: Vec<(String, Value)> = map.into_iter().collect();
-            entries.sort_by(|a, b| a.0.cmp(&b.0));
-            Value::Object(entries.into_iter().map(|(k, v)| (k, sorted(v))).collect())
-        }
-        Value::Array(items) => Value::Array(items.into_iter().map(sorted).collect()),
-        other => other,
-    }
 }
 
 #[cfg(test)]
