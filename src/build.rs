@@ -336,7 +336,11 @@ fn run_build(
                 syntax_error_modules: report.syntax_error_modules,
                 problems: report.problems.clone(),
                 artifact_stats: artifact_stats(&config.out, &artifacts),
-            }, &RowIndex { layout, entries: outputs.into_iter().map(|o| o.entry).collect() }, &stat_entries)?;
+            }, &RowIndex {
+                layout,
+                entries: outputs.into_iter().map(|o| o.entry).collect(),
+                load_cycles: crate::stages::exports::load_cycles(&workspace.db, Project::get(&workspace.db)).clone(),
+            }, &stat_entries)?;
             tracing::debug!(elapsed = ?started.elapsed(), "build recorded");
             log
         });
@@ -529,6 +533,8 @@ fn evaluate(
         .into_iter()
         .all(|same| same);
     tracing::debug!(elapsed = ?phase_started.elapsed(), changed = changed.len(), firewall = held, "changed files evaluated");
+    // Behind the firewall no file's loads changed: the previous load cycles hold.
+    workspace.set_known_load_cycles(previous.filter(|_| held).map(|p| std::sync::Arc::new(p.load_cycles().clone())));
     let fans: Vec<Option<Fan>> = if held {
         previous_entries.iter().map(|e| e.map(|e| e.fan)).collect()
     } else {

@@ -197,6 +197,14 @@ pub struct PatternConfig {
     pub fingerprint: String,
 }
 
+/// The load cycles of the previous build, when the project firewall says they cannot have
+/// changed (a singleton): `load_cycles` returns them instead of reading every file's loads.
+#[salsa::input(singleton, debug)]
+pub struct KnownLoadCycles {
+    #[returns(ref)]
+    pub cycles: Option<Arc<BTreeMap<String, u32>>>,
+}
+
 /// A file ready to become (or update) a [`SourceFile`] input.
 #[derive(Debug, Clone)]
 pub struct LoadedFile {
@@ -241,6 +249,20 @@ impl Workspace {
             }
         }
         Ok(())
+    }
+
+    /// Tell `load_cycles` the previous build's cycles (behind the project firewall), or to
+    /// compute them (`None`); a setter only when the value changed.
+    pub fn set_known_load_cycles(&mut self, cycles: Option<Arc<BTreeMap<String, u32>>>) {
+        match KnownLoadCycles::try_get(&self.db) {
+            Some(input) if *input.cycles(&self.db) == cycles => {}
+            Some(input) => {
+                input.set_cycles(&mut self.db).to(cycles);
+            }
+            None => {
+                KnownLoadCycles::new(&self.db, cycles);
+            }
+        }
     }
 
     /// Make the [`Target`] input match `target` (a setter only when a value changed).

@@ -69,6 +69,9 @@ pub struct RowIndex {
     /// Digest of every file's path, module name and package flag (see [`layout_digest`]).
     pub layout: [u8; 32],
     pub entries: Vec<RowEntry>,
+    /// The load cycles of the build (`load_cycles`): behind the project firewall they cannot
+    /// have changed, so the next build reuses them instead of reading every file's loads.
+    pub load_cycles: std::collections::BTreeMap<String, u32>,
 }
 
 /// One file's contribution to the artifacts: its entry, and its rendered rows unless they
@@ -308,6 +311,10 @@ impl PreviousRows {
     /// The layout the previous build had.
     pub fn layout(&self) -> [u8; 32] {
         self.index.layout
+    }
+
+    pub fn load_cycles(&self) -> &std::collections::BTreeMap<String, u32> {
+        &self.index.load_cycles
     }
 
     /// The previous entry of `path`.

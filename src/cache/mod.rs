@@ -25,7 +25,7 @@ use serde::de::DeserializeOwned;
 use crate::explain::{ArtifactSize, NodeEvent, Reason, RunLog, StageTiming, Status};
 
 /// Bump when the layout of the cache file or the encoding of its values changes.
-pub const CACHE_SCHEMA: u32 = 4;
+pub const CACHE_SCHEMA: u32 = 5;
 
 const VALUES: TableDefinition<&[u8], &[u8]> = TableDefinition::new("values");
 const NODES: TableDefinition<&str, &[u8]> = TableDefinition::new("nodes");
