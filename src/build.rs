@@ -153,8 +153,10 @@ fn run_build(
             .par_iter()
             .map(|file| {
                 let stub = discovery.stubs.get(&file.rel_path).and_then(|path| read_stub(path));
+                let compiled = discovery.extensions.get(&file.rel_path).cloned();
                 load(file, src_layout, config.max_file_bytes, &stats).map(|(mut loaded, entry)| {
                     loaded.stub = stub;
+                    loaded.compiled = compiled;
                     (loaded, entry)
                 })
             })
@@ -361,7 +363,7 @@ fn build_key(files: &[LoadedFile], problems: &[Problem], target: &crate::config:
     for file in files {
         update_parts(&mut hasher, [file.path.as_str(), file.module.as_str(), if file.is_package { "1" } else { "0" }, file.encoding.as_str()]);
         hasher.update(&file.hash.0);
-        update_parts(&mut hasher, [file.stub.as_deref().unwrap_or("\u{0}no stub")]);
+        update_parts(&mut hasher, [file.stub.as_deref().unwrap_or("\u{0}no stub"), file.compiled.as_deref().unwrap_or("")]);
     }
     let mut problems: Vec<&Problem> = problems.iter().collect();
     problems.sort();
@@ -448,6 +450,7 @@ fn load(file: &FoundFile, src_layout: bool, max_file_bytes: u64, stats: &StatCac
         hash,
         text,
         stub: None,
+        compiled: None,
     };
     if let Some(entry) = stats.get(&file.rel_path).filter(|e| e.trusted_for(&stat)) {
         return Ok((loaded(entry.hash, entry.encoding.clone(), None), entry.clone()));

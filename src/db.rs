@@ -133,6 +133,10 @@ pub struct SourceFile {
     /// of the source).
     #[returns(ref)]
     pub stub: Option<Arc<str>>,
+    /// The compiled extension module beside the file (its file name), which CPython imports
+    /// instead of the source.
+    #[returns(ref)]
+    pub compiled: Option<String>,
 }
 
 /// The decoded text of `file`: loaded, or read now from the root. Memoized per content hash.
@@ -217,6 +221,8 @@ pub struct LoadedFile {
     pub text: Option<Arc<str>>,
     /// The stub beside the file (always read: stubs are small).
     pub stub: Option<Arc<str>>,
+    /// A compiled extension module beside the file, by file name.
+    pub compiled: Option<String>,
 }
 
 /// The database plus the inputs of the current file set, by path. Kept across builds in one
@@ -307,6 +313,9 @@ impl Workspace {
                     if *input.stub(db) != file.stub {
                         input.set_stub(db).to(file.stub);
                     }
+                    if *input.compiled(db) != file.compiled {
+                        input.set_compiled(db).to(file.compiled);
+                    }
                     input
                 }
                 None => SourceFile::new(
@@ -318,6 +327,7 @@ impl Workspace {
                     file.encoding,
                     file.text,
                     file.stub,
+                    file.compiled,
                 ),
             };
             next.insert(file.path, input);

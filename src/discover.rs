@@ -43,6 +43,10 @@ pub struct Discovery {
     /// Stubs beside sources: the `.py` path a `.pyi` sits next to (`pkg/mod.pyi` for
     /// `pkg/mod.py`) → where to read the stub. Never modules of their own.
     pub stubs: std::collections::BTreeMap<String, PathBuf>,
+    /// Compiled extension modules beside sources: the `.py` path an extension shadows
+    /// (`pkg/cd.py` for `pkg/cd.cpython-311-x86_64-linux-gnu.so`) → the extension's file name.
+    /// CPython imports the extension, not the source.
+    pub extensions: std::collections::BTreeMap<String, String>,
 }
 
 /// Walk `config.root` and list the Python sources to process.
@@ -82,8 +86,19 @@ pub fn discover(config: &Config) -> Result<Discovery> {
         })
     });
 
+    let (extension_files, files): (Vec<FoundFile>, Vec<FoundFile>) =
+        files.into_inner().unwrap().into_iter().partition(|f| f.rel_path.ends_with(".so") || f.rel_path.ends_with(".pyd"));
+    let extensions = extension_files
+        .into_iter()
+        .filter_map(|f| {
+            let (dir, name) = f.rel_path.rsplit_once('/').map_or(("", f.rel_path.as_str()), |(d, n)| (d, n));
+            let stem = name.split('.').next()?;
+            let source = if dir.is_empty() { format!("{stem}.py") } else { format!("{dir}/{stem}.py") };
+            Some((source, name.to_string()))
+        })
+        .collect();
     let (stub_files, mut files): (Vec<FoundFile>, Vec<FoundFile>) =
-        files.into_inner().unwrap().into_iter().partition(|f| f.rel_path.ends_with(".pyi"));
+        files.into_iter().partition(|f| f.rel_path.ends_with(".pyi"));
     files.sort_by(|a, b| a.rel_path.cmp(&b.rel_path));
     files.dedup_by(|a, b| a.rel_path == b.rel_path);
     let stubs = stub_files
@@ -94,7 +109,7 @@ pub fn discover(config: &Config) -> Result<Discovery> {
     problems.sort();
     let src = root.join("src");
     let src_layout = src.is_dir() && !src.join("__init__.py").exists();
-    Ok(Discovery { files, problems, src_layout, stubs })
+    Ok(Discovery { files, problems, src_layout, stubs, extensions })
 }
 
 fn build_globset(globs: &[String]) -> Result<Option<GlobSet>> {
@@ -142,7 +157,7 @@ fn classify(
     max_file_bytes: u64,
 ) -> Option<Result<FoundFile, Problem>> {
     let path = entry.path();
-    if path.extension().is_none_or(|ext| ext != "py" && ext != "pyi") {
+    if path.extension().is_none_or(|ext| ext != "py" && ext != "pyi" && ext != "so" && ext != "pyd") {
         return None;
     }
     let file_type = entry.file_type()?;
@@ -166,7 +181,9 @@ fn classify(
     if !metadata.is_file() {
         return None;
     }
-    if metadata.len() > max_file_bytes {
+    // Compiled extensions and stubs are only noted beside sources: their size does not matter.
+    let source = rel_path.ends_with(".py");
+    if source && metadata.len() > max_file_bytes {
         let message = format!("{} bytes is over --max-file-bytes {}", metadata.len(), max_file_bytes);
         return Some(Err(Problem::new(rel_path, ProblemKind::Oversized, message)));
     }

@@ -88,7 +88,7 @@ pub fn source_digest(db: &dyn Db, file: SourceFile) -> [u8; 32] {
     let mut hasher = blake3::Hasher::new();
     hasher.update(&file.content_hash(db).0);
     update_parts(&mut hasher, [file.module(db).as_str(), if file.is_package(db) { "1" } else { "0" }, file.encoding(db).as_str()]);
-    update_parts(&mut hasher, [file.stub(db).as_deref().unwrap_or("\u{0}no stub")]);
+    update_parts(&mut hasher, [file.stub(db).as_deref().unwrap_or("\u{0}no stub"), file.compiled(db).as_deref().unwrap_or("")]);
     *hasher.finalize().as_bytes()
 }
 

@@ -19,7 +19,7 @@ use crate::stages::resolve::{ModuleIndex, Resolved, module_index};
 use crate::stages::scope::{Binding, DecoratorRef, GetattrShim, ModuleAllRef, REGISTRAR_NAMES, module_scope};
 
 /// Bump when export computation changes.
-pub const EXPORTS_VERSION: u32 = 2;
+pub const EXPORTS_VERSION: u32 = 3;
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Exports {
@@ -198,6 +198,9 @@ pub fn exports(db: &dyn Db, file: SourceFile) -> Exports {
     let state = outcome.state;
     let bound: BTreeMap<String, Binding> = state.names.iter().map(|(n, (b, _))| (n.clone(), b.clone())).collect();
     let mut reasons = outcome.unknown;
+    if let Some(compiled) = file.compiled(db) {
+        reasons.insert(format!("CPython imports the compiled module beside it ({compiled}), not this source"));
+    }
     if let Some(reason) = &scope.all_dynamic {
         reasons.insert(reason.clone());
     }
@@ -231,7 +234,21 @@ pub fn exports(db: &dyn Db, file: SourceFile) -> Exports {
         },
     };
     let (all, all_complete, names, maybe) = match declared {
-        Some((all, names, maybe, known)) => (Some(all), known && scope.all_dynamic.is_none(), names, maybe),
+        Some((all, names, maybe, known)) => {
+            // A name of `__all__` the module never binds makes `from m import *` raise
+            // AttributeError (unless something the tool cannot see binds it): no promise.
+            let module = file.module(db);
+            let unbound: Vec<&String> = names
+                .iter()
+                .chain(&maybe)
+                .filter(|n| !(bound.contains_key(*n) || file.is_package(db) && index.exists(&format!("{module}.{n}"))))
+                .collect();
+            if let Some(first) = unbound.first() {
+                let more = if unbound.len() > 1 { format!(" (and {} more)", unbound.len() - 1) } else { String::new() };
+                reasons.insert(format!("__all__ names {first:?}{more}, which the module never binds statically"));
+            }
+            (Some(all), known && scope.all_dynamic.is_none(), names, maybe)
+        }
         None => {
             if let Some(reason) = &scope.dynamic_globals {
                 reasons.insert(reason.clone());

@@ -124,7 +124,7 @@ pub struct Outcome {
 
 /// Evaluate `scope`'s body.
 pub fn evaluate(scope: &ModuleScope, resolver: &mut dyn Resolver) -> Outcome {
-    let mut evaluator = Evaluator { scope, resolver, unknown: BTreeSet::new(), read_target: false };
+    let mut evaluator = Evaluator { scope, resolver, unknown: BTreeSet::new(), read_target: false, trails: Vec::new() };
     let state = evaluator.block(&scope.body, State::default());
     Outcome { state, unknown: evaluator.unknown, read_target: evaluator.read_target }
 }
@@ -133,6 +133,8 @@ struct Evaluator<'a> {
     scope: &'a ModuleScope,
     resolver: &'a mut dyn Resolver,
     unknown: BTreeSet<String>,
+    /// For each enclosing `try` body, the join of the states it reached so far.
+    trails: Vec<State>,
     read_target: bool,
 }
 
@@ -143,8 +145,20 @@ impl Evaluator<'_> {
                 break;
             }
             state = self.stmt(stmt, state);
+            self.observe(&state);
         }
         state
+    }
+
+    /// Inside `try` bodies, every state reached is one a handler may start from.
+    fn observe(&mut self, state: &State) {
+        if self.trails.is_empty() || state.dead {
+            return;
+        }
+        for trail in &mut self.trails {
+            let current = std::mem::take(trail);
+            *trail = join(vec![current, state.clone()]);
+        }
     }
 
     fn stmt(&mut self, stmt: &Stmt, mut state: State) -> State {
@@ -238,14 +252,13 @@ impl Evaluator<'_> {
                 state = join(outcomes);
             }
             Stmt::Try { body, handlers, orelse, finally } => {
-                let before = state.clone();
+                // A handler starts from any state the body reached before raising (any prefix of
+                // any path): the join of them all, from the state before the body on.
+                self.trails.push(state.clone());
                 let after_body = self.block(body, state);
+                let entry = self.trails.pop().expect("the trail pushed above");
                 let mut outcomes = Vec::new();
                 if !handlers.is_empty() {
-                    // A handler starts from any prefix of the body: names bound in it are maybe.
-                    let mut partial = after_body.clone();
-                    partial.dead = false;
-                    let entry = join(vec![before, partial]);
                     for handler in handlers {
                         outcomes.push(self.block(handler, entry.clone()));
                     }

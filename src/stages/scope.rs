@@ -31,7 +31,7 @@ use crate::stages::parse::parsed_module;
 use crate::stages::text::{identifier, is_main_guard, node_text, string_value};
 
 /// Bump when the scope analysis changes.
-pub const SCOPE_VERSION: u32 = 4;
+pub const SCOPE_VERSION: u32 = 5;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -1259,6 +1259,18 @@ impl ScopeWalker<'_> {
                 self.scope.dynamic_globals.get_or_insert_with(|| "globals() is written".to_string());
                 if statement_mentions_all(call, text) {
                     self.scope.all_dynamic.get_or_insert_with(|| "__all__ is written through globals()".to_string());
+                }
+            }
+        }
+        // At module level `locals()` is the module's globals too.
+        for (at, _) in text.match_indices("locals()") {
+            if let Some(call) = call_at(root, at, "locals")
+                && !inside_function(call)
+                && globals_call_writes(call, text)
+            {
+                self.scope.dynamic_globals.get_or_insert_with(|| "locals() is written at module level".to_string());
+                if statement_mentions_all(call, text) {
+                    self.scope.all_dynamic.get_or_insert_with(|| "__all__ is written through locals()".to_string());
                 }
             }
         }
