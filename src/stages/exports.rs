@@ -197,6 +197,8 @@ pub fn exports(db: &dyn Db, file: SourceFile) -> Exports {
     let outcome = flow::evaluate(scope, &mut resolver);
     let state = outcome.state;
     let bound: BTreeMap<String, Binding> = state.names.iter().map(|(n, (b, _))| (n.clone(), b.clone())).collect();
+    // Star imports whose names are unknown may bind anything `__all__` lists.
+    let outcome_unknown_empty = outcome.unknown.is_empty();
     let mut reasons = outcome.unknown;
     if let Some(compiled) = file.compiled(db) {
         reasons.insert(format!("CPython imports the compiled module beside it ({compiled}), not this source"));
@@ -238,10 +240,17 @@ pub fn exports(db: &dyn Db, file: SourceFile) -> Exports {
             // A name of `__all__` the module never binds makes `from m import *` raise
             // AttributeError (unless something the tool cannot see binds it): no promise.
             let module = file.module(db);
+            // Names a guarded `__getattr__` answers are provided; with dynamic globals an unbound
+            // name may well be written at run time.
             let unbound: Vec<&String> = names
                 .iter()
                 .chain(&maybe)
-                .filter(|n| !(bound.contains_key(*n) || file.is_package(db) && index.exists(&format!("{module}.{n}"))))
+                .filter(|n| {
+                    !(bound.contains_key(*n)
+                        || scope.getattr_answers.contains(*n)
+                        || file.is_package(db) && index.exists(&format!("{module}.{n}")))
+                })
+                .filter(|_| scope.dynamic_globals.is_none() && outcome_unknown_empty)
                 .collect();
             if let Some(first) = unbound.first() {
                 let more = if unbound.len() > 1 { format!(" (and {} more)", unbound.len() - 1) } else { String::new() };

@@ -31,7 +31,7 @@ use crate::stages::parse::parsed_module;
 use crate::stages::text::{identifier, is_main_guard, node_text, string_value};
 
 /// Bump when the scope analysis changes.
-pub const SCOPE_VERSION: u32 = 5;
+pub const SCOPE_VERSION: u32 = 6;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -253,6 +253,8 @@ pub struct ModuleScope {
     pub function_globals: BTreeMap<String, Vec<String>>,
     /// The module-level `__getattr__`, when there is one.
     pub getattr: Option<GetattrShim>,
+    /// The names a guarded `__getattr__` answers (`if name == "x":`, `if name in {…}:`).
+    pub getattr_answers: BTreeSet<String>,
     /// The module has an `if __name__ == "__main__":` block (an entry point).
     pub has_main_guard: bool,
     /// Modules registered in `sys.modules` under a literal name (`sys.modules["os.path"] =
@@ -274,6 +276,7 @@ pub fn module_scope(db: &dyn Db, file: SourceFile) -> ModuleScope {
             literals: BTreeMap::new(),
             item_aliases: BTreeMap::new(),
             is_package: file.is_package(db),
+            answers: std::cell::RefCell::new(BTreeSet::new()),
             scope: ModuleScope::default(),
         };
         let body = walker.block(root);
@@ -306,6 +309,8 @@ struct ScopeWalker<'a> {
     item_aliases: BTreeMap<String, Vec<AllItem>>,
     /// This module is a package (`__init__`): its unbound names may be its submodules.
     is_package: bool,
+    /// Names the guards of a `__getattr__` test, collected while reading it.
+    answers: std::cell::RefCell<BTreeSet<String>>,
     scope: ModuleScope,
 }
 
@@ -1096,6 +1101,7 @@ impl ScopeWalker<'_> {
         });
         if name == "__getattr__" {
             self.scope.getattr = Some(self.getattr_shim(body, first_param.as_deref()));
+            self.scope.getattr_answers = self.answers.take();
         }
         if body_text.contains("global") {
             let mut globals = Vec::new();
@@ -1206,6 +1212,9 @@ impl ScopeWalker<'_> {
                     }),
                     _ => None,
                 };
+                if let Some(values) = &values {
+                    self.answers.borrow_mut().extend(values.iter().cloned());
+                }
                 values.is_some_and(|values| !values.iter().any(|v| v == "__all__"))
             }
             _ => false,
@@ -1312,6 +1321,9 @@ impl ScopeWalker<'_> {
                     self.scope.all_dynamic.get_or_insert_with(|| "__all__ is written through sys.modules[__name__]".to_string());
                 }
             }
+        }
+        if text.contains("global_enum") {
+            self.scope.dynamic_globals.get_or_insert_with(|| "enum.global_enum makes enum members module globals".to_string());
         }
         if text.contains("._convert_(") || text.contains("._convert(") {
             self.scope.dynamic_globals.get_or_insert_with(|| "enum _convert_ creates globals".to_string());
