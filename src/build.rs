@@ -393,7 +393,7 @@ fn last_artifacts(last: &BuildRecord) -> Vec<Artifact> {
 fn artifact_stats(out: &std::path::Path, artifacts: &[Artifact]) -> Vec<StatEntry> {
     let window_ns = crate::stat::artifact_window_ns(out);
     let newest = artifacts
-        .iter()
+        .par_iter()
         .filter_map(|a| std::fs::metadata(out.join(&a.path)).ok())
         .map(|m| Stat::of(&m).mtime_ns)
         .max()
@@ -404,7 +404,7 @@ fn artifact_stats(out: &std::path::Path, artifacts: &[Artifact]) -> Vec<StatEntr
     }
     let taken_ns = crate::stat::now_ns();
     artifacts
-        .iter()
+        .par_iter()
         .filter_map(|a| {
             let meta = std::fs::metadata(out.join(&a.path)).ok()?;
             Some(StatEntry {
@@ -890,24 +890,27 @@ fn previous_artifact(out: &std::path::Path, kept: &std::path::Path, last: &Build
 /// hash whenever it is used). Returns whether anything was linked or copied (a new link
 /// changes the file's ctime, so its recorded stat is stale).
 fn keep_artifacts(out: &std::path::Path, kept: &std::path::Path, artifacts: &[Artifact]) -> Result<bool> {
-    let mut kept_any = false;
-    for artifact in artifacts {
-        let (from, to) = (out.join(&artifact.path), kept.join(&artifact.path));
-        let (Ok(source), target) = (std::fs::metadata(&from), std::fs::metadata(&to)) else { continue };
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::MetadataExt as _;
-            if target.as_ref().is_ok_and(|t| (t.dev(), t.ino()) == (source.dev(), source.ino())) {
-                continue;
+    // Independent files (hundreds of overlays on a large tree): linked in parallel.
+    let linked: Vec<bool> = artifacts
+        .par_iter()
+        .map(|artifact| -> Result<bool> {
+            let (from, to) = (out.join(&artifact.path), kept.join(&artifact.path));
+            let (Ok(source), target) = (std::fs::metadata(&from), std::fs::metadata(&to)) else { return Ok(false) };
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::MetadataExt as _;
+                if target.as_ref().is_ok_and(|t| (t.dev(), t.ino()) == (source.dev(), source.ino())) {
+                    return Ok(false);
+                }
             }
-        }
-        if matches!(artifact.body, Body::OnDisk) && target.as_ref().is_ok_and(|t| t.len() == source.len()) {
-            continue;
-        }
-        link_atomic(&from, &to)?;
-        kept_any = true;
-    }
-    Ok(kept_any)
+            if matches!(artifact.body, Body::OnDisk) && target.as_ref().is_ok_and(|t| t.len() == source.len()) {
+                return Ok(false);
+            }
+            link_atomic(&from, &to)?;
+            Ok(true)
+        })
+        .collect::<Result<_>>()?;
+    Ok(linked.into_iter().any(|l| l))
 }
 
 /// `graphs/imports.json` (every edge), `graphs/imports_runtime.json` (without edges that exist
