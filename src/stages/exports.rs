@@ -383,19 +383,22 @@ fn package_children(db: &dyn Db, index: &ModuleIndex, package: &str) -> (BTreeSe
 /// through imports that run on every path), at most [`CLOSURE_LIMIT`] of them. Importing a
 /// module loads its ancestors first.
 fn closure(db: &dyn Db, index: &ModuleIndex, starts: &[String], definite_only: bool) -> BTreeSet<String> {
-    let mut seen: BTreeSet<String> = BTreeSet::new();
+    let mut seen: std::collections::HashSet<String> = std::collections::HashSet::new();
     let mut queue: Vec<String> = Vec::new();
-    let add = |module: &str, seen: &mut BTreeSet<String>, queue: &mut Vec<String>| {
+    // Mark `module` and its ancestors loaded (prefixes looked up without allocating).
+    let add = |module: &str, seen: &mut std::collections::HashSet<String>, queue: &mut Vec<String>| {
         let module = module.strip_suffix(".__init__").unwrap_or(module);
-        let mut acc = String::new();
-        for part in module.split('.') {
-            if !acc.is_empty() {
-                acc.push('.');
+        let mut end = 0;
+        loop {
+            let next = module[end..].find('.').map(|i| end + i);
+            let prefix = &module[..next.unwrap_or(module.len())];
+            if !seen.contains(prefix) && index.exists(prefix) {
+                seen.insert(prefix.to_string());
+                queue.push(prefix.to_string());
             }
-            acc.push_str(part);
-            if index.exists(&acc) && !seen.contains(&acc) {
-                seen.insert(acc.clone());
-                queue.push(acc.clone());
+            match next {
+                Some(i) => end = i + 1,
+                None => break,
             }
         }
     };
@@ -413,7 +416,7 @@ fn closure(db: &dyn Db, index: &ModuleIndex, starts: &[String], definite_only: b
             }
         }
     }
-    seen
+    seen.into_iter().collect()
 }
 
 /// A name a module exports that it got from elsewhere.
