@@ -32,7 +32,11 @@ pub fn module_warnings(db: &dyn Db, file: SourceFile) -> Vec<Warning> {
         let index = module_index(db, Project::get(db));
         let module = file.module(db);
         // Names a `__getattr__` or dynamic globals may provide cannot be judged.
-        let judged = scope.dynamic_globals.is_none() && !exports.bound.contains_key("__getattr__") && exports.all_complete;
+        // …and so may a star import whose names are unknown.
+        let judged = scope.dynamic_globals.is_none()
+            && !exports.bound.contains_key("__getattr__")
+            && exports.all_complete
+            && exports.incomplete_reasons.iter().all(|r| r.starts_with("__all__ names "));
         let mut seen = std::collections::BTreeSet::new();
         for name in all {
             if !seen.insert(name) {
