@@ -190,7 +190,12 @@ fn run_build(
     let build_key = build_key(&files_to_sync, &problems, &config.target, &outputs_asked);
     workspace.set_target(&config.target);
     let queries: Vec<(String, String)> = config.tags.queries.iter().map(|q| (q.tag.clone(), q.source.clone())).collect();
-    workspace.set_user_patterns(&queries).map_err(|e| anyhow::anyhow!("tags YAML: {e}"))?;
+    let compiled: Option<Arc<dyn crate::db::PatternTagger>> = if queries.is_empty() {
+        None
+    } else {
+        Some(Arc::new(crate::stages::patterns::PatternSet::compile(&queries).map_err(|e| anyhow::anyhow!("tags YAML: {e}"))?))
+    };
+    workspace.set_user_patterns(compiled);
     let files = workspace.sync(files_to_sync);
     phase("load", &mut timings);
 

@@ -22,7 +22,17 @@ pub trait Db: salsa::Database {
     fn root(&self) -> Option<&std::path::Path>;
     /// The user's pattern tags (`--tags-yaml` queries), compiled; read by `pattern_tags`
     /// together with the [`PatternConfig`] input that names them.
-    fn user_patterns(&self) -> Option<&crate::stages::patterns::PatternSet>;
+    fn user_patterns(&self) -> Option<&dyn PatternTagger>;
+}
+
+/// Compiled tree-sitter queries that tag a module (the user's, from `--tags-yaml`). Defined
+/// here so the database can hold them without depending on the stage that compiles them
+/// (`crate::stages::patterns::PatternSet` implements it).
+pub trait PatternTagger: Send + Sync {
+    /// The tags whose query matches in this tree, sorted.
+    fn tags(&self, root: tree_sitter::Node<'_>, text: &str) -> Vec<String>;
+    /// A digest of the queries, for cache keys.
+    fn fingerprint(&self) -> &str;
 }
 
 /// The concrete database. Cloning is cheap and shares the storage: each rayon worker takes
@@ -33,7 +43,7 @@ pub struct Database {
     storage: salsa::Storage<Self>,
     cache: Option<Arc<StageCache>>,
     root: Option<Arc<std::path::Path>>,
-    patterns: Option<Arc<crate::stages::patterns::PatternSet>>,
+    patterns: Option<Arc<dyn PatternTagger>>,
 }
 
 #[salsa::db]
@@ -49,7 +59,7 @@ impl Db for Database {
         self.root.as_deref()
     }
 
-    fn user_patterns(&self) -> Option<&crate::stages::patterns::PatternSet> {
+    fn user_patterns(&self) -> Option<&dyn PatternTagger> {
         self.patterns.as_deref()
     }
 }
@@ -238,10 +248,9 @@ impl Workspace {
         Workspace { db, files: BTreeMap::new() }
     }
 
-    /// Use `queries` (tag, tree-sitter query) as the user's pattern tags: compiled here, set
-    /// only when their fingerprint changed.
-    pub fn set_user_patterns(&mut self, queries: &[(String, String)]) -> Result<(), crate::stages::patterns::PatternError> {
-        let compiled = if queries.is_empty() { None } else { Some(Arc::new(crate::stages::patterns::PatternSet::compile(queries)?)) };
+    /// Use `compiled` as the user's pattern tags; the input changes only when their
+    /// fingerprint does.
+    pub fn set_user_patterns(&mut self, compiled: Option<Arc<dyn PatternTagger>>) {
         let fingerprint = compiled.as_ref().map(|p| p.fingerprint().to_string()).unwrap_or_default();
         match PatternConfig::try_get(&self.db) {
             Some(input) if *input.fingerprint(&self.db) == fingerprint => {}
@@ -254,7 +263,6 @@ impl Workspace {
                 self.db.patterns = compiled;
             }
         }
-        Ok(())
     }
 
     /// Tell `load_cycles` the previous build's cycles (behind the project firewall), or to

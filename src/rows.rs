@@ -152,7 +152,7 @@ pub fn tag_facts(
     joins: &crate::inputs::joins::Joins,
 ) -> TagFacts {
     let exports = exports(db, file);
-    let joined = joins.of(file.path(db));
+    let joined = joins.get(file.path(db));
     let summary = module_summary(db, file);
     TagFacts {
         path: file.path(db).clone(),
@@ -175,8 +175,8 @@ pub fn tag_facts(
         max_params: summary.max_params,
         has_stub: has_stub || file.stub(db).is_some(),
         overlay_parent,
-        coverage_permille: joined.coverage.as_ref().map(|c| (c.line_rate * 1000.0).round() as u32),
-        type_errors: joined.pyrefly.as_ref().map(|p| p.errors),
+        coverage_permille: joined.and_then(|j| j.coverage.as_ref()).map(|c| (c.line_rate * 1000.0).round() as u32),
+        type_errors: joined.and_then(|j| j.pyrefly.as_ref()).map(|p| p.errors),
         pattern_tags: crate::stages::patterns::pattern_tags(db, file).clone(),
     }
 }

@@ -49,7 +49,12 @@ pub struct Joins {
 impl Joins {
     /// The joined values of `path` (all null when no input mentions it).
     pub fn of(&self, path: &str) -> ModuleJoins {
-        self.by_path.get(path).cloned().unwrap_or_default()
+        self.get(path).cloned().unwrap_or_default()
+    }
+
+    /// The joined values of `path`, when an input mentions it.
+    pub fn get(&self, path: &str) -> Option<&ModuleJoins> {
+        self.by_path.get(path)
     }
 
     /// Short digest of `path`'s joined values (a `rows` input).

@@ -118,15 +118,13 @@ pub struct Outcome {
     pub state: State,
     /// Why the names a star import brings are unknown (empty: all known).
     pub unknown: BTreeSet<String>,
-    /// Whether the evaluation read the target (a condition on it was met).
-    pub read_target: bool,
 }
 
 /// Evaluate `scope`'s body.
 pub fn evaluate(scope: &ModuleScope, resolver: &mut dyn Resolver) -> Outcome {
-    let mut evaluator = Evaluator { scope, resolver, unknown: BTreeSet::new(), read_target: false, trails: Vec::new() };
+    let mut evaluator = Evaluator { scope, resolver, unknown: BTreeSet::new(), trails: Vec::new() };
     let state = evaluator.block(&scope.body, State::default());
-    Outcome { state, unknown: evaluator.unknown, read_target: evaluator.read_target }
+    Outcome { state, unknown: evaluator.unknown }
 }
 
 struct Evaluator<'a> {
@@ -135,7 +133,6 @@ struct Evaluator<'a> {
     unknown: BTreeSet<String>,
     /// For each enclosing `try` body, the join of the states it reached so far.
     trails: Vec<State>,
-    read_target: bool,
 }
 
 impl Evaluator<'_> {
@@ -419,12 +416,10 @@ impl Evaluator<'_> {
                 result
             }
             Cond::Version { part, op, value } => {
-                self.read_target = true;
                 let (major, minor) = self.resolver.python_version();
                 version_holds((major as i64, minor as i64), *part, *op, value)
             }
             Cond::Str { of, prefix, starts_with, values, negated } => {
-                self.read_target = true;
                 let platform = self.resolver.platform();
                 let subject = match of {
                     TargetString::OsName => PythonTarget { platform, ..PythonTarget::default() }.os_name().to_string(),

@@ -1077,3 +1077,13 @@ pub fn pattern_tags(db: &dyn crate::db::Db, file: crate::db::SourceFile) -> Vec<
         tags
     })
 }
+
+impl crate::db::PatternTagger for PatternSet {
+    fn tags(&self, root: Node<'_>, text: &str) -> Vec<String> {
+        PatternSet::tags(self, root, text)
+    }
+
+    fn fingerprint(&self) -> &str {
+        PatternSet::fingerprint(self)
+    }
+}

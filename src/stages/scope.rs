@@ -1262,35 +1262,22 @@ impl ScopeWalker<'_> {
     /// reached through `globals()`. Located by text, classified by the tree around each hit.
     fn dynamic_writes(&mut self, root: Node<'_>) {
         let text = self.text;
-        for (at, _) in text.match_indices("globals()") {
-            let Some(call) = call_at(root, at, "globals") else { continue };
-            if globals_call_writes(call, text) {
-                self.scope.dynamic_globals.get_or_insert_with(|| "globals() is written".to_string());
-                if statement_mentions_all(call, text) {
-                    self.scope.all_dynamic.get_or_insert_with(|| "__all__ is written through globals()".to_string());
+        // `globals()` anywhere; `locals()` and `vars()` are the module's globals only at module
+        // level.
+        let namespaces = [
+            ("globals", false, "globals() is written", "__all__ is written through globals()"),
+            ("locals", true, "locals() is written at module level", "__all__ is written through locals()"),
+            ("vars", true, "vars() is written", "__all__ is written through vars()"),
+        ];
+        for (name, module_level_only, written, all_written) in namespaces {
+            for (at, _) in text.match_indices(&format!("{name}()")) {
+                let Some(call) = call_at(root, at, name) else { continue };
+                if (module_level_only && inside_function(call)) || !globals_call_writes(call, text) {
+                    continue;
                 }
-            }
-        }
-        // At module level `locals()` is the module's globals too.
-        for (at, _) in text.match_indices("locals()") {
-            if let Some(call) = call_at(root, at, "locals")
-                && !inside_function(call)
-                && globals_call_writes(call, text)
-            {
-                self.scope.dynamic_globals.get_or_insert_with(|| "locals() is written at module level".to_string());
+                self.scope.dynamic_globals.get_or_insert_with(|| written.to_string());
                 if statement_mentions_all(call, text) {
-                    self.scope.all_dynamic.get_or_insert_with(|| "__all__ is written through locals()".to_string());
-                }
-            }
-        }
-        for (at, _) in text.match_indices("vars()") {
-            if let Some(call) = call_at(root, at, "vars")
-                && !inside_function(call)
-                && globals_call_writes(call, text)
-            {
-                self.scope.dynamic_globals.get_or_insert_with(|| "vars() is written".to_string());
-                if statement_mentions_all(call, text) {
-                    self.scope.all_dynamic.get_or_insert_with(|| "__all__ is written through vars()".to_string());
+                    self.scope.all_dynamic.get_or_insert_with(|| all_written.to_string());
                 }
             }
         }

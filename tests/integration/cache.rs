@@ -6,7 +6,7 @@ use std::path::Path;
 
 use serde_json::Value;
 
-use crate::support::{Repo, bin, build, copy_dir, read, repo, stderr};
+use crate::support::{Repo, bin, build, copy_dir, explain_json, read, repo, stderr};
 
 const ARTIFACTS: [&str; 7] = [
     "modules.jsonl",
@@ -17,12 +17,6 @@ const ARTIFACTS: [&str; 7] = [
     "graphs/imports_runtime.json",
     "graphs/cycles.json",
 ];
-
-fn explain_json(root: &Path, extra: &[&str]) -> Value {
-    let output = bin().arg("explain").arg("--json").arg("--root").arg(root).args(extra).output().unwrap();
-    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
-    serde_json::from_slice(&output.stdout).unwrap()
-}
 
 fn summary(report: &Value) -> (u64, u64, u64, u64) {
     let s = &report["summary"];

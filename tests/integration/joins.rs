@@ -7,7 +7,7 @@ use std::process::Command;
 
 use serde_json::{Value, json};
 
-use crate::support::{bin, build, copy_dir, fixture_dir, jsonl, read, repo, stderr};
+use crate::support::{build, copy_dir, explain_json, fixture_dir, jsonl, read, repo, stderr};
 
 fn oracle(script: &Path, report: &Path, root: &Path) -> Value {
     let output = Command::new("python3").arg(script).arg(report).arg(root).output().expect("python3 runs");
@@ -208,8 +208,7 @@ fn a_changed_input_reruns_its_join_and_the_rows_it_changes() {
     let index = text.find("hits=\"0\"").expect("an uncovered line");
     std::fs::write(&report, format!("{}hits=\"1\"{}", &text[..index], &text[index + "hits=\"0\"".len()..])).unwrap();
     build(&repo.root, &out, &args);
-    let explain = bin().args(["explain", "--json", "--root"]).arg(&repo.root).output().unwrap();
-    let report_json: Value = serde_json::from_slice(&explain.stdout).unwrap();
+    let report_json = explain_json(&repo.root, &[]);
     let ran: Vec<String> = report_json["nodes"]
         .as_array()
         .unwrap()

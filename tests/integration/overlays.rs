@@ -9,7 +9,7 @@ use std::process::Command;
 
 use serde_json::{Value, json};
 
-use crate::support::{bin, build, fixture_dir, jsonl, read, repo, stderr};
+use crate::support::{build, explain_json, fixture_dir, jsonl, read, repo, stderr};
 
 /// Every file under `dir`, by relative path.
 fn files_under(dir: &Path) -> BTreeMap<String, Vec<u8>> {
@@ -170,15 +170,9 @@ fn configuration_errors_name_file_line_column_and_key() {
     insta::assert_snapshot!("pyproject_error", message);
 }
 
-fn explain(root: &Path) -> Value {
-    let output = bin().arg("explain").arg("--json").arg("--root").arg(root).output().unwrap();
-    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
-    serde_json::from_slice(&output.stdout).unwrap()
-}
-
 /// The stages of the nodes that ran in the last build (`recomputed` or `new`).
 fn ran(root: &Path) -> Vec<String> {
-    let report = explain(root);
+    let report = explain_json(root, &[]);
     let mut stages: Vec<String> = report["nodes"]
         .as_array()
         .unwrap()
@@ -301,7 +295,7 @@ fn syntax_trees_are_written_for_changed_files_only() {
     let file = repo.root.join("shims/impl.py");
     std::fs::write(&file, std::fs::read_to_string(&file).unwrap() + "added = 4\n").unwrap();
     build(&repo.root, &out, &["--emit-ast"]);
-    let written: Vec<String> = explain(&repo.root)["nodes"]
+    let written: Vec<String> = explain_json(&repo.root, &[])["nodes"]
         .as_array()
         .unwrap()
         .iter()

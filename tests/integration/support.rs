@@ -86,3 +86,10 @@ pub fn python_stdlib() -> PathBuf {
         .expect("python3 is installed");
     PathBuf::from(String::from_utf8(output.stdout).unwrap().trim())
 }
+
+/// `codeintel-enrich explain --json` of the last build of `root` (default cache directory).
+pub fn explain_json(root: &Path, extra: &[&str]) -> serde_json::Value {
+    let output = bin().arg("explain").arg("--json").arg("--root").arg(root).args(extra).output().unwrap();
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    serde_json::from_slice(&output.stdout).unwrap()
+}
