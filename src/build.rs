@@ -20,7 +20,7 @@ use crate::module_path::module_path;
 use crate::source;
 use crate::stat::{Stat, StatCache, StatEntry};
 use crate::db::Project;
-use crate::stages::graph::{Fan, import_graph, module_fan};
+use crate::stages::graph::{Fan, module_fan};
 use crate::stages::tags::{Labels, TagSettings};
 use crate::stages::imports::imports;
 use crate::stages::resolve::resolved_imports;
@@ -29,11 +29,11 @@ use crate::stages::parse::syntax_errors;
 use crate::stages::record::{module_docstring, module_record, module_summary};
 use crate::stages::scope::module_scope;
 use crate::rows::{
-    Assembled, FileOutput, PreviousRows, ROW_ARTIFACTS, ROWS_VERSION, RowEntry, RowIndex, assemble, facts_digest, labels, layout_digest, rows_inputs,
+    FileOutput, PreviousRows, ROWS_VERSION, RowEntry, RowIndex, facts_digest, labels, layout_digest, rows_inputs,
     source_digest,
 };
-use crate::source::ContentHash;
-use crate::writers::{Artifact, Body, Intact, jsonl, link_atomic, write_atomic};
+use crate::sinks;
+use crate::writers::write_atomic;
 
 /// Files evaluated between two LRU evictions of parse trees: bounds the memory held by trees.
 const CHUNK_FILES: usize = 1024;
@@ -185,8 +185,10 @@ fn run_build(
     let joins = crate::inputs::joins::load(&config.inputs, &config.root, &module_paths)?;
     problems.extend(joins.problems.iter().cloned());
     let settings_digest = format!("{} inputs={}", settings.digest(), joins.digest);
-    let outputs_asked =
-        format!("{settings_digest} slices={}:{:?} ast={}", config.emit_slices, config.slices_filter, config.emit_ast);
+    let outputs_asked = format!(
+        "{settings_digest} slices={}:{:?} ast={} parquet={} database={}",
+        config.emit_slices, config.slices_filter, config.emit_ast, config.parquet, config.database
+    );
     let build_key = build_key(&files_to_sync, &problems, &config.target, &outputs_asked);
     workspace.set_target(&config.target);
     let queries: Vec<(String, String)> = config.tags.queries.iter().map(|q| (q.tag.clone(), q.source.clone())).collect();
@@ -203,14 +205,15 @@ fn run_build(
     let last_build = cache.and_then(StageCache::last_build);
     if let Some(cache) = cache.filter(|_| !config.dry_run)
         && let Some(last) = last_build.as_ref().filter(|last| last.key == build_key)
-        && let Some(hashed) = artifacts_intact(&config.out, last)
+        && let Some(hashed) = sinks::artifacts_intact(&config.out, last)
+        && sinks::database::database_intact(config, last)
     {
         let mut last = last.clone();
         phase("verify", &mut timings);
-        let artifacts = last_artifacts(&last);
-        let kept_any = keep_artifacts(&config.out, &cache.artifacts_dir(), &artifacts)?;
+        let artifacts = sinks::last_artifacts(&last);
+        let kept_any = sinks::keep_artifacts(&config.out, &cache.artifacts_dir(), &artifacts)?;
         if hashed || kept_any {
-            last.artifact_stats = artifact_stats(&config.out, &artifacts);
+            last.artifact_stats = sinks::artifact_stats(&config.out, &artifacts);
             cache.update_build_record(&last)?;
         }
         // Files re-read (new stats, or racy ones) get entries the next build can trust.
@@ -279,48 +282,47 @@ fn run_build(
     report.symbols = outputs.iter().map(|o| o.entry.symbols).sum();
     report.imports = outputs.iter().map(|o| o.entry.imports).sum();
 
-    let mut artifacts = render(&outputs, previous.as_ref(), &problems)?;
-    artifacts.push(render_tags(&outputs));
-    let overlays = {
-        let kept = cache.map(StageCache::artifacts_dir);
-        render_overlays(workspace, pool, &files, &outputs, &config.out, kept.as_deref(), last_build.as_ref())
+    let mut sinks = sinks::Context {
+        workspace,
+        pool,
+        config,
+        files: &files,
+        outputs: &outputs,
+        problems: &problems,
+        previous: previous.as_ref(),
+        cache,
+        last: last_build.as_ref(),
+        firewall_held,
     };
-    artifacts.extend(overlays);
-    // Behind the project firewall the import graph is the previous build's: its artifacts are
-    // reused when still intact (the graph is never evaluated).
-    let previous_graphs = cache.zip(last_build.as_ref()).filter(|_| firewall_held).and_then(|(cache, last)| {
-        let kept = cache.artifacts_dir();
-        GRAPH_ARTIFACTS.iter().map(|name| previous_artifact(&config.out, &kept, last, name)).collect::<Option<Vec<_>>>()
-    });
-    match previous_graphs {
-        Some(graphs) => artifacts.extend(graphs),
-        None => artifacts.extend(render_graphs(import_graph(&workspace.db, Project::get(&workspace.db)))),
-    }
-    if config.emit_ast && !config.dry_run {
-        let kept = cache.map(StageCache::artifacts_dir);
-        artifacts.extend(render_asts(workspace, pool, &files, &outputs, previous.as_ref(), config, kept.as_deref(), last_build.as_ref())?);
-    }
-    if config.emit_slices {
-        artifacts.extend(render_slices(config, &artifacts, last_build.as_ref(), cache.map(StageCache::artifacts_dir).as_deref())?);
-    }
+    let artifacts = sinks::render_all(&mut sinks, |name| phase(name, &mut timings))?;
     report.artifacts = artifacts
         .iter()
         .map(|a| ArtifactSummary { path: a.path.clone(), rows: a.rows, bytes: a.bytes })
         .collect();
     report.problems = problems;
-    phase("render", &mut timings);
+    let mut database_digest = None;
     if !config.dry_run {
-        write_outputs(config, &artifacts)?;
-        remove_stale_artifacts(config, cache.map(StageCache::artifacts_dir).as_deref(), last_build.as_ref(), &artifacts);
-        if let Some(cache) = cache {
-            keep_artifacts(&config.out, &cache.artifacts_dir(), &artifacts)?;
-        }
+        // The database is opened before anything is written: one that another process holds
+        // stops the build here.
+        let database = config
+            .database
+            .then(|| sinks::database::Database::open(&config.out, &crate::cache::engine_fingerprint()))
+            .transpose()?;
+        sinks::write_all(config, cache, last_build.as_ref(), &artifacts)?;
         phase("write", &mut timings);
+        match database {
+            Some(database) => {
+                let store = sinks::database::Store { config, artifacts: &artifacts, outputs: &outputs, files: &files };
+                database_digest = Some(store.run(database, workspace, previous.as_ref(), last_build.as_ref())?);
+                phase("database", &mut timings);
+            }
+            None => sinks::database::remove_database(&config.out)?,
+        }
     }
     if let Some(cache) = cache {
-        let upstream = cache.recomputed_so_far();
-        for artifact in &artifacts {
-            cache.record_artifact(&artifact.path, artifact.hash, upstream);
+        sinks::record_writes(cache, &artifacts);
+        if let Some(digest) = &database_digest {
+            cache.record_artifact(crate::writers::duckdb::DATABASE_FILE, *blake3::hash(digest.as_bytes()).as_bytes(), cache.recomputed_so_far());
         }
         let subjects = files.iter().map(|f| f.path(&workspace.db).clone()).collect();
         report.run_log = Some(if config.dry_run {
@@ -342,7 +344,8 @@ fn run_build(
                 imports: report.imports,
                 syntax_error_modules: report.syntax_error_modules,
                 problems: report.problems.clone(),
-                artifact_stats: artifact_stats(&config.out, &artifacts),
+                artifact_stats: sinks::artifact_stats(&config.out, &artifacts),
+                database: database_digest,
             }, &RowIndex {
                 layout,
                 entries: outputs.into_iter().map(|o| o.entry).collect(),
@@ -376,53 +379,10 @@ fn build_key(files: &[LoadedFile], problems: &[Problem], target: &crate::config:
     *hasher.finalize().as_bytes()
 }
 
-/// Every artifact of the last build is still in `out` with its recorded bytes: `Some(true)`
-/// when some had to be hashed (their stats are worth recording again), `None` when one is not.
-fn artifacts_intact(out: &std::path::Path, last: &BuildRecord) -> Option<bool> {
-    let checks: Vec<Intact> = last.artifacts.par_iter().map(|(path, ..)| last.intact(out, path)).collect();
-    checks.iter().all(|c| c.yes()).then(|| checks.contains(&Intact::ByHash))
-}
 
-/// The artifacts a build record names, as already on disk.
-fn last_artifacts(last: &BuildRecord) -> Vec<Artifact> {
-    last.artifacts.iter().map(|(path, rows, bytes, hash)| Artifact::on_disk(path.clone(), *rows, *bytes, *hash)).collect()
-}
 
-/// The stat of each artifact now in `out`, for the next build's [`artifact_intact`].
-///
-/// The build wrote these files a moment ago, so their mtimes are inside any racy window
-/// measured from now: it waits until the newest is older than the output directory's window
-/// (a few milliseconds where the file system stamps finely, see
-/// [`crate::stat::artifact_window_ns`]) before taking the stats, so the next build can trust
-/// them instead of hashing every artifact again.
-fn artifact_stats(out: &std::path::Path, artifacts: &[Artifact]) -> Vec<StatEntry> {
-    let window_ns = crate::stat::artifact_window_ns(out);
-    let newest = artifacts
-        .par_iter()
-        .filter_map(|a| std::fs::metadata(out.join(&a.path)).ok())
-        .map(|m| Stat::of(&m).mtime_ns)
-        .max()
-        .unwrap_or(0);
-    let wait = newest + window_ns + 1 - crate::stat::now_ns();
-    if wait > 0 && wait < crate::stat::RACY_NANOS {
-        std::thread::sleep(std::time::Duration::from_nanos(wait as u64));
-    }
-    let taken_ns = crate::stat::now_ns();
-    artifacts
-        .par_iter()
-        .filter_map(|a| {
-            let meta = std::fs::metadata(out.join(&a.path)).ok()?;
-            Some(StatEntry {
-                path: a.path.clone(),
-                stat: Stat::of(&meta),
-                taken_ns,
-                hash: ContentHash(a.hash),
-                encoding: String::new(),
-                window_ns,
-            })
-        })
-        .collect()
-}
+
+
 
 /// The text of a `.pyi` stub beside a source (UTF-8 as stubs must be), or `None` when it
 /// cannot be read — the module then simply has no stub.
@@ -531,11 +491,11 @@ fn evaluate(
         }
     };
     for chunk in changed.chunks(CHUNK_FILES) {
-        for_each_file(workspace, pool, chunk, |db, file| per_file(db, file, true));
+        workspace.for_each_file(pool, chunk, |db, file| per_file(db, file, true));
         salsa::Database::trigger_lru_eviction(&mut workspace.db);
     }
     let held = firewall
-        && for_each_file(workspace, pool, &changed, |db, file| {
+        && workspace.for_each_file(pool, &changed, |db, file| {
             previous.and_then(|p| p.entry(file.path(db))).is_some_and(|e| e.facts == facts_digest(db, file))
         })
         .into_iter()
@@ -547,10 +507,10 @@ fn evaluate(
         previous_entries.iter().map(|e| e.map(|e| e.fan)).collect()
     } else {
         for chunk in unchanged.chunks(CHUNK_FILES) {
-            for_each_file(workspace, pool, chunk, |db, file| per_file(db, file, false));
+            workspace.for_each_file(pool, chunk, |db, file| per_file(db, file, false));
             salsa::Database::trigger_lru_eviction(&mut workspace.db);
         }
-        for_each_file(workspace, pool, files, |db, file| Some(module_fan(db, file)))
+        workspace.for_each_file(pool, files, |db, file| Some(module_fan(db, file)))
     };
     tracing::debug!(elapsed = ?phase_started.elapsed(), "cross-module stages evaluated");
     // Phase 2: each file's `rows` key — behind the firewall, only for changed files: the
@@ -571,7 +531,7 @@ fn evaluate(
             .zip(&was_parent)
             .map(|(((f, same), fan), parent)| (*f, *same, fan.unwrap_or_default(), *parent))
             .collect();
-        for_each_item(workspace, pool, &items, |db, &(file, same_source, fan, parent)| {
+        workspace.for_each_item(pool, &items, |db, &(file, same_source, fan, parent)| {
             progress.inc(1);
             if held && same_source {
                 return None;
@@ -604,7 +564,7 @@ fn evaluate(
                 (wanted != has).then(|| (i, *file, fans[i].unwrap_or_default(), wanted))
             })
             .collect();
-        let rekeyed = for_each_item(workspace, pool, &changed, |db, &(_, file, fan, parent)| key_file(db, file, fan, parent));
+        let rekeyed = workspace.for_each_item(pool, &changed, |db, &(_, file, fan, parent)| key_file(db, file, fan, parent));
         for ((i, ..), key) in changed.iter().zip(rekeyed) {
             keyed[*i] = Some(key);
         }
@@ -626,7 +586,7 @@ fn evaluate(
         .filter(|((_, reused), _)| reused.is_none())
         .map(|(((f, keyed), _), fan)| (*f, keyed.as_ref().expect("a key for every file to render"), fan.unwrap_or_default()))
         .collect();
-    let mut rendered = for_each_item(workspace, pool, &to_render, |db, &(file, (inputs, key, labels), fan)| {
+    let mut rendered = workspace.for_each_item(pool, &to_render, |db, &(file, (inputs, key, labels), fan)| {
         let output = FileOutput::render(
             *key,
             source_digest(db, file),
@@ -663,300 +623,23 @@ fn evaluate(
     (outputs, held)
 }
 
-/// Run `f` for every file on the worker pool, each worker with its own database clone
-/// (`Database` is `Send` but not `Sync`: workers clone it through a mutex). Results keep the
-/// order of `files`.
-fn for_each_file<T: Send>(
-    workspace: &Workspace,
-    pool: &rayon::ThreadPool,
-    files: &[SourceFile],
-    f: impl Fn(&crate::db::Database, SourceFile) -> T + Sync,
-) -> Vec<T> {
-    for_each_item(workspace, pool, files, |db, file| f(db, *file))
-}
 
-/// [`for_each_file`] over any items.
-fn for_each_item<I: Sync, T: Send>(
-    workspace: &Workspace,
-    pool: &rayon::ThreadPool,
-    items: &[I],
-    f: impl Fn(&crate::db::Database, &I) -> T + Sync,
-) -> Vec<T> {
-    let db = std::sync::Mutex::new(workspace.db.clone());
-    pool.install(|| items.par_iter().map_init(|| db.lock().unwrap().clone(), |db, item| f(db, item)).collect())
-}
 
-/// Render every artifact; `outputs` are sorted by path.
-fn render(outputs: &[FileOutput], previous: Option<&PreviousRows>, problems: &[Problem]) -> Result<Vec<Artifact>> {
-    let counts = [outputs.len(), outputs.iter().map(|o| o.entry.symbols).sum(), outputs.iter().map(|o| o.entry.imports).sum()];
-    let parts = assemble(outputs, previous)?;
-    let mut artifacts: Vec<Artifact> = parts
-        .into_iter()
-        .zip(ROW_ARTIFACTS)
-        .zip(counts)
-        .map(|((part, name), rows)| match part {
-            Assembled::Unchanged(rows, bytes, hash) => Artifact::on_disk(name, rows, bytes, hash),
-            Assembled::Kept(rows, bytes, hash, source) => Artifact::linked(name, rows, bytes, hash, source),
-            Assembled::Changed(bytes) => Artifact::new(name, rows, bytes),
-        })
-        .collect();
-    let (rows, diagnostics) = jsonl::render(problems);
-    artifacts.push(Artifact::new("diagnostics.jsonl", rows, diagnostics));
-    Ok(artifacts)
-}
 
-/// `tags.json`: each tag with the sorted paths of its modules.
-fn render_tags(outputs: &[FileOutput]) -> Artifact {
-    let mut by_tag: std::collections::BTreeMap<&str, Vec<&str>> = std::collections::BTreeMap::new();
-    for output in outputs {
-        for tag in &output.entry.labels.tags {
-            by_tag.entry(tag).or_default().push(&output.entry.path);
-        }
-    }
-    let mut bytes = serde_json::to_vec_pretty(&by_tag).expect("tags serialize");
-    bytes.push(b'\n');
-    Artifact::new("tags.json", by_tag.len(), bytes)
-}
 
-/// Where the overlay of a module goes: its dotted name as a path under `overlays/`
-/// (`pkg/__init__.pyi` for a package), as type checkers look stubs up — not the source path,
-/// which may have a `src/` prefix.
-pub fn overlay_path(module: &str, is_package: bool) -> Option<String> {
-    if module.is_empty() {
-        return None;
-    }
-    let base = module.replace('.', "/");
-    Some(if is_package { format!("overlays/{base}/__init__.pyi") } else { format!("overlays/{base}.pyi") })
-}
 
-/// The overlays of the modules whose decision says so: a module whose rows were reused keeps
-/// its previous stub (nothing it reads changed); the others' stubs are generated.
-fn render_overlays(
-    workspace: &Workspace,
-    pool: &rayon::ThreadPool,
-    files: &[SourceFile],
-    outputs: &[FileOutput],
-    out: &std::path::Path,
-    kept: Option<&std::path::Path>,
-    last: Option<&BuildRecord>,
-) -> Vec<Artifact> {
-    let db = &workspace.db;
-    let mut reused = Vec::new();
-    let mut to_generate = Vec::new();
-    for (file, output) in files.iter().zip(outputs) {
-        if !output.entry.labels.overlay.needed {
-            continue;
-        }
-        let Some(path) = overlay_path(file.module(db), file.is_package(db)) else { continue };
-        let previous = (output.rendered.is_none())
-            .then(|| last.zip(kept).and_then(|(last, kept)| previous_artifact(out, kept, last, &path)))
-            .flatten();
-        match previous {
-            Some(artifact) => reused.push(artifact),
-            None => to_generate.push((*file, path)),
-        }
-    }
-    let generated = for_each_item(workspace, pool, &to_generate, |db, (file, path)| {
-        let text = crate::stages::stub::overlay_stub(db, *file);
-        let unchanged = last.and_then(|l| l.artifact(path)).filter(|(_, _, hash)| *hash == *blake3::hash(text.as_bytes()).as_bytes());
-        match unchanged {
-            Some((rows, bytes, hash)) if last.is_some_and(|l| l.intact(out, path).yes()) => Artifact::on_disk(path.clone(), rows, bytes, hash),
-            _ => Artifact::new(path.clone(), 1, text.as_bytes().to_vec()),
-        }
-    });
-    let mut artifacts: Vec<Artifact> = reused.into_iter().chain(generated).collect();
-    artifacts.sort_by(|a, b| a.path.cmp(&b.path));
-    artifacts
-}
 
-/// The bytes of an artifact, wherever they are.
-fn artifact_bytes<'a>(out: &std::path::Path, artifact: &'a Artifact) -> Result<std::borrow::Cow<'a, [u8]>> {
-    Ok(match &artifact.body {
-        Body::Contents(bytes) => std::borrow::Cow::Borrowed(bytes.as_slice()),
-        Body::OnDisk => std::borrow::Cow::Owned(std::fs::read(out.join(&artifact.path)).with_context(|| format!("cannot read {}", artifact.path))?),
-        Body::Linked(source) | Body::Staged(source) => {
-            std::borrow::Cow::Owned(std::fs::read(source).with_context(|| format!("cannot read {}", source.display()))?)
-        }
-    })
-}
 
-/// The syntax trees (`--emit-ast`): rendered for the files whose source changed since the
-/// last build or whose previous tree is gone, streamed to temporary files; the others stay.
-#[allow(clippy::too_many_arguments)]
-fn render_asts(
-    workspace: &mut Workspace,
-    pool: &rayon::ThreadPool,
-    files: &[SourceFile],
-    outputs: &[FileOutput],
-    previous: Option<&PreviousRows>,
-    config: &Config,
-    kept: Option<&std::path::Path>,
-    last: Option<&BuildRecord>,
-) -> Result<Vec<Artifact>> {
-    use crate::writers::ast::AstSink;
-    let mut artifacts = Vec::new();
-    let mut to_render = Vec::new();
-    for (file, output) in files.iter().zip(outputs) {
-        let path = &output.entry.path;
-        let name = AstSink::artifact_path(path);
-        let same_source = previous.and_then(|p| p.entry(path)).is_some_and(|e| e.source == output.entry.source);
-        let kept_one = same_source.then(|| last.zip(kept).and_then(|(last, kept)| previous_artifact(&config.out, kept, last, &name))).flatten();
-        match kept_one {
-            Some(artifact) => artifacts.push(artifact),
-            None => to_render.push(*file),
-        }
-    }
-    let sink = AstSink::new(&config.out);
-    for chunk in to_render.chunks(CHUNK_FILES) {
-        let results = for_each_file(workspace, pool, chunk, |db, file| {
-            let tree = crate::stages::parse::parsed_module(db, file);
-            sink.stage(file.path(db), tree.root(), crate::db::source_text(db, file))
-        });
-        results.into_iter().collect::<Result<Vec<()>>>()?;
-        salsa::Database::trigger_lru_eviction(&mut workspace.db);
-    }
-    artifacts.extend(sink.into_staged().into_iter().map(|t| Artifact {
-        path: t.path,
-        rows: 1,
-        bytes: t.bytes,
-        hash: t.hash,
-        body: Body::Staged(t.staged),
-    }));
-    artifacts.sort_by(|a, b| a.path.cmp(&b.path));
-    Ok(artifacts)
-}
 
-/// The slices (`--emit-slices`), from the assembled artifacts; an unchanged slice stays on disk.
-fn render_slices(config: &Config, artifacts: &[Artifact], last: Option<&BuildRecord>, kept: Option<&std::path::Path>) -> Result<Vec<Artifact>> {
-    let find = |name: &str| artifacts.iter().find(|a| a.path == name).expect("row and graph artifacts are rendered first");
-    let modules = artifact_bytes(&config.out, find("modules.jsonl"))?;
-    let symbols = artifact_bytes(&config.out, find("symbols.jsonl"))?;
-    let graph = artifact_bytes(&config.out, find("graphs/imports.json"))?;
-    let filter = (!config.slices_filter.is_empty()).then(|| {
-        let mut builder = globset::GlobSetBuilder::new();
-        for glob in &config.slices_filter {
-            builder.add(globset::Glob::new(glob).expect("validated by the CLI"));
-        }
-        builder.build().expect("validated by the CLI")
-    });
-    let slices = crate::writers::slices::render(&modules, &symbols, &graph, filter.as_ref());
-    Ok(slices
-        .into_iter()
-        .map(|(path, bytes)| {
-            let hash = *blake3::hash(&bytes).as_bytes();
-            let previous = last.and_then(|l| l.artifact(&path)).filter(|(_, _, h)| *h == hash).and_then(|_| {
-                previous_artifact(&config.out, kept.unwrap_or(std::path::Path::new("/nonexistent")), last?, &path)
-            });
-            previous.unwrap_or_else(|| Artifact::new(path, 1, bytes))
-        })
-        .collect())
-}
 
-/// Remove the artifacts of the last build that this one did not write (overlays of modules no
-/// longer selected, slices no longer asked for, files gone), in the output directory and the
-/// cache's copy, and the directories they leave empty.
-fn remove_stale_artifacts(config: &Config, kept: Option<&std::path::Path>, last: Option<&BuildRecord>, artifacts: &[Artifact]) {
-    let Some(last) = last else { return };
-    let current: std::collections::BTreeSet<&str> = artifacts.iter().map(|a| a.path.as_str()).collect();
-    for (path, ..) in &last.artifacts {
-        if current.contains(path.as_str()) {
-            continue;
-        }
-        for dir in std::iter::once(config.out.as_path()).chain(kept) {
-            let file = dir.join(path);
-            if std::fs::remove_file(&file).is_ok() {
-                let mut parent = file.parent();
-                while let Some(p) = parent.filter(|p| p.starts_with(dir) && *p != dir) {
-                    if std::fs::remove_dir(p).is_err() {
-                        break;
-                    }
-                    parent = p.parent();
-                }
-            }
-        }
-    }
-}
 
-/// The artifacts [`render_graphs`] writes.
-const GRAPH_ARTIFACTS: [&str; 3] = ["graphs/imports.json", "graphs/imports_runtime.json", "graphs/cycles.json"];
 
-/// The artifact `name` of the last build: as it is in `out` when intact there, else linked
-/// from the cache's copy `kept` when intact there.
-fn previous_artifact(out: &std::path::Path, kept: &std::path::Path, last: &BuildRecord, name: &str) -> Option<Artifact> {
-    let (rows, bytes, hash) = last.artifact(name)?;
-    if last.intact(out, name).yes() {
-        return Some(Artifact::on_disk(name, rows, bytes, hash));
-    }
-    last.intact(kept, name).yes().then(|| Artifact::linked(name, rows, bytes, hash, kept.join(name)))
-}
 
-/// Keep the artifacts now in `out` in the cache's `kept` directory: a hard link when both are
-/// on one file system (free), else a copy of those that changed (a copy is verified by its
-/// hash whenever it is used). Returns whether anything was linked or copied (a new link
-/// changes the file's ctime, so its recorded stat is stale).
-fn keep_artifacts(out: &std::path::Path, kept: &std::path::Path, artifacts: &[Artifact]) -> Result<bool> {
-    // Independent files (hundreds of overlays on a large tree): linked in parallel.
-    let linked: Vec<bool> = artifacts
-        .par_iter()
-        .map(|artifact| -> Result<bool> {
-            let (from, to) = (out.join(&artifact.path), kept.join(&artifact.path));
-            let (Ok(source), target) = (std::fs::metadata(&from), std::fs::metadata(&to)) else { return Ok(false) };
-            #[cfg(unix)]
-            {
-                use std::os::unix::fs::MetadataExt as _;
-                if target.as_ref().is_ok_and(|t| (t.dev(), t.ino()) == (source.dev(), source.ino())) {
-                    return Ok(false);
-                }
-            }
-            if matches!(artifact.body, Body::OnDisk) && target.as_ref().is_ok_and(|t| t.len() == source.len()) {
-                return Ok(false);
-            }
-            link_atomic(&from, &to)?;
-            Ok(true)
-        })
-        .collect::<Result<_>>()?;
-    Ok(linked.into_iter().any(|l| l))
-}
 
-/// `graphs/imports.json` (every edge), `graphs/imports_runtime.json` (without edges that exist
-/// only under `if TYPE_CHECKING:`) and `graphs/cycles.json` (import cycles of both).
-fn render_graphs(graph: &crate::stages::graph::ImportGraph) -> Vec<Artifact> {
-    use std::collections::BTreeMap;
-    let pretty = |value: serde_json::Value| {
-        let mut bytes = serde_json::to_vec_pretty(&value).expect("graphs serialize");
-        bytes.push(b'\n');
-        bytes
-    };
-    let all: BTreeMap<&String, Vec<&String>> = graph.edges.iter().map(|(m, e)| (m, e.keys().collect())).collect();
-    let runtime: BTreeMap<&String, Vec<&String>> =
-        graph.edges.iter().map(|(m, e)| (m, e.iter().filter(|(_, r)| **r).map(|(t, _)| t).collect())).collect();
-    let edges = |g: &BTreeMap<&String, Vec<&String>>| g.values().map(Vec::len).sum::<usize>();
-    vec![
-        Artifact::new(GRAPH_ARTIFACTS[0], edges(&all), pretty(serde_json::json!(all))),
-        Artifact::new(GRAPH_ARTIFACTS[1], edges(&runtime), pretty(serde_json::json!(runtime))),
-        Artifact::new(
-            GRAPH_ARTIFACTS[2],
-            graph.cycles.len() + graph.runtime_cycles.len(),
-            pretty(serde_json::json!({"all": graph.cycles, "runtime": graph.runtime_cycles})),
-        ),
-    ]
-}
 
-/// Write the artifacts, except those the output directory already holds.
-fn write_outputs(config: &Config, artifacts: &[Artifact]) -> Result<()> {
-    let out = &config.out;
-    if config.out_is_default {
-        write_atomic(&out.join(".gitignore"), b"# Written by codeintel-enrich.\n*\n")?;
-    }
-    // Many small artifacts (overlays) are written in parallel: each write is independent.
-    artifacts.par_iter().try_for_each(|artifact| match &artifact.body {
-        Body::Contents(contents) => write_atomic(&out.join(&artifact.path), contents),
-        Body::Linked(source) => link_atomic(source, &out.join(&artifact.path)),
-        Body::Staged(staged) => std::fs::rename(staged, out.join(&artifact.path))
-            .with_context(|| format!("cannot move {} into place", artifact.path)),
-        Body::OnDisk => Ok(()),
-    })
-}
+
+
+
 
 /// Create the output directory and take its lock (on the marker file): builds writing one
 /// output directory, even with different caches, take turns — from before one reads the

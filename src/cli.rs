@@ -138,6 +138,14 @@ pub struct Cli {
     pub commits_window: Option<u32>,
 
     /// More log output (-v: info, -vv: debug, -vvv: trace).
+    /// Do not write the Parquet dataset (nor, then, the database, which is loaded from it).
+    #[arg(long, global = true)]
+    pub no_parquet: bool,
+
+    /// Do not write the embedded DuckDB database `codeintel.duckdb`.
+    #[arg(long, global = true)]
+    pub no_database: bool,
+
     #[arg(long, short = 'v', global = true, action = ArgAction::Count, conflicts_with = "quiet")]
     pub verbose: u8,
 
@@ -166,6 +174,23 @@ pub enum Command {
         /// Predict what a build would recompute now (runs a dry build: writes nothing).
         #[arg(long)]
         plan: bool,
+    },
+    /// Run SQL against the database of the output directory (`codeintel.duckdb`) and print the
+    /// result as an aligned table.
+    Query {
+        /// The SQL: a query over the tables modules, symbols, imports, tags, diagnostics,
+        /// cycles and the views (`--views` lists them).
+        #[arg(required_unless_present = "views")]
+        sql: Option<String>,
+        /// Print a JSON array of objects.
+        #[arg(long, conflicts_with = "csv")]
+        json: bool,
+        /// Print CSV with a header.
+        #[arg(long)]
+        csv: bool,
+        /// List the views, one line each.
+        #[arg(long, conflicts_with_all = ["json", "csv"])]
+        views: bool,
     },
     /// Inspect or maintain the stage cache.
     Cache {
@@ -230,6 +255,8 @@ pub fn construct_config(cli: &Cli, cwd: &Path) -> Result<Config> {
     config.emit_slices = cli.emit_slices || !cli.slices_filter.is_empty();
     config.slices_filter = cli.slices_filter.clone();
     config.emit_ast = cli.emit_ast;
+    config.parquet = !cli.no_parquet;
+    config.database = !cli.no_parquet && !cli.no_database;
     let existing = |path: &Option<PathBuf>, flag: &str| -> Result<Option<PathBuf>> {
         match path {
             None => Ok(None),
@@ -379,6 +406,27 @@ fn run(cli: &Cli) -> Result<ExitCode> {
             let mut out = std::io::stdout().lock();
             out.write_all(text.as_bytes())?;
             out.flush()?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Query { sql, json, csv, views } => {
+            let cwd = std::env::current_dir().context("cannot read the current directory")?;
+            let out = match &cli.out {
+                Some(out) => absolute(&cwd.join(out)),
+                None => absolute(&cwd.join(&cli.root)).join(DEFAULT_OUT_DIR),
+            };
+            let conn = crate::query::open(&out)?;
+            let mut stdout = std::io::stdout().lock();
+            if *views {
+                crate::query::views(&conn, &mut stdout)?;
+            } else {
+                let format = match (json, csv) {
+                    (true, _) => crate::query::Format::Json,
+                    (_, true) => crate::query::Format::Csv,
+                    _ => crate::query::Format::Table,
+                };
+                crate::query::run(&conn, sql.as_deref().unwrap_or_default(), format, &mut stdout)?;
+            }
+            stdout.flush()?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Cache { action } => {

@@ -236,6 +236,11 @@ pub struct Config {
     pub emit_ast: bool,
     /// External inputs joined with the modules.
     pub inputs: InputsConfig,
+    /// Write the Parquet dataset (`parquet/<table>/package=<name>/`).
+    pub parquet: bool,
+    /// Keep the embedded database `codeintel.duckdb` in step (loaded from the dataset, so it
+    /// needs `parquet`).
+    pub database: bool,
 }
 
 impl Config {
@@ -261,6 +266,8 @@ impl Config {
             slices_filter: Vec::new(),
             emit_ast: false,
             inputs: InputsConfig { low_coverage: DEFAULT_LOW_COVERAGE, ..InputsConfig::default() },
+            parquet: true,
+            database: true,
         }
     }
 }

@@ -355,3 +355,29 @@ impl Workspace {
         files.to_vec()
     }
 }
+
+impl Workspace {
+    /// Run `f` for every file on the worker pool, each worker with its own database clone
+    /// (`Database` is `Send` but not `Sync`: workers clone it through a mutex). Results keep the
+    /// order of `files`.
+    pub fn for_each_file<T: Send>(
+        &self,
+        pool: &rayon::ThreadPool,
+        files: &[SourceFile],
+        f: impl Fn(&Database, SourceFile) -> T + Sync,
+    ) -> Vec<T> {
+        self.for_each_item(pool, files, |db, file| f(db, *file))
+    }
+
+    /// [`Workspace::for_each_file`] over any items.
+    pub fn for_each_item<I: Sync, T: Send>(
+        &self,
+        pool: &rayon::ThreadPool,
+        items: &[I],
+        f: impl Fn(&Database, &I) -> T + Sync,
+    ) -> Vec<T> {
+        use rayon::prelude::*;
+        let db = Mutex::new(self.db.clone());
+        pool.install(|| items.par_iter().map_init(|| db.lock().unwrap().clone(), |db, item| f(db, item)).collect())
+    }
+}

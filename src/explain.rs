@@ -22,6 +22,9 @@ use serde::{Deserialize, Serialize};
 
 /// Bump when the run log's JSON changes incompatibly.
 pub const RUN_LOG_SCHEMA: u32 = 1;
+/// The run log of the last build, read by `explain`.
+pub const RUN_LOG_FILE: &str = "last-run.json";
+
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -51,6 +54,9 @@ pub enum Reason {
     New,
     /// An artifact rewritten because `count` upstream nodes were recomputed.
     Cascade { count: usize },
+    /// A node whose inputs are other nodes' outputs, rerun because these of them reran (empty:
+    /// its set of upstream nodes changed, a file added or removed).
+    Upstream { nodes: Vec<String> },
 }
 
 impl Reason {
@@ -64,12 +70,18 @@ impl Reason {
             Reason::OutputMissing => "previous artifacts absent or modified".into(),
             Reason::New => "new node".into(),
             Reason::Cascade { count } => format!("cascade: {count} upstream node(s) recomputed"),
+            Reason::Upstream { nodes } if nodes.is_empty() => "its upstream nodes changed (a file added or removed)".into(),
+            Reason::Upstream { nodes } => {
+                let shown: Vec<&str> = nodes.iter().take(5).map(String::as_str).collect();
+                let more = if nodes.len() > shown.len() { format!(" and {} more", nodes.len() - shown.len()) } else { String::new() };
+                format!("upstream recomputed: {}{more}", shown.join(", "))
+            }
         }
     }
 
     /// Root causes are leaves; a cascade is not.
     fn is_root(&self) -> bool {
-        !matches!(self, Reason::Cascade { .. })
+        !matches!(self, Reason::Cascade { .. } | Reason::Upstream { .. })
     }
 }
 
@@ -318,7 +330,7 @@ impl RunLog {
 
 /// Read the last build's run log from the cache directory.
 pub fn read_run_log(cache_dir: &Path) -> Result<RunLog> {
-    let path = cache_dir.join(crate::cache::RUN_LOG_FILE);
+    let path = cache_dir.join(RUN_LOG_FILE);
     let bytes = std::fs::read(&path).with_context(|| format!("no run log at {} (run a build first)", path.display()))?;
     let log: RunLog = serde_json::from_slice(&bytes).with_context(|| format!("run log {} is corrupt", path.display()))?;
     anyhow::ensure!(log.schema == RUN_LOG_SCHEMA, "run log {} has schema {}, expected {RUN_LOG_SCHEMA}", path.display(), log.schema);

@@ -284,6 +284,11 @@ pub enum Assembled {
 }
 
 impl PreviousRows {
+    /// The paths of the last build's rows.
+    pub fn paths(&self) -> impl Iterator<Item = &str> {
+        self.index.entries.iter().map(|e| e.path.as_str())
+    }
+
     /// The last build's row artifacts, in `out` or else in the cache's copy `kept`, if all
     /// three are intact and the index's lengths add up to their sizes.
     pub fn load(out: &Path, kept: &Path, index: RowIndex, last: &BuildRecord) -> Option<PreviousRows> {

@@ -25,7 +25,10 @@ use serde::de::DeserializeOwned;
 use crate::explain::{ArtifactSize, NodeEvent, Reason, RunLog, StageTiming, Status};
 
 /// Bump when the layout of the cache file or the encoding of its values changes.
-pub const CACHE_SCHEMA: u32 = 5;
+pub const CACHE_SCHEMA: u32 = 6;
+
+pub use crate::digest::update_parts;
+pub use crate::explain::RUN_LOG_FILE;
 
 const VALUES: TableDefinition<&[u8], &[u8]> = TableDefinition::new("values");
 const NODES: TableDefinition<&str, &[u8]> = TableDefinition::new("nodes");
@@ -33,8 +36,6 @@ const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 
 /// The cache file inside the cache directory.
 pub const CACHE_FILE: &str = "stages.redb";
-/// The run log of the last build, read by `explain`.
-pub const RUN_LOG_FILE: &str = "last-run.json";
 /// The last build's artifacts, kept in the cache (hard links when the output directory is on
 /// the same file system): a cache restored without the outputs still has every file's rows.
 pub const ARTIFACTS_DIR: &str = "artifacts";
@@ -76,6 +77,9 @@ pub struct BuildRecord {
     /// it (git's racy rule, see [`crate::stat`]).
     #[serde(default)]
     pub artifact_stats: Vec<crate::stat::StatEntry>,
+    /// The dataset digest the database was brought to, when the build kept one.
+    #[serde(default)]
+    pub database: Option<String>,
 }
 
 impl BuildRecord {
@@ -284,6 +288,21 @@ impl StageCache {
         inputs: Vec<(&'static str, String)>,
         compute: impl FnOnce() -> T,
     ) -> T {
+        self.get_or_compute_downstream(stage, version, subject, inputs, None::<fn() -> Vec<String>>, compute)
+    }
+
+    /// [`StageCache::get_or_compute`] for a node whose inputs are digests of other nodes'
+    /// outputs: when it reruns because an input changed, its reason is [`Reason::Upstream`]
+    /// with the nodes `upstream()` names, not a root cause.
+    pub fn get_or_compute_downstream<T: Serialize + DeserializeOwned>(
+        &self,
+        stage: &'static str,
+        version: u32,
+        subject: &str,
+        inputs: Vec<(&'static str, String)>,
+        upstream: Option<impl FnOnce() -> Vec<String>>,
+        compute: impl FnOnce() -> T,
+    ) -> T {
         let key = Self::key(stage, version, subject, &inputs);
         let node = node_name(stage, subject);
         let mut corrupt = false;
@@ -314,7 +333,13 @@ impl StageCache {
             inputs: inputs.iter().map(|(n, v)| (n.to_string(), short(v))).collect(),
             output,
         };
-        let (status, reasons, cutoff) = rerun_reasons(subject, previous.as_ref(), &record, corrupt);
+        let (status, mut reasons, cutoff) = rerun_reasons(subject, previous.as_ref(), &record, corrupt);
+        if let Some(upstream) = upstream
+            && reasons.iter().any(|r| matches!(r, Reason::Input { .. }))
+        {
+            reasons.retain(|r| !matches!(r, Reason::Input { .. }));
+            reasons.insert(0, Reason::Upstream { nodes: upstream() });
+        }
         self.event(stage, subject, status, reasons, cutoff);
         self.pending.lock().unwrap().push(Pending { node, record, value: Some(seal(payload)) });
         value
@@ -374,14 +399,14 @@ impl StageCache {
     }
 
     /// The row index of the last complete build (see [`crate::rows`]).
-    pub fn row_index(&self) -> Option<crate::rows::RowIndex> {
+    pub fn row_index<T: DeserializeOwned>(&self) -> Option<T> {
         let bytes = read_meta(&self.db, "row_index")?;
         rmp_serde::from_slice(unseal(&bytes)?).ok()
     }
 
     /// Remember this build, for the whole-build shortcut, with its row index and stat
     /// entries, in one transaction: the index always describes the artifacts the record names.
-    pub fn record_build(&self, record: &BuildRecord, rows: &crate::rows::RowIndex, stats: &[crate::stat::StatEntry]) -> Result<()> {
+    pub fn record_build(&self, record: &BuildRecord, rows: &impl Serialize, stats: &[crate::stat::StatEntry]) -> Result<()> {
         // Named encoding: `Problem` skips absent fields, which a positional encoding cannot.
         let record = seal(rmp_serde::to_vec_named(record).expect("records serialize"));
         let rows = seal(rmp_serde::to_vec(rows).expect("row indexes serialize"));
@@ -558,15 +583,6 @@ fn subjects_digest(subjects: &BTreeSet<String>) -> Vec<u8> {
     hasher.finalize().as_bytes().to_vec()
 }
 
-/// Feed `parts` to `hasher`, each preceded by its length, so that no two different lists of
-/// parts hash alike. Every key and digest of the cache is made of parts this way.
-pub fn update_parts(hasher: &mut blake3::Hasher, parts: impl IntoIterator<Item = impl AsRef<[u8]>>) {
-    for part in parts {
-        let part = part.as_ref();
-        hasher.update(&(part.len() as u64).to_le_bytes());
-        hasher.update(part);
-    }
-}
 
 /// Status, reasons and cutoff of a node that ran, against its previous record.
 fn rerun_reasons(subject: &str, previous: Option<&NodeRecord>, record: &NodeRecord, corrupt: bool) -> (Status, Vec<Reason>, bool) {
@@ -599,6 +615,9 @@ fn rerun_reasons(subject: &str, previous: Option<&NodeRecord>, record: &NodeReco
 /// Stages whose subject is an external input file, not a module.
 pub const INPUT_STAGES: &[&str] = &["coverage", "history", "owners", "pyrefly", "scip"];
 
+/// Stages whose subject is an artifact (`write(modules.jsonl)`, `parquet(parquet/…/part-0.parquet)`).
+pub const ARTIFACT_STAGES: &[&str] = &["parquet", "write"];
+
 fn removed_nodes(
     nodes: &impl ReadableTable<&'static str, &'static [u8]>,
     events: &[NodeEvent],
@@ -615,7 +634,8 @@ fn removed_nodes(
         if INPUT_STAGES.contains(&stage) {
             continue;
         }
-        let live = if stage == "write" { artifacts.contains(subject) } else { subjects.contains(subject) };
+        // Artifact nodes (a write, a dataset file's encoding) live while the artifact does.
+        let live = if ARTIFACT_STAGES.contains(&stage) { artifacts.contains(subject) } else { subjects.contains(subject) };
         if !live {
             removed.push(node);
         }

@@ -5,7 +5,9 @@
 //! temporary file in the same directory and renamed over the old one.
 
 pub mod ast;
+pub mod duckdb;
 pub mod jsonl;
+pub mod parquet;
 pub mod slices;
 
 use std::io::Write;

@@ -106,15 +106,26 @@ fn comment_edit_is_explained_leaf_by_leaf() {
             "module_scope(pkg/sub/deep.py)",
             "module_summary(pkg/sub/deep.py)",
             "outline(pkg/sub/deep.py)",
+            // The partition of pkg re-encodes its four row tables (keyed by the rows keys);
+            // only the modules table's bytes change.
+            "parquet(parquet/imports/package=pkg/part-0.parquet)",
+            "parquet(parquet/modules/package=pkg/part-0.parquet)",
+            "parquet(parquet/symbols/package=pkg/part-0.parquet)",
+            "parquet(parquet/tags/package=pkg/part-0.parquet)",
             "pattern_tags(pkg/sub/deep.py)",
             "rows(pkg/sub/deep.py)",
             "syntax_errors(pkg/sub/deep.py)",
+            "write(codeintel.duckdb)",
             "write(modules.jsonl)",
+            "write(parquet/modules/package=pkg/part-0.parquet)",
         ],
         "only modules.jsonl holds the content hash, so only it is rewritten"
     );
     let write = report["nodes"].as_array().unwrap().iter().find(|n| n["subject"] == "modules.jsonl").unwrap();
     assert_eq!(write["reasons"][0]["kind"], "cascade");
+    // A partition names the rows nodes it was rerun for; it is not a root cause of its own.
+    let partition = report["nodes"].as_array().unwrap().iter().find(|n| n["subject"] == "parquet/modules/package=pkg/part-0.parquet").unwrap();
+    assert_eq!(partition["reasons"], serde_json::json!([{"kind": "upstream", "nodes": ["rows(pkg/sub/deep.py)"]}]));
 
     // Filters, and the text report.
     let filtered = explain_json(&repo.root, &["--stage", "outline", "pkg/sub"]);
@@ -314,7 +325,14 @@ fn plan_predicts_without_writing() {
         .collect();
     assert!(recomputed.contains(&"outline(pkg/models.py)".to_string()), "{report:#}");
     assert!(recomputed.contains(&"write(symbols.jsonl)".to_string()), "{report:#}");
-    assert!(recomputed.iter().filter(|n| !n.starts_with("write(")).all(|n| n.ends_with("(pkg/models.py)")), "{recomputed:?}");
+    assert!(
+        recomputed.iter().filter(|n| !n.starts_with("write(") && !n.starts_with("parquet(")).all(|n| n.ends_with("(pkg/models.py)")),
+        "{recomputed:?}"
+    );
+    // The dataset's partition of pkg (its four row tables) re-encodes, nothing else of it.
+    let parquet: Vec<&String> = recomputed.iter().filter(|n| n.starts_with("parquet(")).collect();
+    assert_eq!(parquet.len(), 4, "{parquet:?}");
+    assert!(parquet.iter().all(|n| n.contains("/package=pkg/")), "{parquet:?}");
     // Nothing was written: not the run log, not the outputs, not the cache entries (the real
     // build afterwards still has to recompute).
     assert!(std::fs::read(cache_dir.join("last-run.json")).unwrap() == run_log_before, "plan mode wrote the run log");
@@ -479,7 +497,7 @@ fn config_change_removes_only_the_excluded_files_nodes() {
             "recomputed" | "new" => {
                 // Only what shows the skipped files: the rows (and tags: fan-in/out changed) of
                 // files whose imports of them no longer resolve, and the artifacts.
-                assert!(node["stage"] == "rows" || node["stage"] == "tags" || node["stage"] == "write", "{node}");
+                assert!(["rows", "tags", "write", "parquet"].contains(&node["stage"].as_str().unwrap()), "{node}");
             }
             _ => assert_eq!(node["status"], "reused"),
         }

@@ -1,7 +1,9 @@
 //! The one integration test binary: fixture snapshots, the `ast` oracle, determinism, the CLI
 //! contract and in-process incrementality.
 
+mod architecture;
 mod cli;
+mod columnar;
 mod cache;
 mod determinism;
 mod exports;

@@ -3,32 +3,12 @@
 //! overlays and reject it without them, configuration errors name their place, and editing
 //! the tags YAML or the overlays config re-runs only tag nodes.
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use serde_json::{Value, json};
 
-use crate::support::{build, explain_json, fixture_dir, jsonl, read, repo, stderr};
-
-/// Every file under `dir`, by relative path.
-fn files_under(dir: &Path) -> BTreeMap<String, Vec<u8>> {
-    let mut out = BTreeMap::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(current) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&current) else { continue };
-        for entry in entries.flatten() {
-            let path = entry.path();
-            if path.is_dir() {
-                stack.push(path);
-            } else {
-                let relative = path.strip_prefix(dir).unwrap().to_string_lossy().replace('\\', "/");
-                out.insert(relative, std::fs::read(&path).unwrap());
-            }
-        }
-    }
-    out
-}
+use crate::support::{build, explain_json, files_under, fixture_dir, jsonl, read, repo, stderr};
 
 /// The overlays of `out` as one text, file by file (for snapshots).
 fn overlays_text(out: &Path) -> String {

@@ -93,3 +93,50 @@ pub fn explain_json(root: &Path, extra: &[&str]) -> serde_json::Value {
     assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
     serde_json::from_slice(&output.stdout).unwrap()
 }
+
+/// Every file under `dir`, by relative path — but the database, whose bytes are DuckDB's
+/// business (its tables are compared by query: see [`database_tables`]).
+pub fn files_under(dir: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {
+    let mut out = std::collections::BTreeMap::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(current) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&current) else { continue };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                let relative = path.strip_prefix(dir).unwrap().to_string_lossy().replace('\\', "/");
+                if relative.starts_with("codeintel.duckdb") {
+                    continue;
+                }
+                out.insert(relative, std::fs::read(&path).unwrap());
+            }
+        }
+    }
+    out
+}
+
+/// `codeintel-enrich query --json SQL` against the database in `out`.
+pub fn query_json(out: &Path, sql: &str) -> Vec<serde_json::Value> {
+    let output = bin().arg("query").arg("--json").arg("--out").arg(out).arg(sql).output().unwrap();
+    assert_eq!(output.status.code(), Some(0), "{sql}: {}", stderr(&output));
+    serde_json::from_slice(&output.stdout).unwrap_or_else(|e| panic!("{sql}: {e}: {}", String::from_utf8_lossy(&output.stdout)))
+}
+
+/// Every table of the database in `out`, all rows in key order (the `package` partition
+/// column included).
+pub fn database_tables(out: &Path) -> std::collections::BTreeMap<&'static str, Vec<serde_json::Value>> {
+    [
+        ("modules", "path"),
+        ("symbols", "path, ordinal"),
+        ("imports", "path, ordinal"),
+        ("tags", "path, tag"),
+        ("diagnostics", "path, ordinal"),
+        ("cycles", "kind, cycle, module"),
+        ("codeintel_meta", "key"),
+    ]
+    .into_iter()
+    .map(|(table, key)| (table, query_json(out, &format!("SELECT * FROM {table} ORDER BY {key}"))))
+    .collect()
+}

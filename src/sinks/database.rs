@@ -1,0 +1,107 @@
+//! `codeintel.duckdb`: brought to the dataset this build wrote after the files are written
+//! (see [`crate::writers::duckdb`]); opened before anything is written, so a database another
+//! process holds stops the build first.
+
+use anyhow::{Context as _, Result};
+
+use crate::cache::{BuildRecord, update_parts};
+use crate::config::Config;
+use crate::db::{SourceFile, Workspace};
+use crate::rows::{FileOutput, PreviousRows};
+use crate::writers::Artifact;
+
+use super::artifact_bytes;
+use super::graphs::GRAPH_ARTIFACTS;
+
+pub use crate::writers::duckdb::Database;
+
+/// The database is as the last build left it (or the build keeps none): the whole-build
+/// shortcut may skip it. A database changed by hand is repaired by the next real build.
+pub fn database_intact(config: &Config, last: &BuildRecord) -> bool {
+    let file = config.out.join(crate::writers::duckdb::DATABASE_FILE);
+    if !config.database {
+        return !file.exists();
+    }
+    let written = last.artifacts.iter().filter(|(path, ..)| path.starts_with(crate::writers::parquet::DATASET_DIR));
+    last.database.as_deref() == Some(dataset_digest(written.map(|(path, _, _, hash)| (path.as_str(), hash))).as_str()) && file.is_file()
+}
+
+/// Digest of a dataset: its files' names and bytes.
+pub fn dataset_digest<'a>(files: impl Iterator<Item = (&'a str, &'a [u8; 32])>) -> String {
+    let mut hasher = blake3::Hasher::new();
+    for (path, hash) in files {
+        update_parts(&mut hasher, [path.as_bytes(), hash.as_slice()]);
+    }
+    hasher.finalize().to_hex().to_string()
+}
+
+/// Bring the database to the dataset this build wrote: in place from the changed rows when it
+/// holds the last build's dataset, else rebuilt. Returns the dataset's digest.
+/// What the database update reads from the build.
+pub struct Store<'a> {
+    pub config: &'a Config,
+    pub artifacts: &'a [Artifact],
+    pub outputs: &'a [FileOutput],
+    pub files: &'a [SourceFile],
+}
+
+impl Store<'_> {
+pub fn run(&self, database: Database, workspace: &Workspace, previous: Option<&PreviousRows>, last: Option<&BuildRecord>) -> Result<String> {
+    let Store { config, artifacts, outputs, files } = *self;
+    use crate::writers::parquet::{DATASET_DIR, partition_of};
+    let dataset: Vec<&Artifact> = artifacts.iter().filter(|a| a.path.starts_with(DATASET_DIR)).collect();
+    let digest = dataset_digest(dataset.iter().map(|a| (a.path.as_str(), &a.hash)));
+    let previous_digest = last.zip(previous).map(|(last, _)| {
+        dataset_digest(last.artifacts.iter().filter(|(p, ..)| p.starts_with(DATASET_DIR)).map(|(p, _, _, h)| (p.as_str(), h)))
+    });
+    let db = &workspace.db;
+    let mut changed_paths = std::collections::BTreeSet::new();
+    let mut changed_partitions = std::collections::BTreeSet::new();
+    for (file, output) in files.iter().zip(outputs) {
+        if output.rendered.is_some() {
+            changed_paths.insert(output.entry.path.clone());
+            changed_partitions.insert(partition_of(Some(file.module(db)), &output.entry.path));
+        }
+    }
+    if let Some(previous) = previous {
+        let current: std::collections::BTreeSet<&str> = outputs.iter().map(|o| o.entry.path.as_str()).collect();
+        changed_paths.extend(previous.paths().filter(|p| !current.contains(p)).map(str::to_string));
+    }
+    let was = |path: &str, hash: &[u8; 32]| last.and_then(|l| l.artifact(path)).is_some_and(|(_, _, h)| h == *hash);
+    let changed_diagnostics = dataset
+        .iter()
+        .filter(|a| a.path.starts_with("parquet/diagnostics/") && !was(&a.path, &a.hash))
+        .map(|a| a.path.clone())
+        .collect();
+    let cycles = artifacts.iter().find(|a| a.path == GRAPH_ARTIFACTS[2]).context("the graphs were not rendered")?;
+    let cycles_bytes = artifact_bytes(&config.out, cycles)?;
+    let update = crate::writers::duckdb::Update {
+        out: &config.out,
+        dataset: dataset.iter().map(|a| a.path.as_str()).collect(),
+        digest: digest.clone(),
+        previous_digest,
+        changed_paths,
+        changed_partitions,
+        changed_diagnostics,
+        cycles: &cycles_bytes,
+        cycles_changed: !was(&cycles.path, &cycles.hash),
+    };
+    let outcome = database.update(&update)?;
+    tracing::info!(?outcome, "database");
+    Ok(digest)
+}
+}
+
+/// Remove the database of a build that keeps none (`--no-database`): it would be stale.
+pub fn remove_database(out: &std::path::Path) -> Result<()> {
+    let file = out.join(crate::writers::duckdb::DATABASE_FILE);
+    for path in [file.clone(), std::path::PathBuf::from(format!("{}.wal", file.display()))] {
+        match std::fs::remove_file(&path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(e).with_context(|| format!("cannot remove {}", path.display()));
+            }
+            _ => {}
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,145 @@
+//! `parquet/<table>/package=<name>/part-0.parquet`: the Parquet dataset (see
+//! [`crate::writers::parquet`]), each partition file a `parquet(<file>)` cache node.
+
+use anyhow::{Context as _, Result};
+use rayon::prelude::*;
+
+use crate::cache::{BuildRecord, StageCache};
+use crate::config::Config;
+use crate::db::{SourceFile, Workspace};
+use crate::diagnostics::Problem;
+use crate::rows::{FileOutput, ROW_ARTIFACTS};
+use crate::writers::Artifact;
+
+use super::{Context, Sink, artifact_bytes, previous_artifact};
+
+pub struct Dataset;
+
+impl Sink for Dataset {
+    fn name(&self) -> &'static str {
+        "parquet"
+    }
+
+    fn wanted(&self, config: &Config) -> bool {
+        config.parquet
+    }
+
+    fn render(&self, cx: &mut Context<'_>, so_far: &[Artifact]) -> Result<Vec<Artifact>> {
+        let kept = cx.kept();
+        render_dataset(cx.workspace, cx.pool, cx.files, cx.outputs, so_far, cx.problems, cx.cache, kept.as_deref(), cx.last, &cx.config.out)
+    }
+}
+
+/// The Parquet dataset: every partition of every table, re-encoded only when its rows changed
+/// (a `parquet(<table>/package=<name>)` node keyed by its files' rows keys) or its file is gone.
+#[allow(clippy::too_many_arguments)]
+fn render_dataset(
+    workspace: &Workspace,
+    pool: &rayon::ThreadPool,
+    files: &[SourceFile],
+    outputs: &[FileOutput],
+    artifacts: &[Artifact],
+    problems: &[Problem],
+    cache: Option<&StageCache>,
+    kept: Option<&std::path::Path>,
+    last: Option<&BuildRecord>,
+    out: &std::path::Path,
+) -> Result<Vec<Artifact>> {
+    use crate::writers::parquet::{self, FileRows, PARQUET_VERSION, TABLES};
+    use std::sync::OnceLock;
+    let db = &workspace.db;
+    let rows: Vec<FileRows<'_>> = files
+        .iter()
+        .zip(outputs)
+        .map(|(file, output)| FileRows {
+            path: &output.entry.path,
+            module: file.module(db),
+            key: output.entry.key,
+            lens: output.entry.lens,
+            tags: &output.entry.labels.tags,
+        })
+        .collect();
+    let partitions = parquet::partitions(&rows, problems);
+    // Where each file's rows start in each row artifact.
+    let mut starts = vec![[0usize; 3]; rows.len()];
+    let mut offset = [0usize; 3];
+    for (start, file) in starts.iter_mut().zip(&rows) {
+        *start = offset;
+        for t in 0..3 {
+            offset[t] += file.lens[t] as usize;
+        }
+    }
+    // A row artifact's bytes, read (when on disk) only if some partition needs them.
+    let bytes: [OnceLock<Result<std::borrow::Cow<'_, [u8]>, String>>; 3] = Default::default();
+    let artifact_of = |t: usize| -> Result<&[u8]> {
+        let name = ROW_ARTIFACTS[t];
+        let cell = bytes[t].get_or_init(|| {
+            let artifact = artifacts.iter().find(|a| a.path == name).ok_or_else(|| format!("{name} was not rendered"))?;
+            artifact_bytes(out, artifact).map_err(|e| format!("{e:#}"))
+        });
+        cell.as_deref().map_err(|e| anyhow::anyhow!("{e}"))
+    };
+    let jsonl = |table: &str, partition: &parquet::Partition| -> Result<Vec<u8>> {
+        Ok(match table {
+            "tags" => parquet::tag_rows(partition.files.iter().map(|&i| &rows[i])),
+            "diagnostics" => partition.diagnostics.clone(),
+            _ => {
+                let t = ROW_ARTIFACTS.iter().position(|a| a.strip_suffix(".jsonl") == Some(table)).expect("a row table");
+                let whole = artifact_of(t)?;
+                let mut out = Vec::new();
+                for &i in &partition.files {
+                    let start = starts[i][t];
+                    let part = whole
+                        .get(start..start + rows[i].lens[t] as usize)
+                        .with_context(|| format!("{} is shorter than its rows", ROW_ARTIFACTS[t]))?;
+                    out.extend_from_slice(part);
+                }
+                out
+            }
+        })
+    };
+    let jobs: Vec<(&parquet::Partition, &str)> = partitions.iter().flat_map(|p| TABLES.iter().map(move |t| (p, *t))).collect();
+    let results: Vec<Result<Artifact>> = pool.install(|| {
+        jobs.par_iter()
+            .map(|(partition, table)| -> Result<Artifact> {
+                let name = parquet::partition_file(table, &partition.name);
+                let encode = || -> Result<Artifact> {
+                    let (count, bytes) = parquet::encode(table, &jsonl(table, partition)?)
+                        .with_context(|| format!("cannot encode {name}"))?;
+                    Ok(Artifact::new(name.clone(), count, bytes))
+                };
+                let Some(cache) = cache else { return encode() };
+                let digest = match *table {
+                    "diagnostics" => blake3::hash(&partition.diagnostics).to_hex().to_string(),
+                    _ => blake3::Hash::from(partition.rows_digest).to_hex().to_string(),
+                };
+                let mut fresh: Option<Result<Artifact>> = None;
+                // The rows nodes of the partition's files that reran (diagnostics: none).
+                let upstream = || -> Vec<String> {
+                    if *table == "diagnostics" {
+                        return Vec::new();
+                    }
+                    partition.files.iter().filter(|&&i| outputs[i].rendered.is_some()).map(|&i| format!("rows({})", rows[i].path)).collect()
+                };
+                let (count, size, hash) = cache.get_or_compute_downstream("parquet", PARQUET_VERSION, &name, vec![("rows", digest)], (*table != "diagnostics").then_some(upstream), || {
+                    let artifact = encode();
+                    let summary = artifact.as_ref().map_or((0, 0, [0; 32]), |a| (a.rows, a.bytes, a.hash));
+                    fresh = Some(artifact);
+                    summary
+                });
+                if let Some(artifact) = fresh {
+                    return artifact;
+                }
+                let previous = last
+                    .zip(kept)
+                    .and_then(|(last, kept)| previous_artifact(out, kept, last, &name))
+                    .filter(|a| (a.rows, a.bytes, a.hash) == (count, size, hash));
+                match previous {
+                    Some(artifact) => Ok(artifact),
+                    None => encode(),
+                }
+            })
+            .collect()
+    });
+    results.into_iter().collect()
+}

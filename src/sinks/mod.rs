@@ -1,0 +1,258 @@
+//! The outputs, one family. Each [`Sink`] renders its artifacts from what the build computed,
+//! reusing the previous build's bytes where what it reads is unchanged; the family then
+//! writes them (each atomically: a temporary file renamed into place), keeps copies in the
+//! cache, removes the artifacts a build no longer writes, and records a `write(<artifact>)`
+//! node for each, so `explain` names every output with the reason it changed. The database
+//! is the one output that is not a file: [`database`] updates it after the files are written.
+//! `build.rs` only orchestrates: evaluate, [`render_all`], [`write_all`], [`database`].
+
+pub mod database;
+pub mod dataset;
+pub mod graphs;
+pub mod overlays;
+pub mod rows;
+pub mod slices;
+pub mod tags;
+pub mod trees;
+
+use std::path::PathBuf;
+
+use anyhow::{Context as _, Result};
+use rayon::prelude::*;
+
+use crate::cache::{BuildRecord, StageCache};
+use crate::config::Config;
+use crate::db::{SourceFile, Workspace};
+use crate::diagnostics::Problem;
+use crate::rows::{FileOutput, PreviousRows};
+use crate::source::ContentHash;
+use crate::stat::{Stat, StatEntry};
+use crate::writers::{Artifact, Body, Intact, link_atomic, write_atomic};
+
+/// What every sink may read: the evaluated files and their rows, the problems, and the last
+/// build (its record, its rows, the cache's copy of its artifacts).
+pub struct Context<'a> {
+    pub workspace: &'a mut Workspace,
+    pub pool: &'a rayon::ThreadPool,
+    pub config: &'a Config,
+    /// The build's files, sorted by path, and their outputs (same order).
+    pub files: &'a [SourceFile],
+    pub outputs: &'a [FileOutput],
+    /// Every problem of the build, sorted.
+    pub problems: &'a [Problem],
+    pub previous: Option<&'a PreviousRows>,
+    pub cache: Option<&'a StageCache>,
+    pub last: Option<&'a BuildRecord>,
+    /// Behind the project firewall: no cross-module value can have changed.
+    pub firewall_held: bool,
+}
+
+impl Context<'_> {
+    /// The cache's copy of the last build's artifacts.
+    pub fn kept(&self) -> Option<PathBuf> {
+        self.cache.map(StageCache::artifacts_dir)
+    }
+
+    /// The artifact `name` of the last build, when intact in the output directory or the
+    /// cache's copy.
+    pub fn previous_artifact(&self, name: &str) -> Option<Artifact> {
+        previous_artifact(&self.config.out, &self.kept()?, self.last?, name)
+    }
+}
+
+/// One kind of output.
+pub trait Sink {
+    /// Its name in the build's phase timings.
+    fn name(&self) -> &'static str;
+    /// Whether this build asks for it.
+    fn wanted(&self, _config: &Config) -> bool {
+        true
+    }
+    /// Its artifacts; `so_far` holds those of the sinks before it.
+    fn render(&self, cx: &mut Context<'_>, so_far: &[Artifact]) -> Result<Vec<Artifact>>;
+}
+
+/// Every sink, in the order they render (a sink may read the artifacts of those before it).
+pub fn all() -> Vec<Box<dyn Sink>> {
+    vec![
+        Box::new(rows::Rows),
+        Box::new(tags::Tags),
+        Box::new(overlays::Overlays),
+        Box::new(graphs::Graphs),
+        Box::new(trees::Trees),
+        Box::new(slices::Slices),
+        Box::new(dataset::Dataset),
+    ]
+}
+
+/// Render every wanted sink's artifacts, calling `done(sink name)` after each.
+pub fn render_all(cx: &mut Context<'_>, mut done: impl FnMut(&'static str)) -> Result<Vec<Artifact>> {
+    let mut artifacts = Vec::new();
+    for sink in all() {
+        if !sink.wanted(cx.config) {
+            continue;
+        }
+        let rendered = sink.render(cx, &artifacts)?;
+        artifacts.extend(rendered);
+        done(sink.name());
+    }
+    Ok(artifacts)
+}
+
+/// Write the artifacts, remove those of the last build this one did not write, and keep a
+/// copy of them in the cache.
+pub fn write_all(config: &Config, cache: Option<&StageCache>, last: Option<&BuildRecord>, artifacts: &[Artifact]) -> Result<()> {
+    write_outputs(config, artifacts)?;
+    let kept = cache.map(StageCache::artifacts_dir);
+    remove_stale_artifacts(config, kept.as_deref(), last, artifacts);
+    if let Some(kept) = &kept {
+        keep_artifacts(&config.out, kept, artifacts)?;
+    }
+    Ok(())
+}
+
+/// Record a `write(<artifact>)` node for each artifact, keyed by its bytes.
+pub fn record_writes(cache: &StageCache, artifacts: &[Artifact]) {
+    let upstream = cache.recomputed_so_far();
+    for artifact in artifacts {
+        cache.record_artifact(&artifact.path, artifact.hash, upstream);
+    }
+}
+
+/// The bytes of an artifact, wherever they are.
+pub fn artifact_bytes<'a>(out: &std::path::Path, artifact: &'a Artifact) -> Result<std::borrow::Cow<'a, [u8]>> {
+    Ok(match &artifact.body {
+        Body::Contents(bytes) => std::borrow::Cow::Borrowed(bytes.as_slice()),
+        Body::OnDisk => std::borrow::Cow::Owned(std::fs::read(out.join(&artifact.path)).with_context(|| format!("cannot read {}", artifact.path))?),
+        Body::Linked(source) | Body::Staged(source) => {
+            std::borrow::Cow::Owned(std::fs::read(source).with_context(|| format!("cannot read {}", source.display()))?)
+        }
+    })
+}
+
+/// The artifact `name` of the last build: as it is in `out` when intact there, else linked
+/// from the cache's copy `kept` when intact there.
+pub fn previous_artifact(out: &std::path::Path, kept: &std::path::Path, last: &BuildRecord, name: &str) -> Option<Artifact> {
+    let (rows, bytes, hash) = last.artifact(name)?;
+    if last.intact(out, name).yes() {
+        return Some(Artifact::on_disk(name, rows, bytes, hash));
+    }
+    last.intact(kept, name).yes().then(|| Artifact::linked(name, rows, bytes, hash, kept.join(name)))
+}
+
+/// Keep the artifacts now in `out` in the cache's `kept` directory: a hard link when both are
+/// on one file system (free), else a copy of those that changed (a copy is verified by its
+/// hash whenever it is used). Returns whether anything was linked or copied (a new link
+/// changes the file's ctime, so its recorded stat is stale).
+pub fn keep_artifacts(out: &std::path::Path, kept: &std::path::Path, artifacts: &[Artifact]) -> Result<bool> {
+    // Independent files (hundreds of overlays on a large tree): linked in parallel.
+    let linked: Vec<bool> = artifacts
+        .par_iter()
+        .map(|artifact| -> Result<bool> {
+            let (from, to) = (out.join(&artifact.path), kept.join(&artifact.path));
+            let (Ok(source), target) = (std::fs::metadata(&from), std::fs::metadata(&to)) else { return Ok(false) };
+            #[cfg(unix)]
+            {
+                use std::os::unix::fs::MetadataExt as _;
+                if target.as_ref().is_ok_and(|t| (t.dev(), t.ino()) == (source.dev(), source.ino())) {
+                    return Ok(false);
+                }
+            }
+            if matches!(artifact.body, Body::OnDisk) && target.as_ref().is_ok_and(|t| t.len() == source.len()) {
+                return Ok(false);
+            }
+            link_atomic(&from, &to)?;
+            Ok(true)
+        })
+        .collect::<Result<_>>()?;
+    Ok(linked.into_iter().any(|l| l))
+}
+
+/// Write the artifacts, except those the output directory already holds.
+fn write_outputs(config: &Config, artifacts: &[Artifact]) -> Result<()> {
+    let out = &config.out;
+    if config.out_is_default {
+        write_atomic(&out.join(".gitignore"), b"# Written by codeintel-enrich.\n*\n")?;
+    }
+    // Many small artifacts (overlays) are written in parallel: each write is independent.
+    artifacts.par_iter().try_for_each(|artifact| match &artifact.body {
+        Body::Contents(contents) => write_atomic(&out.join(&artifact.path), contents),
+        Body::Linked(source) => link_atomic(source, &out.join(&artifact.path)),
+        Body::Staged(staged) => std::fs::rename(staged, out.join(&artifact.path))
+            .with_context(|| format!("cannot move {} into place", artifact.path)),
+        Body::OnDisk => Ok(()),
+    })
+}
+
+/// Remove the artifacts of the last build that this one did not write (overlays of modules no
+/// longer selected, slices no longer asked for, files gone), in the output directory and the
+/// cache's copy, and the directories they leave empty.
+fn remove_stale_artifacts(config: &Config, kept: Option<&std::path::Path>, last: Option<&BuildRecord>, artifacts: &[Artifact]) {
+    let Some(last) = last else { return };
+    let current: std::collections::BTreeSet<&str> = artifacts.iter().map(|a| a.path.as_str()).collect();
+    for (path, ..) in &last.artifacts {
+        if current.contains(path.as_str()) {
+            continue;
+        }
+        for dir in std::iter::once(config.out.as_path()).chain(kept) {
+            let file = dir.join(path);
+            if std::fs::remove_file(&file).is_ok() {
+                let mut parent = file.parent();
+                while let Some(p) = parent.filter(|p| p.starts_with(dir) && *p != dir) {
+                    if std::fs::remove_dir(p).is_err() {
+                        break;
+                    }
+                    parent = p.parent();
+                }
+            }
+        }
+    }
+}
+
+/// Every artifact of the last build is still in `out` with its recorded bytes: `Some(true)`
+/// when some had to be hashed (their stats are worth recording again), `None` when one is not.
+pub fn artifacts_intact(out: &std::path::Path, last: &BuildRecord) -> Option<bool> {
+    let checks: Vec<Intact> = last.artifacts.par_iter().map(|(path, ..)| last.intact(out, path)).collect();
+    checks.iter().all(|c| c.yes()).then(|| checks.contains(&Intact::ByHash))
+}
+
+/// The artifacts a build record names, as already on disk.
+pub fn last_artifacts(last: &BuildRecord) -> Vec<Artifact> {
+    last.artifacts.iter().map(|(path, rows, bytes, hash)| Artifact::on_disk(path.clone(), *rows, *bytes, *hash)).collect()
+}
+
+/// The stat of each artifact now in `out`, for the next build's [`artifact_intact`].
+///
+/// The build wrote these files a moment ago, so their mtimes are inside any racy window
+/// measured from now: it waits until the newest is older than the output directory's window
+/// (a few milliseconds where the file system stamps finely, see
+/// [`crate::stat::artifact_window_ns`]) before taking the stats, so the next build can trust
+/// them instead of hashing every artifact again.
+pub fn artifact_stats(out: &std::path::Path, artifacts: &[Artifact]) -> Vec<StatEntry> {
+    let window_ns = crate::stat::artifact_window_ns(out);
+    let newest = artifacts
+        .par_iter()
+        .filter_map(|a| std::fs::metadata(out.join(&a.path)).ok())
+        .map(|m| Stat::of(&m).mtime_ns)
+        .max()
+        .unwrap_or(0);
+    let wait = newest + window_ns + 1 - crate::stat::now_ns();
+    if wait > 0 && wait < crate::stat::RACY_NANOS {
+        std::thread::sleep(std::time::Duration::from_nanos(wait as u64));
+    }
+    let taken_ns = crate::stat::now_ns();
+    artifacts
+        .par_iter()
+        .filter_map(|a| {
+            let meta = std::fs::metadata(out.join(&a.path)).ok()?;
+            Some(StatEntry {
+                path: a.path.clone(),
+                stat: Stat::of(&meta),
+                taken_ns,
+                hash: ContentHash(a.hash),
+                encoding: String::new(),
+                window_ns,
+            })
+        })
+        .collect()
+}

@@ -1,0 +1,394 @@
+//! The embedded database `codeintel.duckdb`, loaded from the Parquet dataset.
+//!
+//! Tables mirror the dataset (plus the partition column `package`, an `ordinal` where a
+//! path has many rows, and the import cycles), with primary keys. A build updates the
+//! database in one transaction, in bulk, by DuckDB's own Parquet reader: the rows of the
+//! paths that changed or vanished are deleted and the changed paths' rows inserted from
+//! their partitions' new files; diagnostics and cycles are replaced per changed partition
+//! file. That is only right when the database holds exactly the last build's dataset, so
+//! it records the dataset's digest; anything else — no database, an older schema or
+//! engine, a foreign file, a digest that is not the last build's (a build killed between
+//! its database commit and its build record) — is rebuilt from the whole dataset into a
+//! temporary file renamed into place. A build killed mid-update leaves the previous
+//! database: DuckDB drops an uncommitted transaction, and a rebuild is never in place.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use arrow::datatypes::DataType;
+use duckdb::{AccessMode, Config, Connection};
+
+use crate::writers::parquet::{self, DATASET_DIR, TABLES};
+
+/// The database file in the output directory.
+pub const DATABASE_FILE: &str = "codeintel.duckdb";
+
+/// Bump when a table, key or view changes: an older database is rebuilt.
+pub const DATABASE_SCHEMA: u32 = 1;
+
+const META_TABLE: &str = "codeintel_meta";
+
+/// The views: (name, one-line description, query).
+pub const VIEWS: &[(&str, &str, &str)] = &[
+    (
+        "public_star_modules",
+        "public modules (no _private component) that use star imports, with their targets",
+        "SELECT module, path, star_imports, exports_complete FROM modules \
+         WHERE len(star_imports) > 0 AND NOT regexp_matches(module, '(^|\\.)_') ORDER BY module",
+    ),
+    (
+        "hubs",
+        "modules by fan-in (how many modules import them), then fan-out",
+        "SELECT module, path, fan_in, fan_out, is_package FROM modules ORDER BY fan_in DESC, fan_out DESC, module",
+    ),
+    (
+        "import_cycles",
+        "import cycles (all edges, and runtime: without TYPE_CHECKING-only edges), one row each",
+        "SELECT kind, cycle, count(*) AS size, list(module ORDER BY module) AS modules FROM cycles \
+         GROUP BY kind, cycle ORDER BY kind, size DESC, cycle",
+    ),
+    (
+        "low_coverage_by_owner",
+        "per CODEOWNERS owner: modules tagged low-coverage and their mean line rate (needs --coverage-xml and --owners)",
+        "SELECT owner, count(*) AS modules, round(avg(coverage.line_rate), 4) AS mean_line_rate, \
+         list(path ORDER BY path) AS paths FROM (SELECT unnest(owners) AS owner, path, coverage FROM modules \
+         WHERE list_contains(tags, 'low-coverage')) GROUP BY owner ORDER BY modules DESC, owner",
+    ),
+    (
+        "incomplete_exports",
+        "modules whose star-import exports the tool could not bound, with the reasons",
+        "SELECT module, path, exports_incomplete_reasons AS reasons FROM modules WHERE NOT exports_complete ORDER BY module",
+    ),
+    (
+        "unresolved_imports",
+        "imports of internal-looking modules that could not be resolved",
+        "SELECT path, line, target FROM imports WHERE unresolved ORDER BY path, line",
+    ),
+];
+
+/// The primary key of each table.
+fn primary_key(table: &str) -> &'static str {
+    match table {
+        "modules" => "path",
+        "tags" => "path, tag",
+        _ => "path, ordinal",
+    }
+}
+
+fn has_ordinal(table: &str) -> bool {
+    !matches!(table, "modules" | "tags")
+}
+
+/// DuckDB's spelling of an Arrow type of the dataset.
+fn duck_type(data_type: &DataType) -> String {
+    match data_type {
+        DataType::Utf8 => "VARCHAR".into(),
+        DataType::Int64 => "BIGINT".into(),
+        DataType::Float64 => "DOUBLE".into(),
+        DataType::Boolean => "BOOLEAN".into(),
+        DataType::List(item) => format!("{}[]", duck_type(item.data_type())),
+        DataType::Struct(fields) => format!(
+            "STRUCT({})",
+            fields.iter().map(|f| format!("\"{}\" {}", f.name(), duck_type(f.data_type()))).collect::<Vec<_>>().join(", ")
+        ),
+        DataType::Map(entries, _) => match entries.data_type() {
+            DataType::Struct(kv) => format!("MAP({}, {})", duck_type(kv[0].data_type()), duck_type(kv[1].data_type())),
+            other => unreachable!("map entries are a struct, not {other}"),
+        },
+        other => unreachable!("no DuckDB type for {other} in the dataset"),
+    }
+}
+
+fn create_table_sql(table: &str) -> String {
+    let schema = parquet::schema(table);
+    let mut columns: Vec<String> = schema
+        .fields()
+        .iter()
+        .map(|f| format!("\"{}\" {}{}", f.name(), duck_type(f.data_type()), if f.is_nullable() { "" } else { " NOT NULL" }))
+        .collect();
+    columns.push(format!("\"{}\" VARCHAR NOT NULL", parquet::PARTITION_COLUMN));
+    if has_ordinal(table) {
+        columns.push("ordinal BIGINT NOT NULL".into());
+    }
+    format!("CREATE TABLE {table} ({}, PRIMARY KEY ({}));", columns.join(", "), primary_key(table))
+}
+
+fn schema_sql() -> String {
+    let mut sql = format!("CREATE TABLE {META_TABLE} (key VARCHAR PRIMARY KEY, value VARCHAR NOT NULL);\n");
+    for table in TABLES {
+        sql.push_str(&create_table_sql(table));
+        sql.push('\n');
+    }
+    sql.push_str("CREATE TABLE cycles (kind VARCHAR NOT NULL, cycle BIGINT NOT NULL, module VARCHAR NOT NULL, PRIMARY KEY (kind, cycle, module));\n");
+    for (name, description, query) in VIEWS {
+        sql.push_str(&format!("CREATE VIEW {name} AS {query};\nCOMMENT ON VIEW {name} IS {};\n", quote(description)));
+    }
+    sql
+}
+
+/// A SQL string literal.
+pub fn quote(text: &str) -> String {
+    format!("'{}'", text.replace('\'', "''"))
+}
+
+fn file_list(out: &Path, files: &[&str]) -> String {
+    let quoted: Vec<String> = files.iter().map(|f| quote(&out.join(f).to_string_lossy())).collect();
+    format!("[{}]", quoted.join(", "))
+}
+
+/// `INSERT` of rows of `table` from some partition files, `filter` a SQL condition on them.
+fn insert_sql(out: &Path, table: &str, files: &[&str], filter: &str) -> String {
+    let ordinal = if has_ordinal(table) { ", row_number() OVER (PARTITION BY path ORDER BY file_row_number) - 1 AS ordinal" } else { "" };
+    format!(
+        "INSERT INTO {table} BY NAME SELECT * EXCLUDE (file_row_number){ordinal} FROM read_parquet({}, \
+         hive_partitioning = true, hive_types = {{'{}': VARCHAR}}, file_row_number = true) WHERE {filter};\n",
+        file_list(out, files),
+        parquet::PARTITION_COLUMN,
+    )
+}
+
+/// What changed since the last build, as the database needs to know it.
+pub struct Update<'a> {
+    pub out: &'a Path,
+    /// Every file of the dataset this build wrote (paths relative to `out`).
+    pub dataset: Vec<&'a str>,
+    /// Digest of the dataset this build wrote (file names and bytes).
+    pub digest: String,
+    /// The digest of the last build's dataset: the database is updated in place only when it
+    /// holds exactly that one.
+    pub previous_digest: Option<String>,
+    /// Paths whose rows changed or vanished since the last build.
+    pub changed_paths: BTreeSet<String>,
+    /// The partitions that hold the changed paths' rows now.
+    pub changed_partitions: BTreeSet<String>,
+    /// Diagnostics files (relative to `out`) whose bytes changed since the last build.
+    pub changed_diagnostics: BTreeSet<String>,
+    /// `graphs/cycles.json` of this build.
+    pub cycles: &'a [u8],
+    pub cycles_changed: bool,
+}
+
+/// What a build did to the database.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// It already held this dataset.
+    Unchanged,
+    /// Updated in place: rows of this many paths replaced.
+    Updated { paths: usize },
+    /// Rebuilt from the whole dataset, for this reason.
+    Rebuilt { reason: String },
+}
+
+/// An open handle on the database of an output directory, taken before anything is written:
+/// a database another process holds stops the build before it writes.
+pub struct Database {
+    path: PathBuf,
+    /// The engine fingerprint written with the data (another engine's database is rebuilt).
+    engine: String,
+    /// The open database and the dataset digest it holds, or why it must be rebuilt.
+    state: std::result::Result<(Connection, String), String>,
+}
+
+fn is_lock_error(error: &duckdb::Error) -> bool {
+    let message = error.to_string();
+    message.contains("lock") || message.contains("Conflicting")
+}
+
+impl Database {
+    /// Open the database in `out` for a build.
+    pub fn open(out: &Path, engine: &str) -> Result<Database> {
+        let path = out.join(DATABASE_FILE);
+        if !path.exists() {
+            return Ok(Database { path, engine: engine.to_string(), state: Err("no database yet".into()) });
+        }
+        let config = Config::default().access_mode(AccessMode::ReadWrite)?;
+        let conn = match Connection::open_with_flags(&path, config) {
+            Ok(conn) => conn,
+            Err(error) if is_lock_error(&error) => bail!(
+                "{}: another process holds the database (a `codeintel-enrich query`, a DuckDB shell?); \
+                 close it and build again: {error}",
+                path.display()
+            ),
+            Err(error) => return Ok(Database { path, engine: engine.to_string(), state: Err(format!("unreadable ({error})")) }),
+        };
+        let meta = |key: &str| -> Option<String> {
+            conn.query_row(&format!("SELECT value FROM {META_TABLE} WHERE key = ?"), [key], |row| row.get::<_, String>(0)).ok()
+        };
+        let state = match (meta("schema"), meta("engine"), meta("dataset")) {
+            (Some(schema), _, _) if schema != DATABASE_SCHEMA.to_string() => Err(format!("database schema {schema}, this engine writes {DATABASE_SCHEMA}")),
+            (Some(_), Some(written), _) if written != engine => Err("written by another engine".into()),
+            (Some(_), Some(_), Some(dataset)) => Ok((conn, dataset)),
+            _ => Err("not a codeintel-enrich database".into()),
+        };
+        Ok(Database { path, engine: engine.to_string(), state })
+    }
+
+    /// Bring the database to this build's dataset.
+    pub fn update(self, update: &Update<'_>) -> Result<Outcome> {
+        let reason = match self.state {
+            Ok((conn, held)) if held == update.digest => {
+                drop(conn);
+                return Ok(Outcome::Unchanged);
+            }
+            Ok((conn, held)) if update.previous_digest.as_deref() == Some(held.as_str()) => {
+                incremental(&conn, update, &self.engine).with_context(|| format!("cannot update {}", self.path.display()))?;
+                return Ok(Outcome::Updated { paths: update.changed_paths.len() });
+            }
+            Ok(_) => "it does not hold the last build's dataset".to_string(),
+            Err(reason) => reason,
+        };
+        rebuild(&self.path, update, &self.engine).with_context(|| format!("cannot write {}", self.path.display()))?;
+        Ok(Outcome::Rebuilt { reason })
+    }
+}
+
+fn set_meta_sql(digest: &str, engine: &str) -> String {
+    format!(
+        "INSERT OR REPLACE INTO {META_TABLE} VALUES ('schema', {}), ('engine', {}), ('dataset', {});\n",
+        quote(&DATABASE_SCHEMA.to_string()),
+        quote(engine),
+        quote(digest)
+    )
+}
+
+/// The dataset files of `table`.
+fn table_files<'a>(dataset: &[&'a str], table: &str) -> Vec<&'a str> {
+    let prefix = format!("{DATASET_DIR}/{table}/");
+    dataset.iter().copied().filter(|f| f.starts_with(&prefix)).collect()
+}
+
+fn cycles_sql(cycles: &[u8]) -> Result<String> {
+    let value: serde_json::Value = serde_json::from_slice(cycles).context("graphs/cycles.json is not JSON")?;
+    let mut rows = Vec::new();
+    for kind in ["all", "runtime"] {
+        for (i, cycle) in value[kind].as_array().into_iter().flatten().enumerate() {
+            for module in cycle.as_array().into_iter().flatten().filter_map(|m| m.as_str()) {
+                rows.push(format!("({}, {i}, {})", quote(kind), quote(module)));
+            }
+        }
+    }
+    let mut sql = "DELETE FROM cycles;\n".to_string();
+    for chunk in rows.chunks(1000) {
+        sql.push_str(&format!("INSERT INTO cycles VALUES {};\n", chunk.join(", ")));
+    }
+    Ok(sql)
+}
+
+/// Replace the changed rows in one transaction.
+fn incremental(conn: &Connection, update: &Update<'_>, engine: &str) -> Result<()> {
+    conn.execute_batch("BEGIN TRANSACTION;")?;
+    let result = replace_changed(conn, update, engine).and_then(|()| {
+        abort_point("duckdb-commit");
+        Ok(conn.execute_batch("COMMIT;")?)
+    });
+    if result.is_err() {
+        let _ = conn.execute_batch("ROLLBACK;");
+    }
+    result
+}
+
+fn replace_changed(conn: &Connection, update: &Update<'_>, engine: &str) -> Result<()> {
+    let out = update.out;
+    conn.execute_batch("CREATE OR REPLACE TEMP TABLE changed_paths (path VARCHAR PRIMARY KEY);")?;
+    {
+        let mut appender = conn.appender("changed_paths")?;
+        appender.append_rows(update.changed_paths.iter().map(|p| [p.as_str()]))?;
+    }
+    let mut sql = String::new();
+    for table in TABLES {
+        let files = table_files(&update.dataset, table);
+        if table == "diagnostics" {
+            // Diagnostics are few: replaced per changed partition file, and dropped with
+            // partitions that are gone.
+            let changed: Vec<&str> = files.iter().copied().filter(|f| update.changed_diagnostics.contains(*f)).collect();
+            let present: Vec<String> = files.iter().map(|f| quote(&partition_of_file(f))).collect();
+            let mut replaced = changed.iter().map(|f| quote(&partition_of_file(f))).collect::<Vec<_>>().join(", ");
+            if replaced.is_empty() {
+                replaced = "NULL".into();
+            }
+            let present = if present.is_empty() { "NULL".to_string() } else { present.join(", ") };
+            let column = parquet::PARTITION_COLUMN;
+            sql.push_str(&format!("DELETE FROM diagnostics WHERE {column} IN ({replaced}) OR {column} NOT IN ({present});\n"));
+            if !changed.is_empty() {
+                sql.push_str(&insert_sql(out, table, &changed, "true"));
+            }
+            continue;
+        }
+        if update.changed_paths.is_empty() {
+            continue;
+        }
+        sql.push_str(&format!("DELETE FROM {table} WHERE path IN (SELECT path FROM changed_paths);\n"));
+        let sources: Vec<&str> =
+            files.iter().copied().filter(|f| update.changed_partitions.contains(&partition_of_file(f))).collect();
+        if !sources.is_empty() {
+            sql.push_str(&insert_sql(out, table, &sources, "path IN (SELECT path FROM changed_paths)"));
+        }
+    }
+    if update.cycles_changed {
+        sql.push_str(&cycles_sql(update.cycles)?);
+    }
+    sql.push_str(&set_meta_sql(&update.digest, engine));
+    conn.execute_batch(&sql)?;
+    Ok(())
+}
+
+/// The partition name of a dataset file `parquet/<table>/package=<name>/part-0.parquet`.
+fn partition_of_file(file: &str) -> String {
+    file.split('/')
+        .find_map(|part| part.strip_prefix(&format!("{}=", parquet::PARTITION_COLUMN)))
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// Write the whole database to a temporary file beside `path` and rename it into place.
+fn rebuild(path: &Path, update: &Update<'_>, engine: &str) -> Result<()> {
+    let dir = path.parent().expect("the database is in the output directory");
+    let temporary = dir.join(format!(".tmp-{DATABASE_FILE}-{}", std::process::id()));
+    let _ = std::fs::remove_file(&temporary);
+    let _ = std::fs::remove_file(wal(&temporary));
+    {
+        let conn = Connection::open(&temporary)?;
+        let mut sql = String::from("BEGIN TRANSACTION;\n");
+        sql.push_str(&schema_sql());
+        for table in TABLES {
+            let files = table_files(&update.dataset, table);
+            if !files.is_empty() {
+                sql.push_str(&insert_sql(update.out, table, &files, "true"));
+            }
+        }
+        sql.push_str(&cycles_sql(update.cycles)?);
+        sql.push_str(&set_meta_sql(&update.digest, engine));
+        sql.push_str("COMMIT;\nCHECKPOINT;\n");
+        conn.execute_batch(&sql)?;
+        abort_point("duckdb-rebuild");
+    }
+    // The old database's write-ahead log must not be replayed into the new one.
+    remove_if_present(&wal(path))?;
+    std::fs::rename(&temporary, path).with_context(|| format!("cannot move {} into place", temporary.display()))?;
+    let _ = std::fs::remove_file(wal(&temporary));
+    Ok(())
+}
+
+fn wal(path: &Path) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(".wal");
+    PathBuf::from(name)
+}
+
+fn remove_if_present(path: &Path) -> Result<()> {
+    match std::fs::remove_file(path) {
+        Err(error) if error.kind() != std::io::ErrorKind::NotFound => {
+            Err(error).with_context(|| format!("cannot remove {}", path.display()))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Tests kill a build at these points (`CODEINTEL_TEST_ABORT=<point>`): the process aborts
+/// there, as a kill would, to prove the previous database survives.
+fn abort_point(point: &str) {
+    if std::env::var_os("CODEINTEL_TEST_ABORT").is_some_and(|p| p == point) {
+        std::process::abort();
+    }
+}
