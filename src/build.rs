@@ -244,6 +244,12 @@ fn run_build(
         PreviousRows::load(&config.out, &cache.artifacts_dir(), cache.row_index()?, last)
     });
     phase("previous", &mut timings);
+    // The database is opened while the build evaluates (opening reads its catalog), and
+    // before anything is written: one that another process holds stops the build then.
+    let opening = (config.database && !config.dry_run).then(|| {
+        let out = config.out.clone();
+        std::thread::spawn(move || sinks::database::Database::open(&out, &crate::cache::engine_fingerprint()))
+    });
     let progress = progress_bar(config, files.len());
     if let Some(cache) = cache {
         for (stage, subject, inputs) in &joins.nodes {
@@ -302,12 +308,7 @@ fn run_build(
     report.problems = problems;
     let mut database_digest = None;
     if !config.dry_run {
-        // The database is opened before anything is written: one that another process holds
-        // stops the build here.
-        let database = config
-            .database
-            .then(|| sinks::database::Database::open(&config.out, &crate::cache::engine_fingerprint()))
-            .transpose()?;
+        let database = opening.map(|opening| opening.join().expect("opening the database does not panic")).transpose()?;
         sinks::write_all(config, cache, last_build.as_ref(), &artifacts)?;
         phase("write", &mut timings);
         match database {

@@ -73,6 +73,15 @@ pub fn run(&self, database: Database, workspace: &Workspace, previous: Option<&P
         .filter(|a| a.path.starts_with("parquet/diagnostics/") && !was(&a.path, &a.hash))
         .map(|a| a.path.clone())
         .collect();
+    let current_partitions: std::collections::BTreeSet<String> =
+        dataset.iter().map(|a| crate::writers::duckdb::partition_of_file(&a.path)).collect();
+    let removed_partitions = last
+        .into_iter()
+        .flat_map(|l| &l.artifacts)
+        .filter(|(p, ..)| p.starts_with(DATASET_DIR))
+        .map(|(p, ..)| crate::writers::duckdb::partition_of_file(p))
+        .filter(|p| !current_partitions.contains(p))
+        .collect();
     let cycles = artifacts.iter().find(|a| a.path == GRAPH_ARTIFACTS[2]).context("the graphs were not rendered")?;
     let cycles_bytes = artifact_bytes(&config.out, cycles)?;
     let update = crate::writers::duckdb::Update {
@@ -83,6 +92,7 @@ pub fn run(&self, database: Database, workspace: &Workspace, previous: Option<&P
         changed_paths,
         changed_partitions,
         changed_diagnostics,
+        removed_partitions,
         cycles: &cycles_bytes,
         cycles_changed: !was(&cycles.path, &cycles.hash),
     };

@@ -164,6 +164,8 @@ pub struct Update<'a> {
     pub changed_partitions: BTreeSet<String>,
     /// Diagnostics files (relative to `out`) whose bytes changed since the last build.
     pub changed_diagnostics: BTreeSet<String>,
+    /// Partitions of the last build's dataset that are gone.
+    pub removed_partitions: BTreeSet<String>,
     /// `graphs/cycles.json` of this build.
     pub cycles: &'a [u8],
     pub cycles_changed: bool,
@@ -232,7 +234,11 @@ impl Database {
                 return Ok(Outcome::Unchanged);
             }
             Ok((conn, held)) if update.previous_digest.as_deref() == Some(held.as_str()) => {
+                let started = std::time::Instant::now();
                 incremental(&conn, update, &self.engine).with_context(|| format!("cannot update {}", self.path.display()))?;
+                tracing::debug!(elapsed = ?started.elapsed(), "database transaction committed");
+                drop(conn);
+                tracing::debug!(elapsed = ?started.elapsed(), "database closed");
                 return Ok(Outcome::Updated { paths: update.changed_paths.len() });
             }
             Ok(_) => "it does not hold the last build's dataset".to_string(),
@@ -277,6 +283,13 @@ fn cycles_sql(cycles: &[u8]) -> Result<String> {
 
 /// Replace the changed rows in one transaction.
 fn incremental(conn: &Connection, update: &Update<'_>, engine: &str) -> Result<()> {
+    // The write-ahead log is checkpointed by DuckDB when it grows past its threshold, not at
+    // every close: a one-file update would otherwise rewrite the database's blocks each time.
+    // Readers see the log's committed transactions.
+    conn.execute_batch("PRAGMA disable_checkpoint_on_shutdown;")?;
+    if update.changed_paths.len() <= ONE_THREAD_PATHS {
+        conn.execute_batch("SET threads = 1;")?;
+    }
     conn.execute_batch("BEGIN TRANSACTION;")?;
     let result = replace_changed(conn, update, engine).and_then(|()| {
         abort_point("duckdb-commit");
@@ -288,28 +301,37 @@ fn incremental(conn: &Connection, update: &Update<'_>, engine: &str) -> Result<(
     result
 }
 
+/// Paths written inline in SQL up to this many; more go through a temporary table.
+const INLINE_PATHS: usize = 512;
+
+/// Changed paths up to this many are replaced on one DuckDB thread: for a small update,
+/// starting the thread pool's work costs more than it saves.
+const ONE_THREAD_PATHS: usize = 2048;
+
 fn replace_changed(conn: &Connection, update: &Update<'_>, engine: &str) -> Result<()> {
     let out = update.out;
-    conn.execute_batch("CREATE OR REPLACE TEMP TABLE changed_paths (path VARCHAR PRIMARY KEY);")?;
-    {
+    let mut sql = String::new();
+    let paths = if update.changed_paths.len() <= INLINE_PATHS {
+        let quoted: Vec<String> = update.changed_paths.iter().map(|p| quote(p)).collect();
+        if quoted.is_empty() { "NULL".to_string() } else { quoted.join(", ") }
+    } else {
+        conn.execute_batch("CREATE OR REPLACE TEMP TABLE changed_paths (path VARCHAR PRIMARY KEY);")?;
         let mut appender = conn.appender("changed_paths")?;
         appender.append_rows(update.changed_paths.iter().map(|p| [p.as_str()]))?;
-    }
-    let mut sql = String::new();
+        drop(appender);
+        "SELECT path FROM changed_paths".to_string()
+    };
     for table in TABLES {
         let files = table_files(&update.dataset, table);
         if table == "diagnostics" {
             // Diagnostics are few: replaced per changed partition file, and dropped with
             // partitions that are gone.
             let changed: Vec<&str> = files.iter().copied().filter(|f| update.changed_diagnostics.contains(*f)).collect();
-            let present: Vec<String> = files.iter().map(|f| quote(&partition_of_file(f))).collect();
-            let mut replaced = changed.iter().map(|f| quote(&partition_of_file(f))).collect::<Vec<_>>().join(", ");
-            if replaced.is_empty() {
-                replaced = "NULL".into();
+            let mut replaced: Vec<String> = changed.iter().map(|f| quote(&partition_of_file(f))).collect();
+            replaced.extend(update.removed_partitions.iter().map(|p| quote(p)));
+            if !replaced.is_empty() {
+                sql.push_str(&format!("DELETE FROM diagnostics WHERE {} IN ({});\n", parquet::PARTITION_COLUMN, replaced.join(", ")));
             }
-            let present = if present.is_empty() { "NULL".to_string() } else { present.join(", ") };
-            let column = parquet::PARTITION_COLUMN;
-            sql.push_str(&format!("DELETE FROM diagnostics WHERE {column} IN ({replaced}) OR {column} NOT IN ({present});\n"));
             if !changed.is_empty() {
                 sql.push_str(&insert_sql(out, table, &changed, "true"));
             }
@@ -318,11 +340,11 @@ fn replace_changed(conn: &Connection, update: &Update<'_>, engine: &str) -> Resu
         if update.changed_paths.is_empty() {
             continue;
         }
-        sql.push_str(&format!("DELETE FROM {table} WHERE path IN (SELECT path FROM changed_paths);\n"));
+        sql.push_str(&format!("DELETE FROM {table} WHERE path IN ({paths});\n"));
         let sources: Vec<&str> =
             files.iter().copied().filter(|f| update.changed_partitions.contains(&partition_of_file(f))).collect();
         if !sources.is_empty() {
-            sql.push_str(&insert_sql(out, table, &sources, "path IN (SELECT path FROM changed_paths)"));
+            sql.push_str(&insert_sql(out, table, &sources, &format!("path IN ({paths})")));
         }
     }
     if update.cycles_changed {
@@ -334,7 +356,7 @@ fn replace_changed(conn: &Connection, update: &Update<'_>, engine: &str) -> Resu
 }
 
 /// The partition name of a dataset file `parquet/<table>/package=<name>/part-0.parquet`.
-fn partition_of_file(file: &str) -> String {
+pub fn partition_of_file(file: &str) -> String {
     file.split('/')
         .find_map(|part| part.strip_prefix(&format!("{}=", parquet::PARTITION_COLUMN)))
         .unwrap_or_default()
