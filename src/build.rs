@@ -299,8 +299,10 @@ fn run_build(
         cache,
         last: last_build.as_ref(),
         firewall_held,
+        batches: Default::default(),
     };
     let artifacts = sinks::render_all(&mut sinks, |name| phase(name, &mut timings))?;
+    let batches = std::mem::take(&mut sinks.batches);
     report.artifacts = artifacts
         .iter()
         .map(|a| ArtifactSummary { path: a.path.clone(), rows: a.rows, bytes: a.bytes })
@@ -313,7 +315,7 @@ fn run_build(
         phase("write", &mut timings);
         match database {
             Some(database) => {
-                let store = sinks::database::Store { config, artifacts: &artifacts, outputs: &outputs, files: &files };
+                let store = sinks::database::Store { config, artifacts: &artifacts, outputs: &outputs, files: &files, batches: &batches };
                 database_digest = Some(store.run(database, workspace, previous.as_ref(), last_build.as_ref())?);
                 phase("database", &mut timings);
             }

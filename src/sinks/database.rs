@@ -43,11 +43,13 @@ pub struct Store<'a> {
     pub artifacts: &'a [Artifact],
     pub outputs: &'a [FileOutput],
     pub files: &'a [SourceFile],
+    /// The rows of the dataset files this build encoded.
+    pub batches: &'a super::dataset::Batches,
 }
 
 impl Store<'_> {
 pub fn run(&self, database: Database, workspace: &Workspace, previous: Option<&PreviousRows>, last: Option<&BuildRecord>) -> Result<String> {
-    let Store { config, artifacts, outputs, files } = *self;
+    let Store { config, artifacts, outputs, files, batches } = *self;
     use crate::writers::parquet::{DATASET_DIR, partition_of};
     let dataset: Vec<&Artifact> = artifacts.iter().filter(|a| a.path.starts_with(DATASET_DIR)).collect();
     let digest = dataset_digest(dataset.iter().map(|a| (a.path.as_str(), &a.hash)));
@@ -95,6 +97,7 @@ pub fn run(&self, database: Database, workspace: &Workspace, previous: Option<&P
         removed_partitions,
         cycles: &cycles_bytes,
         cycles_changed: !was(&cycles.path, &cycles.hash),
+        batches,
     };
     let outcome = database.update(&update)?;
     tracing::info!(?outcome, "database");

@@ -15,6 +15,9 @@ use super::{Context, Sink, artifact_bytes, previous_artifact};
 
 pub struct Dataset;
 
+/// The rows of the dataset files this build encoded, by file.
+pub type Batches = std::collections::BTreeMap<String, Vec<arrow::array::RecordBatch>>;
+
 impl Sink for Dataset {
     fn name(&self) -> &'static str {
         "parquet"
@@ -26,7 +29,10 @@ impl Sink for Dataset {
 
     fn render(&self, cx: &mut Context<'_>, so_far: &[Artifact]) -> Result<Vec<Artifact>> {
         let kept = cx.kept();
-        render_dataset(cx.workspace, cx.pool, cx.files, cx.outputs, so_far, cx.problems, cx.cache, kept.as_deref(), cx.last, &cx.config.out)
+        let (artifacts, batches) =
+            render_dataset(cx.workspace, cx.pool, cx.files, cx.outputs, so_far, cx.problems, cx.cache, kept.as_deref(), cx.last, &cx.config.out)?;
+        cx.batches = batches;
+        Ok(artifacts)
     }
 }
 
@@ -44,7 +50,7 @@ fn render_dataset(
     kept: Option<&std::path::Path>,
     last: Option<&BuildRecord>,
     out: &std::path::Path,
-) -> Result<Vec<Artifact>> {
+) -> Result<(Vec<Artifact>, Batches)> {
     use crate::writers::parquet::{self, FileRows, PARQUET_VERSION, TABLES};
     use std::sync::OnceLock;
     let db = &workspace.db;
@@ -98,15 +104,16 @@ fn render_dataset(
             }
         })
     };
+    let batches = std::sync::Mutex::new(std::collections::BTreeMap::new());
     let jobs: Vec<(&parquet::Partition, &str)> = partitions.iter().flat_map(|p| TABLES.iter().map(move |t| (p, *t))).collect();
     let results: Vec<Result<Artifact>> = pool.install(|| {
         jobs.par_iter()
             .map(|(partition, table)| -> Result<Artifact> {
                 let name = parquet::partition_file(table, &partition.name);
                 let encode = || -> Result<Artifact> {
-                    let (count, bytes) = parquet::encode(table, &jsonl(table, partition)?)
-                        .with_context(|| format!("cannot encode {name}"))?;
-                    Ok(Artifact::new(name.clone(), count, bytes))
+                    let encoded = parquet::encode(table, &jsonl(table, partition)?).with_context(|| format!("cannot encode {name}"))?;
+                    batches.lock().unwrap().insert(name.clone(), encoded.batches);
+                    Ok(Artifact::new(name.clone(), encoded.rows, encoded.bytes))
                 };
                 let Some(cache) = cache else { return encode() };
                 let digest = match *table {
@@ -141,5 +148,6 @@ fn render_dataset(
             })
             .collect()
     });
-    results.into_iter().collect()
+    let artifacts = results.into_iter().collect::<Result<Vec<Artifact>>>()?;
+    Ok((artifacts, batches.into_inner().unwrap()))
 }

@@ -45,6 +45,9 @@ pub struct Context<'a> {
     pub last: Option<&'a BuildRecord>,
     /// Behind the project firewall: no cross-module value can have changed.
     pub firewall_held: bool,
+    /// The rows of the dataset files this build encoded (set by the dataset sink; the
+    /// database appends them).
+    pub batches: dataset::Batches,
 }
 
 impl Context<'_> {

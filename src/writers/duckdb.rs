@@ -169,6 +169,8 @@ pub struct Update<'a> {
     /// `graphs/cycles.json` of this build.
     pub cycles: &'a [u8],
     pub cycles_changed: bool,
+    /// The rows of the dataset files this build encoded, by file.
+    pub batches: &'a std::collections::BTreeMap<String, Vec<arrow::array::RecordBatch>>,
 }
 
 /// What a build did to the database.
@@ -309,8 +311,6 @@ const INLINE_PATHS: usize = 512;
 const ONE_THREAD_PATHS: usize = 2048;
 
 fn replace_changed(conn: &Connection, update: &Update<'_>, engine: &str) -> Result<()> {
-    let out = update.out;
-    let mut sql = String::new();
     let paths = if update.changed_paths.len() <= INLINE_PATHS {
         let quoted: Vec<String> = update.changed_paths.iter().map(|p| quote(p)).collect();
         if quoted.is_empty() { "NULL".to_string() } else { quoted.join(", ") }
@@ -318,9 +318,13 @@ fn replace_changed(conn: &Connection, update: &Update<'_>, engine: &str) -> Resu
         conn.execute_batch("CREATE OR REPLACE TEMP TABLE changed_paths (path VARCHAR PRIMARY KEY);")?;
         let mut appender = conn.appender("changed_paths")?;
         appender.append_rows(update.changed_paths.iter().map(|p| [p.as_str()]))?;
+        appender.flush()?;
         drop(appender);
         "SELECT path FROM changed_paths".to_string()
     };
+    // Deletes first, then the new rows.
+    let mut deletes = String::new();
+    let mut loads: Vec<(&str, Vec<&str>, bool)> = Vec::new();
     for table in TABLES {
         let files = table_files(&update.dataset, table);
         if table == "diagnostics" {
@@ -330,29 +334,116 @@ fn replace_changed(conn: &Connection, update: &Update<'_>, engine: &str) -> Resu
             let mut replaced: Vec<String> = changed.iter().map(|f| quote(&partition_of_file(f))).collect();
             replaced.extend(update.removed_partitions.iter().map(|p| quote(p)));
             if !replaced.is_empty() {
-                sql.push_str(&format!("DELETE FROM diagnostics WHERE {} IN ({});\n", parquet::PARTITION_COLUMN, replaced.join(", ")));
+                deletes.push_str(&format!("DELETE FROM diagnostics WHERE {} IN ({});\n", parquet::PARTITION_COLUMN, replaced.join(", ")));
             }
-            if !changed.is_empty() {
-                sql.push_str(&insert_sql(out, table, &changed, "true"));
-            }
+            loads.push((table, changed, false));
             continue;
         }
         if update.changed_paths.is_empty() {
             continue;
         }
-        sql.push_str(&format!("DELETE FROM {table} WHERE path IN ({paths});\n"));
+        deletes.push_str(&format!("DELETE FROM {table} WHERE path IN ({paths});\n"));
         let sources: Vec<&str> =
             files.iter().copied().filter(|f| update.changed_partitions.contains(&partition_of_file(f))).collect();
-        if !sources.is_empty() {
-            sql.push_str(&insert_sql(out, table, &sources, &format!("path IN ({paths})")));
-        }
+        loads.push((table, sources, true));
     }
+    conn.execute_batch(&deletes)?;
+    for (table, files, only_changed) in loads {
+        load(conn, update, table, &files, only_changed.then_some(&update.changed_paths))?;
+    }
+    let mut sql = String::new();
     if update.cycles_changed {
         sql.push_str(&cycles_sql(update.cycles)?);
     }
     sql.push_str(&set_meta_sql(&update.digest, engine));
     conn.execute_batch(&sql)?;
     Ok(())
+}
+
+/// Add the rows of dataset `files` of `table` (only those of `paths`, when given): appended
+/// from the batches this build encoded (no file is read back), or read by DuckDB's Parquet
+/// reader for files this build did not encode.
+fn load(conn: &Connection, update: &Update<'_>, table: &str, files: &[&str], paths: Option<&BTreeSet<String>>) -> Result<()> {
+    let mut read_back = Vec::new();
+    let mut appender = None;
+    for file in files {
+        let Some(batches) = update.batches.get(*file) else {
+            read_back.push(*file);
+            continue;
+        };
+        let appender = match &mut appender {
+            Some(appender) => appender,
+            None => appender.insert(conn.appender(table)?),
+        };
+        let partition = partition_of_file(file);
+        let mut ordinal = Ordinal::default();
+        for batch in batches {
+            if let Some(keyed) = with_keys(batch, &partition, has_ordinal(table), paths, &mut ordinal)? {
+                appender.append_record_batch(keyed).with_context(|| format!("cannot append the rows of {file}"))?;
+            }
+        }
+    }
+    if let Some(mut appender) = appender {
+        appender.flush().with_context(|| format!("cannot add the rows of {table}"))?;
+    }
+    if !read_back.is_empty() {
+        let filter = match paths {
+            None => "true".to_string(),
+            Some(paths) if paths.len() <= INLINE_PATHS => {
+                format!("path IN ({})", paths.iter().map(|p| quote(p)).collect::<Vec<_>>().join(", "))
+            }
+            Some(_) => "path IN (SELECT path FROM changed_paths)".to_string(),
+        };
+        conn.execute_batch(&insert_sql(update.out, table, &read_back, &filter))?;
+    }
+    Ok(())
+}
+
+/// The place of the next row among its path's rows, across the batches of one file.
+#[derive(Default)]
+struct Ordinal {
+    path: Option<String>,
+    next: i64,
+}
+
+/// `batch` with the table's key columns added (`package`, and `ordinal` where the table has
+/// one), keeping only the rows of `paths` when given; `None` when no row is left.
+fn with_keys(
+    batch: &arrow::array::RecordBatch,
+    partition: &str,
+    ordinal: bool,
+    paths: Option<&BTreeSet<String>>,
+    state: &mut Ordinal,
+) -> Result<Option<arrow::array::RecordBatch>> {
+    use arrow::array::{Array, ArrayRef, BooleanArray, Int64Array, StringArray};
+    use std::sync::Arc;
+    let path = batch
+        .column_by_name("path")
+        .and_then(|c| c.as_any().downcast_ref::<StringArray>())
+        .context("a dataset table without a path column")?;
+    let mut fields: Vec<arrow::datatypes::FieldRef> = batch.schema().fields().iter().cloned().collect();
+    let mut columns: Vec<ArrayRef> = batch.columns().to_vec();
+    fields.push(Arc::new(arrow::datatypes::Field::new(parquet::PARTITION_COLUMN, arrow::datatypes::DataType::Utf8, false)));
+    columns.push(Arc::new(StringArray::from(vec![partition; batch.num_rows()])));
+    if ordinal {
+        let mut ordinals = Vec::with_capacity(path.len());
+        for row in 0..path.len() {
+            let value = path.value(row);
+            if state.path.as_deref() != Some(value) {
+                state.path = Some(value.to_string());
+                state.next = 0;
+            }
+            ordinals.push(state.next);
+            state.next += 1;
+        }
+        fields.push(Arc::new(arrow::datatypes::Field::new("ordinal", arrow::datatypes::DataType::Int64, false)));
+        columns.push(Arc::new(Int64Array::from(ordinals)));
+    }
+    let keyed = arrow::array::RecordBatch::try_new(Arc::new(arrow::datatypes::Schema::new(fields)), columns)?;
+    let Some(paths) = paths else { return Ok((keyed.num_rows() > 0).then_some(keyed)) };
+    let keep: BooleanArray = (0..path.len()).map(|row| Some(paths.contains(path.value(row)))).collect();
+    let kept = arrow::compute::filter_record_batch(&keyed, &keep)?;
+    Ok((kept.num_rows() > 0).then_some(kept))
 }
 
 /// The partition name of a dataset file `parquet/<table>/package=<name>/part-0.parquet`.
@@ -371,15 +462,11 @@ fn rebuild(path: &Path, update: &Update<'_>, engine: &str) -> Result<()> {
     let _ = std::fs::remove_file(wal(&temporary));
     {
         let conn = Connection::open(&temporary)?;
-        let mut sql = String::from("BEGIN TRANSACTION;\n");
-        sql.push_str(&schema_sql());
+        conn.execute_batch(&format!("BEGIN TRANSACTION;\n{}", schema_sql()))?;
         for table in TABLES {
-            let files = table_files(&update.dataset, table);
-            if !files.is_empty() {
-                sql.push_str(&insert_sql(update.out, table, &files, "true"));
-            }
+            load(&conn, update, table, &table_files(&update.dataset, table), None)?;
         }
-        sql.push_str(&cycles_sql(update.cycles)?);
+        let mut sql = cycles_sql(update.cycles)?;
         sql.push_str(&set_meta_sql(&update.digest, engine));
         sql.push_str("COMMIT;\nCHECKPOINT;\n");
         conn.execute_batch(&sql)?;

@@ -237,8 +237,16 @@ fn writer_properties() -> WriterProperties {
         .build()
 }
 
-/// Encode JSONL rows of `table` as a Parquet file: (rows, bytes).
-pub fn encode(table: &str, jsonl: &[u8]) -> Result<(usize, Vec<u8>)> {
+/// A dataset file encoded by this build: its bytes, and its rows as Arrow batches (the
+/// database appends those instead of reading the file back).
+pub struct Encoded {
+    pub rows: usize,
+    pub bytes: Vec<u8>,
+    pub batches: Vec<arrow::array::RecordBatch>,
+}
+
+/// Encode JSONL rows of `table` as a Parquet file.
+pub fn encode(table: &str, jsonl: &[u8]) -> Result<Encoded> {
     let schema = schema(table);
     let mut decoder = arrow_json::ReaderBuilder::new(schema.clone())
         .with_batch_size(ROW_GROUP_ROWS)
@@ -248,6 +256,7 @@ pub fn encode(table: &str, jsonl: &[u8]) -> Result<(usize, Vec<u8>)> {
     let mut writer = ArrowWriter::try_new(Vec::new(), schema, Some(writer_properties()))?;
     let mut rest = jsonl;
     let mut rows = 0;
+    let mut batches = Vec::new();
     loop {
         let consumed = decoder.decode(rest).with_context(|| format!("{table} rows do not match the dataset schema"))?;
         rest = &rest[consumed..];
@@ -255,13 +264,14 @@ pub fn encode(table: &str, jsonl: &[u8]) -> Result<(usize, Vec<u8>)> {
             Some(batch) => {
                 rows += batch.num_rows();
                 writer.write(&batch)?;
+                batches.push(batch);
             }
             None if rest.is_empty() => break,
             None if consumed == 0 => anyhow::bail!("{table} rows: the JSON decoder made no progress"),
             None => {}
         }
     }
-    Ok((rows, writer.into_inner()?))
+    Ok(Encoded { rows, bytes: writer.into_inner()?, batches })
 }
 
 /// One file's rows, as the dataset sees them.
