@@ -37,6 +37,32 @@ fn coverage_figures_match_the_oracle_and_tag_low_coverage() {
     assert!(!modules["calc/__init__.py"]["tags"].as_array().unwrap().contains(&json!("low-coverage")));
     // Modules the report does not mention have null coverage.
     assert_eq!(modules["oracle.py"]["coverage"], Value::Null);
+    crate::columnar::assert_dataset_matches_jsonl(&out);
+
+    // With owners too, the database answers "low coverage by owner" as the rows say.
+    std::fs::write(repo.root.join("CODEOWNERS"), "* @everyone\ncalc/ @calc-team\n").unwrap();
+    let args = ["--no-cache", "--owners", "--coverage-xml", report.to_str().unwrap(), "--low-coverage-threshold", "0.8"];
+    let output = build(&repo.root, &out, &args);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let mut expected: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+    for module in by_path(&out).values() {
+        if module["tags"].as_array().unwrap().contains(&json!("low-coverage")) {
+            for owner in module["owners"].as_array().unwrap() {
+                expected.entry(owner.as_str().unwrap().to_string()).or_default().push(module["path"].as_str().unwrap().to_string());
+            }
+        }
+    }
+    assert!(!expected.is_empty(), "the fixture has low-coverage modules");
+    let rows = crate::support::query_json(&out, "SELECT owner, modules, paths FROM low_coverage_by_owner ORDER BY owner");
+    let actual: std::collections::BTreeMap<String, Vec<String>> = rows
+        .iter()
+        .map(|r| {
+            let paths: Vec<String> = r["paths"].as_array().unwrap().iter().map(|p| p.as_str().unwrap().to_string()).collect();
+            assert_eq!(r["modules"].as_u64().unwrap() as usize, paths.len());
+            (r["owner"].as_str().unwrap().to_string(), paths)
+        })
+        .collect();
+    assert_eq!(actual, expected);
 }
 
 #[test]
@@ -52,6 +78,8 @@ fn pyrefly_counts_match_the_oracle_and_tag_type_errors() {
         let tagged = modules[path]["tags"].as_array().unwrap().contains(&json!("type-errors"));
         assert_eq!(tagged, figures["errors"].as_u64().unwrap() > 0, "{path}");
     }
+    // `by_kind` is a Parquet map that reads back as the JSON object.
+    crate::columnar::assert_dataset_matches_jsonl(&out);
 }
 
 #[test]
@@ -82,6 +110,7 @@ fn scip_figures_match_the_oracle() {
     }
     assert!(compared >= 5, "{expected:#}");
     assert!(modules["shop/models.py"]["scip"]["referencing_files"].as_u64().unwrap() >= 3, "symbol-level fan-in");
+    crate::columnar::assert_dataset_matches_jsonl(&out);
 }
 
 #[test]
@@ -113,6 +142,7 @@ fn owners_from_codeowners() {
         .map(|d| d["line"].as_u64().unwrap())
         .collect();
     assert_eq!(skipped.len(), 5, "{diagnostics:#?}");
+    crate::columnar::assert_dataset_matches_jsonl(&out);
     // Without --owners the field is null.
     build(&root, &out, &["--no-cache"]);
     assert_eq!(by_path(&out)["a.py"]["owners"], Value::Null);
@@ -161,6 +191,7 @@ fn history_from_git_anchored_at_head() {
     assert_eq!(modules["a.py"]["history"]["last_change"], json!("2020-03-10T10:00:00Z"));
     assert_eq!(modules["c.py"]["history"]["commits"], json!(2), "b.py's commit follows the rename");
     assert_eq!(modules["c.py"]["history"]["authors"], json!(2));
+    crate::columnar::assert_dataset_matches_jsonl(&out);
     let output = build(&root, &out, &["--no-cache", "--commits-window", "10"]);
     assert_eq!(output.status.code(), Some(0));
     assert_eq!(by_path(&out)["a.py"]["history"]["commits"], json!(2));
