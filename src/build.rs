@@ -308,56 +308,75 @@ fn run_build(
         .map(|a| ArtifactSummary { path: a.path.clone(), rows: a.rows, bytes: a.bytes })
         .collect();
     report.problems = problems;
-    let mut database_digest = None;
+    let mut store = None;
     if !config.dry_run {
         let database = opening.map(|opening| opening.join().expect("opening the database does not panic")).transpose()?;
         sinks::write_all(config, cache, last_build.as_ref(), &artifacts)?;
         phase("write", &mut timings);
         match database {
             Some(database) => {
-                let store = sinks::database::Store { config, artifacts: &artifacts, outputs: &outputs, files: &files, batches: &batches };
-                database_digest = Some(store.run(database, workspace, previous.as_ref(), last_build.as_ref())?);
-                phase("database", &mut timings);
+                let inputs = sinks::database::Store { config, artifacts: &artifacts, outputs: &outputs, files: &files, batches: &batches };
+                store = Some((database, inputs.prepare(workspace, previous.as_ref(), last_build.as_ref())?));
             }
             None => sinks::database::remove_database(&config.out)?,
         }
     }
-    if let Some(cache) = cache {
+    let database_digest = store.as_ref().map(|(_, prepared)| prepared.digest().to_string());
+    // The database is updated beside the cache commit (both are mostly one thread); the build
+    // is recorded only once both succeeded.
+    std::thread::scope(|scope| -> Result<()> {
+        let updating = store.map(|(database, prepared)| {
+            scope.spawn(move || {
+                let started = Instant::now();
+                prepared.run(database).map(|()| started.elapsed().as_secs_f64())
+            })
+        });
+        let updated = move || -> Result<Vec<(String, f64)>> {
+            if let Some(updating) = updating {
+                let seconds = updating.join().expect("the database update does not panic")?;
+                timings.push(("database".to_string(), seconds));
+            }
+            Ok(timings)
+        };
+        let Some(cache) = cache else {
+            updated()?;
+            return Ok(());
+        };
         sinks::record_writes(cache, &artifacts);
         if let Some(digest) = &database_digest {
             cache.record_artifact(crate::writers::duckdb::DATABASE_FILE, *blake3::hash(digest.as_bytes()).as_bytes(), cache.recomputed_so_far());
         }
         let subjects = files.iter().map(|f| f.path(&workspace.db).clone()).collect();
-        report.run_log = Some(if config.dry_run {
-            cache.plan(CACHED_STAGES, &subjects)?
-        } else {
-            let sizes = artifacts
-                .iter()
-                .map(|a| crate::explain::ArtifactSize { path: a.path.clone(), rows: a.rows, bytes: a.bytes })
-                .collect();
-            let log = cache.finish(CACHED_STAGES, &subjects, timings, sizes)?;
-            cache.record_build(&BuildRecord {
+        if config.dry_run {
+            report.run_log = Some(cache.plan(CACHED_STAGES, &subjects)?);
+            return Ok(());
+        }
+        let sizes = artifacts
+            .iter()
+            .map(|a| crate::explain::ArtifactSize { path: a.path.clone(), rows: a.rows, bytes: a.bytes })
+            .collect();
+        let artifact_stats = sinks::artifact_stats(&config.out, &artifacts);
+        let load_cycles = crate::stages::exports::load_cycles(&workspace.db, Project::get(&workspace.db)).clone();
+        let log = cache.finish(CACHED_STAGES, &subjects, updated, sizes)?;
+        cache.record_build(
+            &BuildRecord {
                 key: build_key,
-                artifacts: artifacts
-                    .iter()
-                    .map(|a| (a.path.clone(), a.rows, a.bytes, a.hash))
-                    .collect(),
+                artifacts: artifacts.iter().map(|a| (a.path.clone(), a.rows, a.bytes, a.hash)).collect(),
                 modules: report.modules,
                 symbols: report.symbols,
                 imports: report.imports,
                 syntax_error_modules: report.syntax_error_modules,
                 problems: report.problems.clone(),
-                artifact_stats: sinks::artifact_stats(&config.out, &artifacts),
-                database: database_digest,
-            }, &RowIndex {
-                layout,
-                entries: outputs.into_iter().map(|o| o.entry).collect(),
-                load_cycles: crate::stages::exports::load_cycles(&workspace.db, Project::get(&workspace.db)).clone(),
-            }, &stat_entries)?;
-            tracing::debug!(elapsed = ?started.elapsed(), "build recorded");
-            log
-        });
-    }
+                artifact_stats,
+                database: database_digest.clone(),
+            },
+            &RowIndex { layout, entries: outputs.iter().map(|o| o.entry.clone()).collect(), load_cycles },
+            &stat_entries,
+        )?;
+        tracing::debug!(elapsed = ?started.elapsed(), "build recorded");
+        report.run_log = Some(log);
+        Ok(())
+    })?;
     report.elapsed = started.elapsed();
     Ok(report)
 }

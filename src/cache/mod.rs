@@ -530,11 +530,12 @@ impl StageCache {
     /// log (also written to the cache directory for `explain`). `stages` are the per-file
     /// stages, `subjects` the files of this build: a stage not evaluated for a live subject in
     /// this process was memoized, and is reported reused.
+    /// `timings` is called after the commit: work that runs beside it adds its own timing.
     pub fn finish(
         &self,
         stages: &[&str],
         subjects: &BTreeSet<String>,
-        timings: Vec<(String, f64)>,
+        timings: impl FnOnce() -> Result<Vec<(String, f64)>>,
         artifacts: Vec<ArtifactSize>,
     ) -> Result<RunLog> {
         let started = std::time::Instant::now();
@@ -569,7 +570,7 @@ impl StageCache {
         tracing::debug!(entries = pending.len(), elapsed = ?started.elapsed(), "cache entries inserted");
         txn.commit().context("cannot commit the cache")?;
         tracing::debug!(elapsed = ?started.elapsed(), "cache committed");
-        let log = self.run_log(events, stages, subjects, timings, artifacts);
+        let log = self.run_log(events, stages, subjects, timings()?, artifacts);
         let bytes = serde_json::to_vec(&log).expect("run logs serialize");
         crate::writers::write_atomic(&self.dir.join(RUN_LOG_FILE), &bytes)?;
         tracing::debug!(elapsed = ?started.elapsed(), "run log written");
@@ -771,7 +772,7 @@ mod tests {
             let cache = StageCache::open(dir.path()).unwrap();
             let value = outline_of(&cache, version, content, runs);
             assert_eq!(value, format!("outline of {content}"));
-            cache.finish(&["outline"], &subjects, Vec::new(), Vec::new()).unwrap()
+            cache.finish(&["outline"], &subjects, || Ok(Vec::new()), Vec::new()).unwrap()
         };
         assert_eq!(reasons(&run(1, "aaa", &mut runs)), [(Status::New, vec![Reason::New])]);
         assert_eq!(reasons(&run(1, "aaa", &mut runs)), [(Status::Reused, vec![])]);
@@ -786,7 +787,7 @@ mod tests {
         assert_eq!(runs, 3);
         // A node whose subject disappears is removed.
         let cache = StageCache::open(dir.path()).unwrap();
-        let log = cache.finish(&["outline"], &BTreeSet::new(), Vec::new(), Vec::new()).unwrap();
+        let log = cache.finish(&["outline"], &BTreeSet::new(), || Ok(Vec::new()), Vec::new()).unwrap();
         assert_eq!(reasons(&log), [(Status::Removed, vec![])]);
     }
 

@@ -47,62 +47,81 @@ pub struct Store<'a> {
     pub batches: &'a super::dataset::Batches,
 }
 
-impl Store<'_> {
-pub fn run(&self, database: Database, workspace: &Workspace, previous: Option<&PreviousRows>, last: Option<&BuildRecord>) -> Result<String> {
-    let Store { config, artifacts, outputs, files, batches } = *self;
-    use crate::writers::parquet::{DATASET_DIR, partition_of};
-    let dataset: Vec<&Artifact> = artifacts.iter().filter(|a| a.path.starts_with(DATASET_DIR)).collect();
-    let digest = dataset_digest(dataset.iter().map(|a| (a.path.as_str(), &a.hash)));
-    let previous_digest = last.zip(previous).map(|(last, _)| {
-        dataset_digest(last.artifacts.iter().filter(|(p, ..)| p.starts_with(DATASET_DIR)).map(|(p, _, _, h)| (p.as_str(), h)))
-    });
-    let db = &workspace.db;
-    let mut changed_paths = std::collections::BTreeSet::new();
-    let mut changed_partitions = std::collections::BTreeSet::new();
-    for (file, output) in files.iter().zip(outputs) {
-        if output.rendered.is_some() {
-            changed_paths.insert(output.entry.path.clone());
-            changed_partitions.insert(partition_of(Some(file.module(db)), &output.entry.path));
+impl<'a> Store<'a> {
+    /// What the update needs from the build (read on the thread that owns the workspace):
+    /// the update can then run beside other work.
+    pub fn prepare(&self, workspace: &Workspace, previous: Option<&PreviousRows>, last: Option<&BuildRecord>) -> Result<Prepared<'a>> {
+        use crate::writers::parquet::{DATASET_DIR, partition_of};
+        let Store { config, artifacts, outputs, files, batches } = *self;
+        let dataset: Vec<&Artifact> = artifacts.iter().filter(|a| a.path.starts_with(DATASET_DIR)).collect();
+        let digest = dataset_digest(dataset.iter().map(|a| (a.path.as_str(), &a.hash)));
+        let previous_digest = last.zip(previous).map(|(last, _)| {
+            dataset_digest(last.artifacts.iter().filter(|(p, ..)| p.starts_with(DATASET_DIR)).map(|(p, _, _, h)| (p.as_str(), h)))
+        });
+        let db = &workspace.db;
+        let mut changed_paths = std::collections::BTreeSet::new();
+        let mut changed_partitions = std::collections::BTreeSet::new();
+        for (file, output) in files.iter().zip(outputs) {
+            if output.rendered.is_some() {
+                changed_paths.insert(output.entry.path.clone());
+                changed_partitions.insert(partition_of(Some(file.module(db)), &output.entry.path));
+            }
         }
+        if let Some(previous) = previous {
+            let current: std::collections::BTreeSet<&str> = outputs.iter().map(|o| o.entry.path.as_str()).collect();
+            changed_paths.extend(previous.paths().filter(|p| !current.contains(p)).map(str::to_string));
+        }
+        let was = |path: &str, hash: &[u8; 32]| last.and_then(|l| l.artifact(path)).is_some_and(|(_, _, h)| h == *hash);
+        let changed_diagnostics = dataset
+            .iter()
+            .filter(|a| a.path.starts_with("parquet/diagnostics/") && !was(&a.path, &a.hash))
+            .map(|a| a.path.clone())
+            .collect();
+        let current_partitions: std::collections::BTreeSet<String> =
+            dataset.iter().map(|a| crate::writers::duckdb::partition_of_file(&a.path)).collect();
+        let removed_partitions = last
+            .into_iter()
+            .flat_map(|l| &l.artifacts)
+            .filter(|(p, ..)| p.starts_with(DATASET_DIR))
+            .map(|(p, ..)| crate::writers::duckdb::partition_of_file(p))
+            .filter(|p| !current_partitions.contains(p))
+            .collect();
+        let cycles = artifacts.iter().find(|a| a.path == GRAPH_ARTIFACTS[2]).context("the graphs were not rendered")?;
+        Ok(Prepared {
+            update: crate::writers::duckdb::Update {
+                out: &config.out,
+                dataset: dataset.iter().map(|a| a.path.as_str()).collect(),
+                digest,
+                previous_digest,
+                changed_paths,
+                changed_partitions,
+                changed_diagnostics,
+                removed_partitions,
+                cycles: artifact_bytes(&config.out, cycles)?.into_owned(),
+                cycles_changed: !was(&cycles.path, &cycles.hash),
+                batches,
+            },
+        })
     }
-    if let Some(previous) = previous {
-        let current: std::collections::BTreeSet<&str> = outputs.iter().map(|o| o.entry.path.as_str()).collect();
-        changed_paths.extend(previous.paths().filter(|p| !current.contains(p)).map(str::to_string));
-    }
-    let was = |path: &str, hash: &[u8; 32]| last.and_then(|l| l.artifact(path)).is_some_and(|(_, _, h)| h == *hash);
-    let changed_diagnostics = dataset
-        .iter()
-        .filter(|a| a.path.starts_with("parquet/diagnostics/") && !was(&a.path, &a.hash))
-        .map(|a| a.path.clone())
-        .collect();
-    let current_partitions: std::collections::BTreeSet<String> =
-        dataset.iter().map(|a| crate::writers::duckdb::partition_of_file(&a.path)).collect();
-    let removed_partitions = last
-        .into_iter()
-        .flat_map(|l| &l.artifacts)
-        .filter(|(p, ..)| p.starts_with(DATASET_DIR))
-        .map(|(p, ..)| crate::writers::duckdb::partition_of_file(p))
-        .filter(|p| !current_partitions.contains(p))
-        .collect();
-    let cycles = artifacts.iter().find(|a| a.path == GRAPH_ARTIFACTS[2]).context("the graphs were not rendered")?;
-    let cycles_bytes = artifact_bytes(&config.out, cycles)?;
-    let update = crate::writers::duckdb::Update {
-        out: &config.out,
-        dataset: dataset.iter().map(|a| a.path.as_str()).collect(),
-        digest: digest.clone(),
-        previous_digest,
-        changed_paths,
-        changed_partitions,
-        changed_diagnostics,
-        removed_partitions,
-        cycles: &cycles_bytes,
-        cycles_changed: !was(&cycles.path, &cycles.hash),
-        batches,
-    };
-    let outcome = database.update(&update)?;
-    tracing::info!(?outcome, "database");
-    Ok(digest)
 }
+
+/// A prepared database update.
+pub struct Prepared<'a> {
+    update: crate::writers::duckdb::Update<'a>,
+}
+
+impl Prepared<'_> {
+    /// The digest of the dataset the database will hold.
+    pub fn digest(&self) -> &str {
+        &self.update.digest
+    }
+
+    /// Bring `database` to the dataset.
+    pub fn run(&self, database: Database) -> Result<()> {
+        let outcome = database.update(&self.update)?;
+        tracing::info!(?outcome, "database");
+        Ok(())
+    }
 }
 
 /// Remove the database of a build that keeps none (`--no-database`): it would be stale.

@@ -167,7 +167,7 @@ pub struct Update<'a> {
     /// Partitions of the last build's dataset that are gone.
     pub removed_partitions: BTreeSet<String>,
     /// `graphs/cycles.json` of this build.
-    pub cycles: &'a [u8],
+    pub cycles: Vec<u8>,
     pub cycles_changed: bool,
     /// The rows of the dataset files this build encoded, by file.
     pub batches: &'a std::collections::BTreeMap<String, Vec<arrow::array::RecordBatch>>,
@@ -353,7 +353,7 @@ fn replace_changed(conn: &Connection, update: &Update<'_>, engine: &str) -> Resu
     }
     let mut sql = String::new();
     if update.cycles_changed {
-        sql.push_str(&cycles_sql(update.cycles)?);
+        sql.push_str(&cycles_sql(&update.cycles)?);
     }
     sql.push_str(&set_meta_sql(&update.digest, engine));
     conn.execute_batch(&sql)?;
@@ -466,7 +466,7 @@ fn rebuild(path: &Path, update: &Update<'_>, engine: &str) -> Result<()> {
         for table in TABLES {
             load(&conn, update, table, &table_files(&update.dataset, table), None)?;
         }
-        let mut sql = cycles_sql(update.cycles)?;
+        let mut sql = cycles_sql(&update.cycles)?;
         sql.push_str(&set_meta_sql(&update.digest, engine));
         sql.push_str("COMMIT;\nCHECKPOINT;\n");
         conn.execute_batch(&sql)?;
