@@ -126,14 +126,5 @@ impl Prepared<'_> {
 
 /// Remove the database of a build that keeps none (`--no-database`): it would be stale.
 pub fn remove_database(out: &std::path::Path) -> Result<()> {
-    let file = out.join(crate::writers::duckdb::DATABASE_FILE);
-    for path in [file.clone(), std::path::PathBuf::from(format!("{}.wal", file.display()))] {
-        match std::fs::remove_file(&path) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                return Err(e).with_context(|| format!("cannot remove {}", path.display()));
-            }
-            _ => {}
-        }
-    }
-    Ok(())
+    crate::writers::duckdb::remove(out)
 }

@@ -194,7 +194,8 @@ pub struct Database {
     state: std::result::Result<(Connection, String), String>,
 }
 
-fn is_lock_error(error: &duckdb::Error) -> bool {
+/// Whether opening failed because another process holds the database.
+pub fn is_lock_error(error: &duckdb::Error) -> bool {
     let message = error.to_string();
     message.contains("lock") || message.contains("Conflicting")
 }
@@ -516,4 +517,11 @@ fn abort_point(point: &str) {
     if std::env::var_os("CODEINTEL_TEST_ABORT").is_some_and(|p| p == point) {
         std::process::abort();
     }
+}
+
+/// Remove the database of `out` and its write-ahead log, if present.
+pub fn remove(out: &Path) -> Result<()> {
+    let path = out.join(DATABASE_FILE);
+    remove_if_present(&path)?;
+    remove_if_present(&wal(&path))
 }
