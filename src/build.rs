@@ -311,8 +311,6 @@ fn run_build(
     let mut store = None;
     if !config.dry_run {
         let database = opening.map(|opening| opening.join().expect("opening the database does not panic")).transpose()?;
-        sinks::write_all(config, cache, last_build.as_ref(), &artifacts)?;
-        phase("write", &mut timings);
         match database {
             Some(database) => {
                 let inputs = sinks::database::Store { config, artifacts: &artifacts, outputs: &outputs, files: &files, batches: &batches };
@@ -322,15 +320,28 @@ fn run_build(
         }
     }
     let database_digest = store.as_ref().map(|(_, prepared)| prepared.digest().to_string());
-    // The database is updated beside the cache commit (both are mostly one thread); the build
-    // is recorded only once both succeeded.
+    // The database is updated while the outputs are written (unless it reads files yet to be
+    // linked into place) and the cache commits; the build is recorded only once all three
+    // succeeded.
     std::thread::scope(|scope| -> Result<()> {
+        let update_waits = store.as_ref().is_some_and(|(_, prepared)| prepared.reads_outputs());
+        let mut write = |timings: &mut Vec<(String, f64)>| -> Result<()> {
+            sinks::write_all(config, cache, last_build.as_ref(), &artifacts)?;
+            phase("write", timings);
+            Ok(())
+        };
+        if update_waits {
+            write(&mut timings)?;
+        }
         let updating = store.map(|(database, prepared)| {
             scope.spawn(move || {
                 let started = Instant::now();
                 prepared.run(database).map(|()| started.elapsed().as_secs_f64())
             })
         });
+        if !config.dry_run && !update_waits {
+            write(&mut timings)?;
+        }
         let updated = move || -> Result<Vec<(String, f64)>> {
             if let Some(updating) = updating {
                 let seconds = updating.join().expect("the database update does not panic")?;

@@ -265,7 +265,7 @@ impl FileOutput {
 /// bytes are read only when an artifact changes (an unchanged one is not even read).
 pub struct PreviousRows {
     out: PathBuf,
-    /// Where each artifact was found intact: `out`, or the cache's copy (then it must be
+    /// Where each artifact was found intact: in `out`, or the cache's copy (then it must be
     /// written to `out` even when unchanged).
     found: [PathBuf; 3],
     /// (rows, bytes, blake3) of each of [`ROW_ARTIFACTS`] as recorded.
@@ -296,7 +296,7 @@ impl PreviousRows {
         let mut found: [PathBuf; 3] = Default::default();
         for ((slot, found), name) in recorded.iter_mut().zip(&mut found).zip(ROW_ARTIFACTS) {
             *slot = last.artifact(name)?;
-            *found = [out, kept].into_iter().find(|dir| last.intact(dir, name).yes())?.to_path_buf();
+            *found = [out.join(name), crate::writers::kept_path(kept, name)].into_iter().find(|file| last.intact_at(file, name).yes())?;
         }
         let mut offsets = [0usize; 3];
         let mut ranges = HashMap::with_capacity(index.entries.len());
@@ -331,7 +331,7 @@ impl PreviousRows {
     fn read_rows(&self, path: &str, part: usize) -> Option<Vec<u8>> {
         use std::io::{Read as _, Seek as _};
         let range = self.ranges.get(path)?.0[part].clone();
-        let mut file = std::fs::File::open(self.found[part].join(ROW_ARTIFACTS[part])).ok()?;
+        let mut file = std::fs::File::open(&self.found[part]).ok()?;
         file.seek(std::io::SeekFrom::Start(range.start as u64)).ok()?;
         let mut rows = vec![0; range.len()];
         file.read_exact(&mut rows).ok()?;
@@ -339,7 +339,7 @@ impl PreviousRows {
     }
 
     fn read_all(&self, part: usize) -> Result<Vec<u8>> {
-        let path = self.found[part].join(ROW_ARTIFACTS[part]);
+        let path = &self.found[part];
         let bytes = std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
         anyhow::ensure!(bytes.len() == self.recorded[part].1, "{} changed during the build", path.display());
         Ok(bytes)
@@ -375,10 +375,10 @@ pub fn assemble(outputs: &[FileOutput], previous: Option<&PreviousRows>) -> Resu
                 });
                 if unchanged {
                     let (rows, bytes, hash) = previous.recorded[part];
-                    return Ok(if previous.found[part] == previous.out {
+                    return Ok(if previous.found[part] == previous.out.join(ROW_ARTIFACTS[part]) {
                         Assembled::Unchanged(rows, bytes, hash)
                     } else {
-                        Assembled::Kept(rows, bytes, hash, previous.found[part].join(ROW_ARTIFACTS[part]))
+                        Assembled::Kept(rows, bytes, hash, previous.found[part].clone())
                     });
                 }
             }

@@ -25,7 +25,7 @@ use serde::de::DeserializeOwned;
 use crate::explain::{ArtifactSize, NodeEvent, Reason, RunLog, StageTiming, Status};
 
 /// Bump when the layout of the cache file or the encoding of its values changes.
-pub const CACHE_SCHEMA: u32 = 6;
+pub const CACHE_SCHEMA: u32 = 7;
 
 pub use crate::digest::update_parts;
 pub use crate::explain::RUN_LOG_FILE;
@@ -37,7 +37,8 @@ const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 /// The cache file inside the cache directory.
 pub const CACHE_FILE: &str = "stages.redb";
 /// The last build's artifacts, kept in the cache (hard links when the output directory is on
-/// the same file system): a cache restored without the outputs still has every file's rows.
+/// the same file system, flat: see [`crate::writers::kept_path`]): a cache restored without
+/// the outputs still has every file's rows.
 pub const ARTIFACTS_DIR: &str = "artifacts";
 const LOCK_FILE: &str = "lock";
 
@@ -90,9 +91,14 @@ impl BuildRecord {
 
     /// Whether `dir` still holds artifact `name` as recorded (by its stat, else its hash).
     pub fn intact(&self, dir: &Path, name: &str) -> crate::writers::Intact {
+        self.intact_at(&dir.join(name), name)
+    }
+
+    /// Whether the file `file` holds artifact `name` as recorded (by its stat, else its hash).
+    pub fn intact_at(&self, file: &Path, name: &str) -> crate::writers::Intact {
         match self.artifact(name) {
             Some((_, bytes, hash)) => {
-                crate::writers::artifact_intact(dir, name, bytes, hash, self.artifact_stats.iter().find(|e| e.path == name))
+                crate::writers::artifact_intact(file, bytes, hash, self.artifact_stats.iter().find(|e| e.path == name))
             }
             None => crate::writers::Intact::No,
         }
@@ -182,8 +188,12 @@ fn open_database(dir: &Path, notes: &mut Vec<String>) -> Result<redb::Database> 
     }
 }
 
+/// A new, empty cache file; the artifacts kept for the old one's builds go with it.
 fn fresh_database(path: &Path) -> Result<redb::Database> {
     let _ = std::fs::remove_file(path);
+    if let Some(dir) = path.parent() {
+        let _ = std::fs::remove_dir_all(dir.join(ARTIFACTS_DIR));
+    }
     let db = redb::Database::create(path).with_context(|| format!("cannot create cache {}", path.display()))?;
     write_meta(&db, "schema", engine_fingerprint().as_bytes())?;
     Ok(db)

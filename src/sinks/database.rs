@@ -87,7 +87,11 @@ impl<'a> Store<'a> {
             .filter(|p| !current_partitions.contains(p))
             .collect();
         let cycles = artifacts.iter().find(|a| a.path == GRAPH_ARTIFACTS[2]).context("the graphs were not rendered")?;
+        // Files to be linked into place from the cache's copy: DuckDB reads them (hive
+        // partitions) only once they are.
+        let reads_outputs = dataset.iter().any(|a| matches!(a.body, crate::writers::Body::Linked(_)));
         Ok(Prepared {
+            reads_outputs,
             update: crate::writers::duckdb::Update {
                 out: &config.out,
                 dataset: dataset.iter().map(|a| a.path.as_str()).collect(),
@@ -108,9 +112,16 @@ impl<'a> Store<'a> {
 /// A prepared database update.
 pub struct Prepared<'a> {
     update: crate::writers::duckdb::Update<'a>,
+    reads_outputs: bool,
 }
 
 impl Prepared<'_> {
+    /// Whether the update reads dataset files this build has yet to put in the output
+    /// directory; otherwise it can run while the outputs are written.
+    pub fn reads_outputs(&self) -> bool {
+        self.reads_outputs
+    }
+
     /// The digest of the dataset the database will hold.
     pub fn digest(&self) -> &str {
         &self.update.digest

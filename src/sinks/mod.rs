@@ -111,7 +111,9 @@ pub fn write_all(config: &Config, cache: Option<&StageCache>, last: Option<&Buil
     if let Some(kept) = &kept {
         keep_artifacts(&config.out, kept, artifacts)?;
     }
-    Ok(())
+    // Durable before the build record names them (the kept copies are hard links: same
+    // file system, or copies the cache verifies by hash whenever it uses them).
+    crate::writers::sync_file_system(&config.out)
 }
 
 /// Record a `write(<artifact>)` node for each artifact, keyed by its bytes.
@@ -140,7 +142,8 @@ pub fn previous_artifact(out: &std::path::Path, kept: &std::path::Path, last: &B
     if last.intact(out, name).yes() {
         return Some(Artifact::on_disk(name, rows, bytes, hash));
     }
-    last.intact(kept, name).yes().then(|| Artifact::linked(name, rows, bytes, hash, kept.join(name)))
+    let copy = crate::writers::kept_path(kept, name);
+    last.intact_at(&copy, name).yes().then(|| Artifact::linked(name, rows, bytes, hash, copy))
 }
 
 /// Keep the artifacts now in `out` in the cache's `kept` directory: a hard link when both are
@@ -152,7 +155,7 @@ pub fn keep_artifacts(out: &std::path::Path, kept: &std::path::Path, artifacts: 
     let linked: Vec<bool> = artifacts
         .par_iter()
         .map(|artifact| -> Result<bool> {
-            let (from, to) = (out.join(&artifact.path), kept.join(&artifact.path));
+            let (from, to) = (out.join(&artifact.path), crate::writers::kept_path(kept, &artifact.path));
             let (Ok(source), target) = (std::fs::metadata(&from), std::fs::metadata(&to)) else { return Ok(false) };
             #[cfg(unix)]
             {
@@ -197,17 +200,18 @@ fn remove_stale_artifacts(config: &Config, kept: Option<&std::path::Path>, last:
         if current.contains(path.as_str()) {
             continue;
         }
-        for dir in std::iter::once(config.out.as_path()).chain(kept) {
-            let file = dir.join(path);
-            if std::fs::remove_file(&file).is_ok() {
-                let mut parent = file.parent();
-                while let Some(p) = parent.filter(|p| p.starts_with(dir) && *p != dir) {
-                    if std::fs::remove_dir(p).is_err() {
-                        break;
-                    }
-                    parent = p.parent();
+        let file = config.out.join(path);
+        if std::fs::remove_file(&file).is_ok() {
+            let mut parent = file.parent();
+            while let Some(p) = parent.filter(|p| p.starts_with(&config.out) && *p != config.out) {
+                if std::fs::remove_dir(p).is_err() {
+                    break;
                 }
+                parent = p.parent();
             }
+        }
+        if let Some(kept) = kept {
+            let _ = std::fs::remove_file(crate::writers::kept_path(kept, path));
         }
     }
 }

@@ -10,7 +10,7 @@ pub mod jsonl;
 pub mod parquet;
 pub mod slices;
 
-use std::io::Write;
+use std::io::{Read as _, Write};
 use std::path::Path;
 
 use anyhow::{Context, Result};
@@ -83,65 +83,103 @@ impl Intact {
     }
 }
 
-/// Whether `dir/path` still holds the `bytes` bytes hashing to `hash` that the last build
+/// Where the cache's `kept` directory holds its copy of artifact `name`: one flat directory
+/// (`/` escaped as `%2F`, `%` as `%25`), so keeping a thousand partition files creates no
+/// directories — `mkdir` was a third of a cold standard-library build's write phase.
+pub fn kept_path(kept: &Path, name: &str) -> std::path::PathBuf {
+    kept.join(name.replace('%', "%25").replace('/', "%2F"))
+}
+
+/// Whether `file` still holds the `bytes` bytes hashing to `hash` that the last build
 /// wrote: trusted by its recorded `stat` when that vouches for it, else read and hashed.
-pub fn artifact_intact(dir: &Path, path: &str, bytes: usize, hash: [u8; 32], stat: Option<&crate::stat::StatEntry>) -> Intact {
-    let file = dir.join(path);
-    let Ok(meta) = std::fs::metadata(&file) else { return Intact::No };
+pub fn artifact_intact(file: &Path, bytes: usize, hash: [u8; 32], stat: Option<&crate::stat::StatEntry>) -> Intact {
+    let Ok(meta) = std::fs::metadata(file) else { return Intact::No };
     if meta.len() != bytes as u64 {
         return Intact::No;
     }
     if stat.is_some_and(|e| e.hash.0 == hash && e.trusted_for(&crate::stat::Stat::of(&meta))) {
         return Intact::ByStat;
     }
-    match std::fs::read(&file) {
+    match std::fs::read(file) {
         Ok(contents) if contents.len() == bytes && hash_large(&contents) == hash => Intact::ByHash,
         _ => Intact::No,
     }
 }
 
-/// Put a copy of the file `source` at `path` atomically: a hard link to a temporary name
-/// renamed over `path`, or a copy when linking is impossible.
-pub fn link_atomic(source: &Path, path: &Path) -> Result<()> {
-    let dir = path.parent().context("output path has no parent directory")?;
-    std::fs::create_dir_all(dir).with_context(|| format!("cannot create directory {}", dir.display()))?;
-    let tmp = tempfile::Builder::new()
-        .prefix(".tmp-")
-        .tempfile_in(dir)
-        .with_context(|| format!("cannot create a temporary file in {}", dir.display()))?
-        .into_temp_path();
-    let tmp_path = tmp.to_path_buf();
-    std::fs::remove_file(&tmp_path).with_context(|| format!("cannot replace {}", tmp_path.display()))?;
-    if std::fs::hard_link(source, &tmp_path).is_err() {
-        std::fs::copy(source, &tmp_path).with_context(|| format!("cannot copy {} to {}", source.display(), path.display()))?;
+/// Flush everything written to the file system that holds `dir` to its device (`syncfs`),
+/// so the build record committed next never names outputs a power loss could take back.
+/// One call after all of a build's writes: on the standard library, one `fsync` per file
+/// (1,300 files) took 0.83 s summed over threads, one `syncfs` 0.06 s (strace, this machine).
+pub fn sync_file_system(dir: &Path) -> Result<()> {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::fd::AsRawFd as _;
+        let handle = std::fs::File::open(dir).with_context(|| format!("cannot open {}", dir.display()))?;
+        // SAFETY: `syncfs` only reads the descriptor, which `handle` keeps open.
+        if unsafe { libc::syncfs(handle.as_raw_fd()) } != 0 {
+            return Err(std::io::Error::last_os_error()).with_context(|| format!("cannot sync the file system of {}", dir.display()));
+        }
     }
-    tmp.persist(path).with_context(|| format!("cannot replace {}", path.display()))?;
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = dir;
+    }
     Ok(())
 }
 
-/// Write `contents` to `path` atomically (temporary file in the same directory, fsync,
-/// rename). An existing file with identical bytes is left untouched.
-pub fn write_atomic(path: &Path, contents: &[u8]) -> Result<()> {
-    if std::fs::read(path).is_ok_and(|old| old == contents) {
-        return Ok(());
-    }
+/// Put a copy of the file `source` at `path` atomically: a hard link at `path` when nothing
+/// is there, else a hard link (or a copy when linking is impossible) to a temporary name
+/// renamed over `path`.
+pub fn link_atomic(source: &Path, path: &Path) -> Result<()> {
     let dir = path.parent().context("output path has no parent directory")?;
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create directory {}", dir.display()))?;
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".tmp-")
-        .tempfile_in(dir)
-        .with_context(|| format!("cannot create a temporary file in {}", dir.display()))?;
-    tmp.write_all(contents).with_context(|| format!("cannot write {}", path.display()))?;
-    // Temporary files are created 0600; outputs are ordinary readable files.
+    // Nothing there yet (a cold build): the link appears whole or not at all.
+    if std::fs::hard_link(source, path).is_ok() {
+        return Ok(());
+    }
+    let tmp = dir.join(format!(".tmp-link-{}-{}", std::process::id(), TEMPORARY.fetch_add(1, std::sync::atomic::Ordering::Relaxed)));
+    let _ = std::fs::remove_file(&tmp);
+    if std::fs::hard_link(source, &tmp).is_err() {
+        std::fs::copy(source, &tmp).with_context(|| format!("cannot copy {} to {}", source.display(), path.display()))?;
+    }
+    std::fs::rename(&tmp, path).with_context(|| format!("cannot replace {}", path.display()))?;
+    Ok(())
+}
+
+/// Numbers this process's temporary link names (unique with the process id).
+static TEMPORARY: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// Write `contents` to `path` atomically (temporary file in the same directory, renamed over
+/// `path`): a killed build leaves the old file or the new one, never a mix. Not synced here:
+/// one [`sync_file_system`] after all of a build's writes costs one flush instead of one per
+/// file. An existing file with identical bytes is left untouched.
+pub fn write_atomic(path: &Path, contents: &[u8]) -> Result<()> {
+    let existing = match std::fs::File::open(path) {
+        Ok(mut file) => {
+            let mut old = Vec::with_capacity(contents.len());
+            if file.read_to_end(&mut old).is_ok() && old == contents {
+                return Ok(());
+            }
+            file.metadata().ok()
+        }
+        Err(_) => None,
+    };
+    let dir = path.parent().context("output path has no parent directory")?;
+    if existing.is_none() {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create directory {}", dir.display()))?;
+    }
+    let mut builder = tempfile::Builder::new();
+    builder.prefix(".tmp-");
+    // Temporary files are created 0600; outputs are ordinary readable files (a replaced
+    // file keeps its mode, within the umask).
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt as _;
-        let mode = std::fs::metadata(path).map_or(0o644, |m| m.permissions().mode() & 0o777);
-        tmp.as_file()
-            .set_permissions(std::fs::Permissions::from_mode(mode))
-            .with_context(|| format!("cannot set permissions of {}", path.display()))?;
+        let mode = existing.map_or(0o644, |m| m.permissions().mode() & 0o777);
+        builder.permissions(std::fs::Permissions::from_mode(mode));
     }
-    tmp.as_file().sync_all().with_context(|| format!("cannot sync {}", path.display()))?;
+    let mut tmp = builder.tempfile_in(dir).with_context(|| format!("cannot create a temporary file in {}", dir.display()))?;
+    tmp.write_all(contents).with_context(|| format!("cannot write {}", path.display()))?;
     tmp.persist(path).with_context(|| format!("cannot replace {}", path.display()))?;
     Ok(())
 }
