@@ -72,11 +72,19 @@ impl<'a> Store<'a> {
             changed_paths.extend(previous.paths().filter(|p| !current.contains(p)).map(str::to_string));
         }
         let was = |path: &str, hash: &[u8; 32]| last.and_then(|l| l.artifact(path)).is_some_and(|(_, _, h)| h == *hash);
-        let changed_diagnostics = dataset
+        let diagnostics = "parquet/diagnostics/";
+        let mut changed_diagnostics: std::collections::BTreeSet<String> = dataset
             .iter()
-            .filter(|a| a.path.starts_with("parquet/diagnostics/") && !was(&a.path, &a.hash))
+            .filter(|a| a.path.starts_with(diagnostics) && !was(&a.path, &a.hash))
             .map(|a| a.path.clone())
             .collect();
+        let current: std::collections::BTreeSet<&str> = dataset.iter().map(|a| a.path.as_str()).collect();
+        changed_diagnostics.extend(
+            last.into_iter()
+                .flat_map(|l| &l.artifacts)
+                .filter(|(p, ..)| p.starts_with(diagnostics) && !current.contains(p.as_str()))
+                .map(|(p, ..)| p.clone()),
+        );
         let current_partitions: std::collections::BTreeSet<String> =
             dataset.iter().map(|a| crate::writers::duckdb::partition_of_file(&a.path)).collect();
         let removed_partitions = last

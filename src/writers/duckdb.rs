@@ -162,7 +162,8 @@ pub struct Update<'a> {
     pub changed_paths: BTreeSet<String>,
     /// The partitions that hold the changed paths' rows now.
     pub changed_partitions: BTreeSet<String>,
-    /// Diagnostics files (relative to `out`) whose bytes changed since the last build.
+    /// Diagnostics files (relative to `out`) whose bytes changed since the last build, or
+    /// that are gone (their partition has no diagnostics now).
     pub changed_diagnostics: BTreeSet<String>,
     /// Partitions of the last build's dataset that are gone.
     pub removed_partitions: BTreeSet<String>,
@@ -332,7 +333,7 @@ fn replace_changed(conn: &Connection, update: &Update<'_>, engine: &str) -> Resu
             // Diagnostics are few: replaced per changed partition file, and dropped with
             // partitions that are gone.
             let changed: Vec<&str> = files.iter().copied().filter(|f| update.changed_diagnostics.contains(*f)).collect();
-            let mut replaced: Vec<String> = changed.iter().map(|f| quote(&partition_of_file(f))).collect();
+            let mut replaced: Vec<String> = update.changed_diagnostics.iter().map(|f| quote(&partition_of_file(f))).collect();
             replaced.extend(update.removed_partitions.iter().map(|p| quote(p)));
             if !replaced.is_empty() {
                 deletes.push_str(&format!("DELETE FROM diagnostics WHERE {} IN ({});\n", parquet::PARTITION_COLUMN, replaced.join(", ")));

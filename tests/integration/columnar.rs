@@ -110,6 +110,51 @@ fn parquet_tables_equal_the_jsonl_rows() {
         .into_iter()
         .collect();
     assert_eq!(partitions, ["package=alpha", "package=beta", "package=delta", "package=gamma"]);
+    for table in TABLES {
+        assert_eq!(partition_dirs(&out, table), rows_partitions(&out, table), "{table}: a file for each partition with rows");
+    }
+}
+
+/// The partition directories of a table in the dataset.
+fn partition_dirs(out: &Path, table: &str) -> Vec<String> {
+    let mut dirs: Vec<String> = std::fs::read_dir(out.join("parquet").join(table))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().trim_start_matches("package=").to_string())
+        .collect();
+    dirs.sort();
+    dirs
+}
+
+/// The partitions holding some of a table's JSONL rows.
+fn rows_partitions(out: &Path, table: &str) -> Vec<String> {
+    let set: std::collections::BTreeSet<String> = expected_rows(out, table).into_iter().map(|(p, _)| p).collect();
+    set.into_iter().collect()
+}
+
+#[test]
+fn a_table_without_rows_keeps_one_empty_file() {
+    let repo = repo("columnar");
+    // Only clean modules without imports: no imports or diagnostics rows at all.
+    for entry in std::fs::read_dir(&repo.root).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() { std::fs::remove_dir_all(&path).unwrap() } else { std::fs::remove_file(&path).unwrap() }
+    }
+    std::fs::write(repo.root.join("one.py"), "\"\"\"One.\"\"\"\ndef f():\n    \"\"\"F.\"\"\"\n    return 1\n").unwrap();
+    std::fs::write(repo.root.join("two.py"), "\"\"\"Two.\"\"\"\nX = 2\n").unwrap();
+    let out = repo.out();
+    let output = build(&repo.root, &out, &[]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    assert_dataset_matches_jsonl(&out);
+    for table in ["imports", "diagnostics"] {
+        assert!(expected_rows(&out, table).is_empty(), "{table} has no rows");
+        assert_eq!(partition_dirs(&out, table), ["one"], "{table}: the first partition's empty file only");
+        assert_eq!(parquet_rows(&out, table).len(), 0);
+    }
+    assert_eq!(partition_dirs(&out, "modules"), ["one", "two"]);
+    // Every reader still finds each table's schema.
+    let tables = database_tables(&out);
+    assert_eq!(tables["imports"].len(), 0);
+    assert_eq!(tables["modules"].len(), 2);
 }
 
 #[test]
@@ -122,7 +167,7 @@ fn parquet_bytes_are_deterministic_across_builds_and_jobs() {
         files_under(&out.join("parquet"))
     };
     let first = dataset("1", "one");
-    assert_eq!(first.len(), 4 * 5, "4 partitions x 5 tables: {:?}", first.keys());
+    assert_eq!(first.len(), 15, "the fixture's partitions with rows, per table: {:?}", first.keys());
     assert_eq!(first, dataset("2", "two"));
     assert_eq!(first, dataset("2", "three"));
 }
@@ -202,6 +247,16 @@ fn database_stays_in_step_with_edits_additions_and_deletions() {
     std::fs::write(root.join("epsilon/__init__.py"), "from alpha import Engine\nclass Car(Engine):\n    pass\n").unwrap();
     built(root, &out, &[]);
     assert!(out.join("parquet/modules/package=epsilon/part-0.parquet").exists());
+    assert_database_matches_cold(root, &out, &cold);
+    // gamma's syntax error (its only diagnostic) fixed: its partition has no diagnostics
+    // file any more, and the database drops gamma's diagnostics rows.
+    let gamma_diagnostics = |out: &Path| database_tables(out)["diagnostics"].iter().filter(|r| r["path"] == "gamma.py").count();
+    assert!(partition_dirs(&out, "diagnostics").contains(&"gamma".to_string()));
+    assert_eq!(gamma_diagnostics(&out), 1);
+    std::fs::write(root.join("gamma.py"), "\"\"\"Fixed.\"\"\"\n").unwrap();
+    built(root, &out, &[]);
+    assert!(!partition_dirs(&out, "diagnostics").contains(&"gamma".to_string()), "no diagnostics, no file");
+    assert_eq!(gamma_diagnostics(&out), 0);
     assert_database_matches_cold(root, &out, &cold);
     std::fs::remove_file(root.join("delta.py")).unwrap();
     built(root, &out, &[]);
