@@ -362,6 +362,10 @@ fn replace_changed(conn: &Connection, update: &Update<'_>, engine: &str) -> Resu
     Ok(())
 }
 
+/// Up to this many rows, a table's new rows go through DuckDB's appender; more are staged as
+/// one Parquet file for its reader (the appender converts nested values one by one).
+const APPENDED_ROWS: usize = 1024;
+
 /// Add the rows of dataset `files` of `table` (only those of `paths`, when given): appended
 /// from the batches this build encoded (no file is read back), or read by DuckDB's Parquet
 /// reader for files this build did not encode.
@@ -383,7 +387,15 @@ fn load(conn: &Connection, update: &Update<'_>, table: &str, files: &[&str], pat
     // own reader: the Rust appender converts nested columns value by value (0.2 s for the
     // standard library's 1,787 module rows), and reading back hundreds of small partition
     // files costs ~2.4 ms each in file setup.
-    if let Some(first) = keyed.first() {
+    let rows: usize = keyed.iter().map(|b| b.num_rows()).sum();
+    if rows > 0 && rows <= APPENDED_ROWS {
+        // A few rows (an edit): the appender, without a file's round trip.
+        let mut appender = conn.appender(table)?;
+        for batch in keyed {
+            appender.append_record_batch(batch).with_context(|| format!("cannot add the rows of {table}"))?;
+        }
+        appender.flush()?;
+    } else if let Some(first) = keyed.first() {
         let all = arrow::compute::concat_batches(&first.schema(), &keyed)?;
         let staged = update.out.join(format!(".tmp-load-{table}-{}.parquet", std::process::id()));
         let properties = ::parquet::file::properties::WriterProperties::builder()
