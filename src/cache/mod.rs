@@ -626,8 +626,9 @@ fn rerun_reasons(subject: &str, previous: Option<&NodeRecord>, record: &NodeReco
 /// Stages whose subject is an external input file, not a module.
 pub const INPUT_STAGES: &[&str] = &["coverage", "history", "owners", "pyrefly", "scip"];
 
-/// Stages whose subject is an artifact (`write(modules.jsonl)`, `parquet(parquet/…/part-0.parquet)`).
-pub const ARTIFACT_STAGES: &[&str] = &["parquet", "write"];
+/// Stages whose subject is an artifact (`write(modules.jsonl)`, `parquet(parquet/…/part-0.parquet)`,
+/// `parquet-input(…)`: the digest of that file's rows).
+pub const ARTIFACT_STAGES: &[&str] = &["parquet", "parquet-input", "write"];
 
 fn removed_nodes(
     nodes: &impl ReadableTable<&'static str, &'static [u8]>,

@@ -132,25 +132,49 @@ fn render_dataset(
         jobs.par_iter()
             .map(|(partition, table)| -> Result<Artifact> {
                 let name = parquet::partition_file(table, &partition.name);
+                // The file's JSONL rows, made at most once.
+                let made: OnceLock<Result<Vec<u8>, String>> = OnceLock::new();
+                let rows_of = || -> Result<&[u8]> {
+                    made.get_or_init(|| jsonl(table, partition).map_err(|e| format!("{e:#}")))
+                        .as_deref()
+                        .map_err(|e| anyhow::anyhow!("{e}"))
+                };
                 let encode = || -> Result<Artifact> {
-                    let encoded = parquet::encode(table, &jsonl(table, partition)?).with_context(|| format!("cannot encode {name}"))?;
+                    let encoded = parquet::encode(table, rows_of()?).with_context(|| format!("cannot encode {name}"))?;
                     batches.lock().unwrap().insert(name.clone(), encoded.batches);
                     Ok(Artifact::new(name.clone(), encoded.rows, encoded.bytes))
                 };
                 let Some(cache) = cache else { return encode() };
-                let digest = match *table {
-                    "diagnostics" => blake3::hash(&partition.diagnostics).to_hex().to_string(),
-                    _ => blake3::Hash::from(partition.rows_digest).to_hex().to_string(),
+                // The file is keyed by the digest of its JSONL rows, so an edit re-encodes only
+                // the tables whose rows changed (a comment: `modules` alone). That digest is
+                // itself a `parquet-input(<file>)` node keyed by the partition's rows keys:
+                // unchanged partitions are never assembled or hashed.
+                let (digest, upstream) = match *table {
+                    "diagnostics" => (blake3::hash(&partition.diagnostics).to_hex().to_string(), None),
+                    _ => {
+                        // The rows nodes of the partition's files that reran.
+                        let upstream = || -> Vec<String> {
+                            partition.files.iter().filter(|&&i| outputs[i].rendered.is_some()).map(|&i| format!("rows({})", rows[i].path)).collect()
+                        };
+                        let digest: String = cache.get_or_compute_downstream(
+                            "parquet-input",
+                            PARQUET_VERSION,
+                            &name,
+                            vec![("rows", blake3::Hash::from(partition.rows_digest).to_hex().to_string())],
+                            Some(upstream),
+                            || {
+                                rows_of().map_or_else(|_| String::new(), |bytes| blake3::hash(bytes).to_hex().to_string())
+                            },
+                        );
+                        if digest.is_empty() {
+                            // The rows could not be assembled: the error, with its cause.
+                            rows_of()?;
+                        }
+                        (digest, Some(vec![format!("parquet-input({name})")]))
+                    }
                 };
                 let mut fresh: Option<Result<Artifact>> = None;
-                // The rows nodes of the partition's files that reran (diagnostics: none).
-                let upstream = || -> Vec<String> {
-                    if *table == "diagnostics" {
-                        return Vec::new();
-                    }
-                    partition.files.iter().filter(|&&i| outputs[i].rendered.is_some()).map(|&i| format!("rows({})", rows[i].path)).collect()
-                };
-                let (count, size, hash) = cache.get_or_compute_downstream("parquet", PARQUET_VERSION, &name, vec![("rows", digest)], (*table != "diagnostics").then_some(upstream), || {
+                let (count, size, hash) = cache.get_or_compute_downstream("parquet", PARQUET_VERSION, &name, vec![("jsonl", digest)], upstream.map(|nodes| move || nodes), || {
                     let artifact = encode();
                     let summary = artifact.as_ref().map_or((0, 0, [0; 32]), |a| (a.rows, a.bytes, a.hash));
                     fresh = Some(artifact);

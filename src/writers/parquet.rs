@@ -7,8 +7,9 @@
 //! dictionary encoding, and their bytes are a function of the rows alone: fixed writer
 //! settings and row-group size, rows in JSONL order, no timestamps.
 //!
-//! A partition is a cache node (`parquet(<table>/package=<name>)`) keyed by the rows keys of
-//! its files: a one-file edit re-encodes only its partition's files.
+//! A partition file is a cache node (`parquet(<file>)`) keyed by the digest of its JSONL rows,
+//! itself a node (`parquet-input(<file>)`) keyed by the rows keys of the partition's files: a
+//! one-file edit re-encodes only its partition's files whose rows changed.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;

@@ -106,12 +106,13 @@ fn comment_edit_is_explained_leaf_by_leaf() {
             "module_scope(pkg/sub/deep.py)",
             "module_summary(pkg/sub/deep.py)",
             "outline(pkg/sub/deep.py)",
-            // The partition of pkg re-encodes its four row tables (keyed by the rows keys);
-            // only the modules table's bytes change.
-            "parquet(parquet/imports/package=pkg/part-0.parquet)",
+            // The partition of pkg re-assembles its four row tables' rows (keyed by the rows
+            // keys); only the modules table's rows changed, so only it is re-encoded.
             "parquet(parquet/modules/package=pkg/part-0.parquet)",
-            "parquet(parquet/symbols/package=pkg/part-0.parquet)",
-            "parquet(parquet/tags/package=pkg/part-0.parquet)",
+            "parquet-input(parquet/imports/package=pkg/part-0.parquet)",
+            "parquet-input(parquet/modules/package=pkg/part-0.parquet)",
+            "parquet-input(parquet/symbols/package=pkg/part-0.parquet)",
+            "parquet-input(parquet/tags/package=pkg/part-0.parquet)",
             "pattern_tags(pkg/sub/deep.py)",
             "rows(pkg/sub/deep.py)",
             "syntax_errors(pkg/sub/deep.py)",
@@ -123,9 +124,16 @@ fn comment_edit_is_explained_leaf_by_leaf() {
     );
     let write = report["nodes"].as_array().unwrap().iter().find(|n| n["subject"] == "modules.jsonl").unwrap();
     assert_eq!(write["reasons"][0]["kind"], "cascade");
-    // A partition names the rows nodes it was rerun for; it is not a root cause of its own.
-    let partition = report["nodes"].as_array().unwrap().iter().find(|n| n["subject"] == "parquet/modules/package=pkg/part-0.parquet").unwrap();
-    assert_eq!(partition["reasons"], serde_json::json!([{"kind": "upstream", "nodes": ["rows(pkg/sub/deep.py)"]}]));
+    // A partition's rows name the rows nodes they were rerun for, and its file names its rows;
+    // neither is a root cause of its own.
+    let node = |stage: &str| {
+        report["nodes"].as_array().unwrap().iter().find(|n| n["stage"] == stage && n["subject"] == "parquet/modules/package=pkg/part-0.parquet").unwrap()
+    };
+    assert_eq!(node("parquet-input")["reasons"], serde_json::json!([{"kind": "upstream", "nodes": ["rows(pkg/sub/deep.py)"]}]));
+    assert_eq!(
+        node("parquet")["reasons"],
+        serde_json::json!([{"kind": "upstream", "nodes": ["parquet-input(parquet/modules/package=pkg/part-0.parquet)"]}])
+    );
 
     // Filters, and the text report.
     let filtered = explain_json(&repo.root, &["--stage", "outline", "pkg/sub"]);
@@ -326,7 +334,7 @@ fn plan_predicts_without_writing() {
     assert!(recomputed.contains(&"outline(pkg/models.py)".to_string()), "{report:#}");
     assert!(recomputed.contains(&"write(symbols.jsonl)".to_string()), "{report:#}");
     assert!(
-        recomputed.iter().filter(|n| !n.starts_with("write(") && !n.starts_with("parquet(")).all(|n| n.ends_with("(pkg/models.py)")),
+        recomputed.iter().filter(|n| !n.starts_with("write(") && !n.starts_with("parquet")).all(|n| n.ends_with("(pkg/models.py)")),
         "{recomputed:?}"
     );
     // The dataset's partition of pkg (its four row tables) re-encodes, nothing else of it.
@@ -497,7 +505,7 @@ fn config_change_removes_only_the_excluded_files_nodes() {
             "recomputed" | "new" => {
                 // Only what shows the skipped files: the rows (and tags: fan-in/out changed) of
                 // files whose imports of them no longer resolve, and the artifacts.
-                assert!(["rows", "tags", "write", "parquet"].contains(&node["stage"].as_str().unwrap()), "{node}");
+                assert!(["rows", "tags", "write", "parquet", "parquet-input"].contains(&node["stage"].as_str().unwrap()), "{node}");
             }
             _ => assert_eq!(node["status"], "reused"),
         }
