@@ -214,6 +214,7 @@ fn run_build(
         let kept_any = sinks::keep_artifacts(&config.out, &cache.artifacts_dir(), &artifacts)?;
         if hashed || kept_any {
             last.artifact_stats = sinks::artifact_stats(&config.out, &artifacts);
+            last.sort();
             cache.update_build_record(&last)?;
         }
         // Files re-read (new stats, or racy ones) get entries the next build can trust.

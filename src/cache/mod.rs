@@ -84,9 +84,25 @@ pub struct BuildRecord {
 }
 
 impl BuildRecord {
+    /// Sort the artifacts and their stats by path: lookups are binary searches (a build checks
+    /// every artifact, and the 100k-module tree has thousands). Recorded sorted, sorted again
+    /// when read; an unsorted record only makes a lookup miss (the artifact is then rebuilt).
+    pub fn sort(&mut self) {
+        self.artifacts.sort_by(|a, b| a.0.cmp(&b.0));
+        self.artifact_stats.sort_by(|a, b| a.path.cmp(&b.path));
+    }
+
     /// (rows, bytes, blake3) of artifact `name` as recorded.
     pub fn artifact(&self, name: &str) -> Option<(usize, usize, [u8; 32])> {
-        self.artifacts.iter().find(|(path, ..)| path == name).map(|(_, rows, bytes, hash)| (*rows, *bytes, *hash))
+        let i = self.artifacts.binary_search_by(|(path, ..)| path.as_str().cmp(name)).ok()?;
+        let (_, rows, bytes, hash) = &self.artifacts[i];
+        Some((*rows, *bytes, *hash))
+    }
+
+    /// The recorded stat of artifact `name`.
+    fn artifact_stat(&self, name: &str) -> Option<&crate::stat::StatEntry> {
+        let i = self.artifact_stats.binary_search_by(|e| e.path.as_str().cmp(name)).ok()?;
+        Some(&self.artifact_stats[i])
     }
 
     /// Whether `dir` still holds artifact `name` as recorded (by its stat, else its hash).
@@ -98,7 +114,7 @@ impl BuildRecord {
     pub fn intact_at(&self, file: &Path, name: &str) -> crate::writers::Intact {
         match self.artifact(name) {
             Some((_, bytes, hash)) => {
-                crate::writers::artifact_intact(file, bytes, hash, self.artifact_stats.iter().find(|e| e.path == name))
+                crate::writers::artifact_intact(file, bytes, hash, self.artifact_stat(name))
             }
             None => crate::writers::Intact::No,
         }
@@ -389,7 +405,9 @@ impl StageCache {
     /// The record of the last complete build, if any.
     pub fn last_build(&self) -> Option<BuildRecord> {
         let bytes = read_meta(&self.db, "last_build")?;
-        rmp_serde::from_slice(unseal(&bytes)?).ok()
+        let mut record: BuildRecord = rmp_serde::from_slice(unseal(&bytes)?).ok()?;
+        record.sort();
+        Some(record)
     }
 
     /// The stat entries of the last complete build (see [`crate::stat`]).
@@ -400,7 +418,9 @@ impl StageCache {
 
     /// Replace the record of the last build (its artifact stats were refreshed).
     pub fn update_build_record(&self, record: &BuildRecord) -> Result<()> {
-        write_meta(&self.db, "last_build", &seal(rmp_serde::to_vec_named(record).expect("records serialize")))
+        let mut record = record.clone();
+        record.sort();
+        write_meta(&self.db, "last_build", &seal(rmp_serde::to_vec_named(&record).expect("records serialize")))
     }
 
     /// Replace the stat entries (a build that changed nothing else).
@@ -417,8 +437,10 @@ impl StageCache {
     /// Remember this build, for the whole-build shortcut, with its row index and stat
     /// entries, in one transaction: the index always describes the artifacts the record names.
     pub fn record_build(&self, record: &BuildRecord, rows: &impl Serialize, stats: &[crate::stat::StatEntry]) -> Result<()> {
+        let mut record = record.clone();
+        record.sort();
         // Named encoding: `Problem` skips absent fields, which a positional encoding cannot.
-        let record = seal(rmp_serde::to_vec_named(record).expect("records serialize"));
+        let record = seal(rmp_serde::to_vec_named(&record).expect("records serialize"));
         let rows = seal(rmp_serde::to_vec(rows).expect("row indexes serialize"));
         let stats = seal(rmp_serde::to_vec(stats).expect("stat entries serialize"));
         let txn = self.db.begin_write()?;

@@ -26,8 +26,10 @@ pub fn database_intact(config: &Config, last: &BuildRecord) -> bool {
     last.database.as_deref() == Some(dataset_digest(written.map(|(path, _, _, hash)| (path.as_str(), hash))).as_str()) && file.is_file()
 }
 
-/// Digest of a dataset: its files' names and bytes.
+/// Digest of a dataset: its files' names and bytes, in name order (whatever order they come in).
 pub fn dataset_digest<'a>(files: impl Iterator<Item = (&'a str, &'a [u8; 32])>) -> String {
+    let mut files: Vec<(&str, &[u8; 32])> = files.collect();
+    files.sort();
     let mut hasher = blake3::Hasher::new();
     for (path, hash) in files {
         update_parts(&mut hasher, [path.as_bytes(), hash.as_slice()]);
@@ -35,8 +37,6 @@ pub fn dataset_digest<'a>(files: impl Iterator<Item = (&'a str, &'a [u8; 32])>) 
     hasher.finalize().to_hex().to_string()
 }
 
-/// Bring the database to the dataset this build wrote: in place from the changed rows when it
-/// holds the last build's dataset, else rebuilt. Returns the dataset's digest.
 /// What the database update reads from the build.
 pub struct Store<'a> {
     pub config: &'a Config,
