@@ -35,8 +35,9 @@ use crate::rows::{
 use crate::sinks;
 use crate::writers::write_atomic;
 
-/// Files evaluated between two LRU evictions of parse trees: bounds the memory held by trees.
-const CHUNK_FILES: usize = 1024;
+/// Files evaluated between two LRU evictions of parse trees: bounds the memory held by trees
+/// (a chunk's trees all live until its end; see ARCHITECTURE.md for the measurements).
+const CHUNK_FILES: usize = 256;
 
 /// What a build did.
 #[derive(Debug, Default)]
