@@ -114,6 +114,11 @@ pub fn build_in(workspace: &mut Workspace, config: &Config) -> Result<BuildRepor
             for note in &cache.notes {
                 tracing::warn!("{note}");
             }
+            // Links a killed build left half made in the kept artifacts (the cache's lock is
+            // held: no other build is making them now).
+            if !config.dry_run {
+                remove_stale_temporaries(&cache.artifacts_dir());
+            }
             Some(cache)
         }
         _ => None,
@@ -690,8 +695,9 @@ fn lock_output_dir(config: &Config) -> Result<std::fs::File> {
     Ok(marker)
 }
 
-/// Remove temporary files that a killed build left behind (`write_atomic` names them `.tmp-*`).
-/// The output directory's lock held by this build means no other build is writing them now.
+/// Remove temporary files that a killed build left behind (`write_atomic` and `link_atomic`
+/// name them `.tmp-*`). The lock this build holds on `dir` means no other build is writing
+/// them now.
 fn remove_stale_temporaries(dir: &std::path::Path) {
     let mut dirs = vec![dir.to_path_buf()];
     while let Some(dir) = dirs.pop() {

@@ -396,8 +396,13 @@ fn killed_builds_leave_usable_outputs_and_cache() {
         // Touch one file so the next build has real work.
         std::fs::write(root.join("pkg0/m0.py"), format!("VALUE = {delay_ms}\n")).unwrap();
     }
+    // A link a killed build left half made among the cache's kept artifacts.
+    let planted = root.join(".codeintel-cache/artifacts/.tmp-link-1-0");
+    std::fs::create_dir_all(planted.parent().unwrap()).unwrap();
+    std::fs::write(&planted, b"half").unwrap();
     let output = build(&root, &out, &[]);
     assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    assert!(!planted.exists(), "temporary files in the kept artifacts are cleaned up");
     let output = build(&root, &cold, &["--no-cache"]);
     assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
     assert_same_outputs(&out, &cold);
