@@ -220,7 +220,6 @@ fn run_build(
         let kept_any = sinks::keep_artifacts(&config.out, &cache.artifacts_dir(), &artifacts)?;
         if hashed || kept_any {
             last.artifact_stats = sinks::artifact_stats(&config.out, &artifacts);
-            last.sort();
             cache.update_build_record(&last)?;
         }
         // Files re-read (new stats, or racy ones) get entries the next build can trust.
@@ -377,7 +376,7 @@ fn run_build(
         let load_cycles = crate::stages::exports::load_cycles(&workspace.db, Project::get(&workspace.db)).clone();
         let log = cache.finish(CACHED_STAGES, &subjects, updated, sizes)?;
         cache.record_build(
-            &BuildRecord {
+            BuildRecord {
                 key: build_key,
                 artifacts: artifacts.iter().map(|a| (a.path.clone(), a.rows, a.bytes, a.hash)).collect(),
                 modules: report.modules,

@@ -436,8 +436,7 @@ impl StageCache {
 
     /// Remember this build, for the whole-build shortcut, with its row index and stat
     /// entries, in one transaction: the index always describes the artifacts the record names.
-    pub fn record_build(&self, record: &BuildRecord, rows: &impl Serialize, stats: &[crate::stat::StatEntry]) -> Result<()> {
-        let mut record = record.clone();
+    pub fn record_build(&self, mut record: BuildRecord, rows: &impl Serialize, stats: &[crate::stat::StatEntry]) -> Result<()> {
         record.sort();
         // Named encoding: `Problem` skips absent fields, which a positional encoding cannot.
         let record = seal(rmp_serde::to_vec_named(&record).expect("records serialize"));

@@ -36,6 +36,11 @@ impl Sink for Dataset {
     }
 }
 
+/// Which of [`ROW_ARTIFACTS`] holds the rows of dataset table `table` (modules, symbols, imports).
+fn row_artifact(table: &str) -> usize {
+    ROW_ARTIFACTS.iter().position(|a| a.strip_suffix(".jsonl") == Some(table)).expect("a row table")
+}
+
 /// The Parquet dataset: the partitions of each table, re-encoded only when their rows changed
 /// (a `parquet(<table>/package=<name>)` node keyed by its files' rows keys) or its file is gone.
 #[allow(clippy::too_many_arguments)]
@@ -90,7 +95,7 @@ fn render_dataset(
             "tags" => parquet::tag_rows(partition.files.iter().map(|&i| &rows[i])),
             "diagnostics" => partition.diagnostics.clone(),
             _ => {
-                let t = ROW_ARTIFACTS.iter().position(|a| a.strip_suffix(".jsonl") == Some(table)).expect("a row table");
+                let t = row_artifact(table);
                 let whole = artifact_of(t)?;
                 let mut out = Vec::new();
                 for &i in &partition.files {
@@ -115,7 +120,7 @@ fn render_dataset(
             "tags" => partition.files.iter().any(|&i| !rows[i].tags.is_empty()),
             "diagnostics" => !partition.diagnostics.is_empty(),
             _ => {
-                let t = ROW_ARTIFACTS.iter().position(|a| a.strip_suffix(".jsonl") == Some(table)).expect("a row table");
+                let t = row_artifact(table);
                 partition.files.iter().any(|&i| rows[i].lens[t] > 0)
             }
         }

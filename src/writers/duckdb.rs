@@ -383,10 +383,6 @@ fn load(conn: &Connection, update: &Update<'_>, table: &str, files: &[&str], pat
             keyed.extend(with_keys(batch, &partition, has_ordinal(table), paths, &mut ordinal)?);
         }
     }
-    // The encoded rows go to DuckDB as one uncompressed Parquet file per table, read by its
-    // own reader: the Rust appender converts nested columns value by value (0.2 s for the
-    // standard library's 1,787 module rows), and reading back hundreds of small partition
-    // files costs ~2.4 ms each in file setup.
     let rows: usize = keyed.iter().map(|b| b.num_rows()).sum();
     if rows > 0 && rows <= APPENDED_ROWS {
         // A few rows (an edit): the appender, without a file's round trip.
@@ -396,6 +392,10 @@ fn load(conn: &Connection, update: &Update<'_>, table: &str, files: &[&str], pat
         }
         appender.flush()?;
     } else if let Some(first) = keyed.first() {
+        // Many rows go to DuckDB as one uncompressed Parquet file per table, read by its own
+        // reader: the Rust appender converts nested columns value by value (0.2 s for the
+        // standard library's 1,787 module rows), and reading back hundreds of small partition
+        // files costs ~2.4 ms each in file setup.
         let all = arrow::compute::concat_batches(&first.schema(), &keyed)?;
         let staged = update.out.join(format!(".tmp-load-{table}-{}.parquet", std::process::id()));
         let properties = ::parquet::file::properties::WriterProperties::builder()
