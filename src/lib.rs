@@ -25,3 +25,5 @@ pub mod source;
 pub mod stat;
 pub mod stages;
 pub mod writers;
+#[cfg(target_os = "linux")]
+pub mod zstd_contexts;
