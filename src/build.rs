@@ -245,11 +245,6 @@ fn run_build(
         }
     }
 
-    // The built-in tag queries are compiled (tens of milliseconds) while the previous rows
-    // load and the first files parse: the first pattern_tags run would wait for them.
-    pool.spawn(|| {
-        crate::stages::patterns::PatternSet::builtin();
-    });
     // The previous build's rows, when its artifacts are intact: unchanged files are copied.
     let previous = cache.zip(last_build.as_ref()).and_then(|(cache, last)| {
         PreviousRows::load(&config.out, &cache.artifacts_dir(), cache.row_index()?, last)

@@ -142,34 +142,11 @@ impl PatternSet {
         })
     }
 
-    /// The fingerprint [`PatternSet::builtin`] has, without compiling anything: a cached
-    /// `pattern_tags` value is found by it, and compiling takes tens of milliseconds.
-    pub fn builtin_fingerprint() -> &'static str {
-        static BUILTIN_FINGERPRINT: OnceLock<String> = OnceLock::new();
-        BUILTIN_FINGERPRINT.get_or_init(|| {
-            let queries: Vec<(String, String)> =
-                BUILTIN_QUERIES.iter().map(|(tag, source)| (tag.to_string(), source.to_string())).collect();
-            let mut sorted: Vec<&(String, String)> = queries.iter().collect();
-            sorted.sort_by(|a, b| a.0.cmp(&b.0));
-            fingerprint(&sorted)
-        })
-    }
-
-    /// Compile `(tag, .scm source)` pairs (in any order). The queries compile in parallel
-    /// (tree-sitter's query analysis is most of the time); errors are reported in tag order.
-    ///
-    /// On scoped threads, not rayon: [`PatternSet::builtin`] compiles inside a `OnceLock`,
-    /// and a rayon worker waiting for its tasks would steal a file's job that waits for that
-    /// same lock — a deadlock.
+    /// Compile `(tag, .scm source)` pairs (in any order).
     pub fn compile(queries: &[(String, String)]) -> Result<PatternSet, PatternError> {
         let language: Language = tree_sitter_python::LANGUAGE.into();
         let mut sorted: Vec<&(String, String)> = queries.iter().collect();
         sorted.sort_by(|a, b| a.0.cmp(&b.0));
-        let mut compiled: Vec<Option<Result<Query, tree_sitter::QueryError>>> = std::thread::scope(|scope| {
-            let language = &language;
-            let running: Vec<_> = sorted.iter().map(|(_, source)| scope.spawn(move || Query::new(language, source))).collect();
-            running.into_iter().map(|thread| Some(thread.join().expect("compiling a query does not panic"))).collect()
-        });
         let mut tags = Vec::with_capacity(sorted.len());
         let mut words_of_tag: Vec<Vec<String>> = Vec::with_capacity(sorted.len());
         for (index, (name, source)) in sorted.iter().enumerate() {
@@ -189,7 +166,7 @@ impl PatternSet {
             let words = prefilter_words(source).map_err(|line| {
                 error(line, 0, PatternErrorKind::Prefilter, "a `; prefilter:` line needs at least one word".into())
             })?;
-            let query = compiled[index].take().expect("each query is taken once").map_err(|e| {
+            let query = Query::new(&language, source).map_err(|e| {
                 error(e.row + 1, e.column, kind_of(&e.kind), e.message.clone())
             })?;
             let mut imports = Vec::with_capacity(query.pattern_count());
@@ -976,7 +953,6 @@ exec('x'); eval('y'); exec('z')
         assert_ne!(one.fingerprint(), renamed.fingerprint());
         assert_ne!(one.fingerprint(), PatternSet::builtin().fingerprint());
         assert_eq!(PatternSet::builtin().fingerprint(), PatternSet::builtin().fingerprint());
-        assert_eq!(PatternSet::builtin_fingerprint(), PatternSet::builtin().fingerprint(), "found without compiling, the same");
     }
 
     #[test]
@@ -1086,7 +1062,7 @@ exec('x'); eval('y'); exec('z')
 #[salsa::tracked(returns(ref))]
 pub fn pattern_tags(db: &dyn crate::db::Db, file: crate::db::SourceFile) -> Vec<String> {
     let user = crate::db::PatternConfig::try_get(db).map(|c| c.fingerprint(db).clone()).unwrap_or_default();
-    let extra = vec![("builtin_queries", PatternSet::builtin_fingerprint().to_string()), ("user_queries", user.clone())];
+    let extra = vec![("builtin_queries", PatternSet::builtin().fingerprint().to_string()), ("user_queries", user.clone())];
     crate::stages::cached::per_file_with(db, file, "pattern_tags", PATTERNS_VERSION, false, extra, || {
         let tree = crate::stages::parse::parsed_module(db, file);
         let text = crate::db::source_text(db, file);
