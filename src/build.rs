@@ -418,11 +418,6 @@ fn build_key(files: &[LoadedFile], problems: &[Problem], target: &crate::config:
     *hasher.finalize().as_bytes()
 }
 
-
-
-
-
-
 /// The text of a `.pyi` stub beside a source (UTF-8 as stubs must be), or `None` when it
 /// cannot be read — the module then simply has no stub.
 fn read_stub(path: &std::path::Path) -> Option<Arc<str>> {
@@ -661,24 +656,6 @@ fn evaluate(
     tracing::debug!(elapsed = ?phase_started.elapsed(), rendered = to_render.len(), "rows rendered");
     (outputs, held)
 }
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
 
 /// Create the output directory and take its lock (on the marker file): builds writing one
 /// output directory, even with different caches, take turns — from before one reads the

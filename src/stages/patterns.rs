@@ -107,11 +107,62 @@ pub struct PatternSet {
 
 struct Tag {
     name: String,
+    source: String,
+    /// The compiled query, made on first use when the set was not compiled eagerly.
+    compiled: OnceLock<CompiledQuery>,
+    /// The query declared prefilter words: it runs only around their occurrences.
+    prefiltered: bool,
+}
+
+struct CompiledQuery {
     query: Query,
     /// Per pattern: its `#imports?` predicates (capture index, dotted target).
     imports: Vec<Vec<(u32, String)>>,
-    /// The query declared prefilter words: it runs only around their occurrences.
-    prefiltered: bool,
+}
+
+impl Tag {
+    fn compiled(&self) -> &CompiledQuery {
+        self.compiled.get_or_init(|| {
+            compile_query(&self.name, &self.source).unwrap_or_else(|error| panic!("built-in query: {error}"))
+        })
+    }
+}
+
+/// Compile the query of tag `name` and check its predicates.
+fn compile_query(name: &str, source: &str) -> Result<CompiledQuery, PatternError> {
+    let language: Language = tree_sitter_python::LANGUAGE.into();
+    let error = |line: usize, column: usize, kind, message: String| PatternError {
+        tag: name.to_string(),
+        line,
+        column,
+        kind,
+        message,
+    };
+    let query = Query::new(&language, source).map_err(|e| error(e.row + 1, e.column, kind_of(&e.kind), e.message.clone()))?;
+    let mut imports = Vec::with_capacity(query.pattern_count());
+    for pattern in 0..query.pattern_count() {
+        let (line, column) = position(source, query.start_byte_for_pattern(pattern));
+        let predicate_error = |message: String| error(line, column, PatternErrorKind::Predicate, message);
+        if !query.property_predicates(pattern).is_empty() {
+            return Err(predicate_error("#is? and #is-not? are not supported".into()));
+        }
+        let mut pattern_imports = Vec::new();
+        for predicate in query.general_predicates(pattern) {
+            match (&*predicate.operator, &*predicate.args) {
+                ("imports?", [QueryPredicateArg::Capture(capture), QueryPredicateArg::String(target)]) if is_dotted_name(target) => {
+                    pattern_imports.push((*capture, target.to_string()));
+                }
+                ("imports?", _) => {
+                    return Err(predicate_error(
+                        "#imports? takes a capture and a dotted name: (#imports? @name \"module.attr\")".into(),
+                    ));
+                }
+                (operator, _) => return Err(predicate_error(format!("unknown predicate #{operator}"))),
+            }
+        }
+        imports.push(pattern_imports);
+    }
+    Ok(CompiledQuery { query, imports })
 }
 
 struct Prefilter {
@@ -132,69 +183,46 @@ impl std::fmt::Debug for PatternSet {
 }
 
 impl PatternSet {
-    /// The built-in pattern tags, compiled once, from `queries/*.scm`.
+    /// The built-in pattern tags, from `queries/*.scm`. Each query compiles on first use
+    /// (tree-sitter's query analysis takes tens of milliseconds for the set, and every built-in
+    /// tag has a prefilter: an edited file without any of their words compiles none). Their
+    /// validity is checked by the tests, which compile them all.
     pub fn builtin() -> &'static PatternSet {
         static BUILTIN_SET: OnceLock<PatternSet> = OnceLock::new();
         BUILTIN_SET.get_or_init(|| {
             let queries: Vec<(String, String)> =
                 BUILTIN_QUERIES.iter().map(|(tag, source)| (tag.to_string(), source.to_string())).collect();
-            PatternSet::compile(&queries).unwrap_or_else(|error| panic!("built-in query: {error}"))
+            PatternSet::new(&queries, false).unwrap_or_else(|error| panic!("built-in query: {error}"))
         })
     }
 
-    /// Compile `(tag, .scm source)` pairs (in any order).
+    /// Compile `(tag, .scm source)` pairs (in any order), every query now: an error in any of
+    /// them is reported here.
     pub fn compile(queries: &[(String, String)]) -> Result<PatternSet, PatternError> {
-        let language: Language = tree_sitter_python::LANGUAGE.into();
+        PatternSet::new(queries, true)
+    }
+
+    fn new(queries: &[(String, String)], eager: bool) -> Result<PatternSet, PatternError> {
         let mut sorted: Vec<&(String, String)> = queries.iter().collect();
         sorted.sort_by(|a, b| a.0.cmp(&b.0));
         let mut tags = Vec::with_capacity(sorted.len());
         let mut words_of_tag: Vec<Vec<String>> = Vec::with_capacity(sorted.len());
         for (index, (name, source)) in sorted.iter().enumerate() {
-            let error = |line: usize, column: usize, kind, message: String| PatternError {
-                tag: name.clone(),
-                line,
-                column,
-                kind,
-                message,
-            };
+            let error = |line: usize, kind, message: String| PatternError { tag: name.clone(), line, column: 0, kind, message };
             if name.is_empty() || name.chars().any(char::is_whitespace) {
-                return Err(error(1, 0, PatternErrorKind::Tag, format!("invalid tag name {name:?}")));
+                return Err(error(1, PatternErrorKind::Tag, format!("invalid tag name {name:?}")));
             }
             if index > 0 && sorted[index - 1].0 == *name {
-                return Err(error(1, 0, PatternErrorKind::Tag, format!("tag {name:?} is defined twice")));
+                return Err(error(1, PatternErrorKind::Tag, format!("tag {name:?} is defined twice")));
             }
             let words = prefilter_words(source).map_err(|line| {
-                error(line, 0, PatternErrorKind::Prefilter, "a `; prefilter:` line needs at least one word".into())
+                error(line, PatternErrorKind::Prefilter, "a `; prefilter:` line needs at least one word".into())
             })?;
-            let query = Query::new(&language, source).map_err(|e| {
-                error(e.row + 1, e.column, kind_of(&e.kind), e.message.clone())
-            })?;
-            let mut imports = Vec::with_capacity(query.pattern_count());
-            for pattern in 0..query.pattern_count() {
-                let (line, column) = position(source, query.start_byte_for_pattern(pattern));
-                let predicate_error = |message: String| error(line, column, PatternErrorKind::Predicate, message);
-                if !query.property_predicates(pattern).is_empty() {
-                    return Err(predicate_error("#is? and #is-not? are not supported".into()));
-                }
-                let mut pattern_imports = Vec::new();
-                for predicate in query.general_predicates(pattern) {
-                    match (&*predicate.operator, &*predicate.args) {
-                        ("imports?", [QueryPredicateArg::Capture(capture), QueryPredicateArg::String(target)])
-                            if is_dotted_name(target) =>
-                        {
-                            pattern_imports.push((*capture, target.to_string()));
-                        }
-                        ("imports?", _) => {
-                            return Err(predicate_error(
-                                "#imports? takes a capture and a dotted name: (#imports? @name \"module.attr\")".into(),
-                            ));
-                        }
-                        (operator, _) => return Err(predicate_error(format!("unknown predicate #{operator}"))),
-                    }
-                }
-                imports.push(pattern_imports);
+            let compiled = OnceLock::new();
+            if eager {
+                let _ = compiled.set(compile_query(name, source)?);
             }
-            tags.push(Tag { name: name.clone(), query, imports, prefiltered: words.is_some() });
+            tags.push(Tag { name: name.clone(), source: source.clone(), compiled, prefiltered: words.is_some() });
             words_of_tag.push(words.unwrap_or_default());
         }
         let prefilter = Prefilter::new(&words_of_tag);
@@ -329,9 +357,10 @@ impl<'t, 'a> Run<'t, 'a> {
     fn query_matches(&mut self, tag: &Tag, node: Node<'t>, range: Option<Range<usize>>) -> bool {
         let cursor = self.cursor.get_or_insert_with(QueryCursor::new);
         cursor.set_byte_range(range.unwrap_or(0..u32::MAX as usize));
-        let mut matches = cursor.matches(&tag.query, node, self.text.as_bytes());
+        let compiled = tag.compiled();
+        let mut matches = cursor.matches(&compiled.query, node, self.text.as_bytes());
         while let Some(found) = matches.next() {
-            let accepted = tag.imports[found.pattern_index].iter().all(|(capture, target)| {
+            let accepted = compiled.imports[found.pattern_index].iter().all(|(capture, target)| {
                 found.nodes_for_capture_index(*capture).all(|name| {
                     let name = node_text(name, self.text);
                     let key = (name.to_string(), target.clone());
@@ -594,6 +623,26 @@ mod tests {
         for (tag, source) in BUILTIN_QUERIES {
             assert!(prefilter_words(source).unwrap().is_some(), "{tag} has a prefilter line");
         }
+        // The built-in set compiles lazily: every query must compile (and check) eagerly too.
+        let pairs: Vec<(String, String)> = BUILTIN_QUERIES.iter().map(|(t, s)| (t.to_string(), s.to_string())).collect();
+        let eager = PatternSet::compile(&pairs).unwrap_or_else(|e| panic!("built-in query: {e}"));
+        assert_eq!(eager.fingerprint(), PatternSet::builtin().fingerprint());
+    }
+
+    #[test]
+    fn patterns_builtin_queries_compile_on_first_use() {
+        let pairs: Vec<(String, String)> = BUILTIN_QUERIES.iter().map(|(t, s)| (t.to_string(), s.to_string())).collect();
+        let lazy = PatternSet::new(&pairs, false).unwrap();
+        let compiled = |set: &PatternSet| -> Vec<String> {
+            set.tags.iter().filter(|t| t.compiled.get().is_some()).map(|t| t.name.clone()).collect()
+        };
+        assert!(compiled(&lazy).is_empty());
+        let plain = "def f(x):\n    return x + 1\n";
+        assert!(lazy.tags(parse_text(plain).root(), plain).is_empty());
+        assert!(compiled(&lazy).is_empty(), "no prefilter word, no query compiled");
+        let tagged = "from dataclasses import dataclass\n\n@dataclass\nclass C:\n    x: int\n";
+        assert_eq!(lazy.tags(parse_text(tagged).root(), tagged), ["dataclass"]);
+        assert_eq!(compiled(&lazy), ["dataclass"], "only the query whose words occur");
     }
 
     #[test]
