@@ -31,19 +31,35 @@ impl Pool {
         Pool(Mutex::new(Vec::new()))
     }
 
-    fn take(&self) -> Option<usize> {
-        self.0.lock().unwrap_or_else(|e| e.into_inner()).pop()
+    /// A kept context (already in its initial state), else a new one from `make`.
+    fn take_or<T>(&self, make: impl FnOnce() -> *mut T) -> *mut T {
+        let kept = self.0.lock().unwrap_or_else(|e| e.into_inner()).pop();
+        kept.map_or_else(
+            || {
+                MADE.fetch_add(1, Ordering::Relaxed);
+                make()
+            },
+            |context| context as *mut T,
+        )
     }
 
-    /// Keeps `context` unless the pool is full; `false` means the caller frees it.
-    fn keep(&self, context: usize) -> bool {
-        let mut free = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        if free.len() < KEPT {
-            free.push(context);
-            true
-        } else {
-            false
+    /// Takes back `context`: kept when `reset` succeeds and the pool has room, else freed with
+    /// `free` (a context that could not be reset is never reused). Returns zstd's result.
+    fn give_back<T>(&self, context: *mut T, reset: impl FnOnce() -> usize, free: impl FnOnce() -> usize) -> usize {
+        if context.is_null() {
+            return 0;
         }
+        // SAFETY: `ZSTD_isError` only inspects a result code.
+        if unsafe { zstd_sys::ZSTD_isError(reset()) } != 0 {
+            return free();
+        }
+        let mut kept = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        if kept.len() >= KEPT {
+            drop(kept);
+            return free();
+        }
+        kept.push(context as usize);
+        0
     }
 }
 
@@ -65,68 +81,46 @@ unsafe extern "C" {
     fn __real_ZSTD_freeDCtx(dctx: *mut ZSTD_DCtx) -> usize;
 }
 
-/// `ZSTD_createCCtx`: a pooled context (already in its initial state), else a new one.
+// SAFETY (all four): the constructors are zstd's own and return null or a valid context; a
+// freed context is one the caller gives up, and resetting it (session and parameters, which
+// also drops a dictionary) is zstd's documented way to start over.
+
+/// `ZSTD_createCCtx`: a pooled context, else a new one.
 #[unsafe(no_mangle)]
 pub extern "C" fn __wrap_ZSTD_createCCtx() -> *mut ZSTD_CCtx {
-    match COMPRESSORS.take() {
-        Some(context) => context as *mut ZSTD_CCtx,
-        None => {
-            MADE.fetch_add(1, Ordering::Relaxed);
-            // SAFETY: zstd's own constructor; it returns null or a valid context.
-            unsafe { __real_ZSTD_createCCtx() }
-        }
-    }
+    COMPRESSORS.take_or(|| unsafe { __real_ZSTD_createCCtx() })
 }
 
-/// `ZSTD_freeCCtx`: the context reset and kept, or freed when it cannot be reset or the pool
-/// is full.
+/// `ZSTD_freeCCtx`: the context reset and kept, or freed.
 ///
 /// # Safety
 /// `cctx` is null or a context from `ZSTD_createCCtx` that the caller no longer uses.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn __wrap_ZSTD_freeCCtx(cctx: *mut ZSTD_CCtx) -> usize {
-    if cctx.is_null() {
-        return 0;
-    }
-    // SAFETY: the caller gives up a valid context; resetting it is zstd's documented way to
-    // start over with default parameters and no dictionary.
-    let reset = unsafe { zstd_sys::ZSTD_CCtx_reset(cctx, ZSTD_ResetDirective::ZSTD_reset_session_and_parameters) };
-    // SAFETY: as above; a context that could not be reset is freed, never reused.
-    if unsafe { zstd_sys::ZSTD_isError(reset) } != 0 || !COMPRESSORS.keep(cctx as usize) {
-        return unsafe { __real_ZSTD_freeCCtx(cctx) };
-    }
-    0
+    COMPRESSORS.give_back(
+        cctx,
+        || unsafe { zstd_sys::ZSTD_CCtx_reset(cctx, ZSTD_ResetDirective::ZSTD_reset_session_and_parameters) },
+        || unsafe { __real_ZSTD_freeCCtx(cctx) },
+    )
 }
 
-/// `ZSTD_createDCtx`: a pooled context (already in its initial state), else a new one.
+/// `ZSTD_createDCtx`: a pooled context, else a new one.
 #[unsafe(no_mangle)]
 pub extern "C" fn __wrap_ZSTD_createDCtx() -> *mut ZSTD_DCtx {
-    match DECOMPRESSORS.take() {
-        Some(context) => context as *mut ZSTD_DCtx,
-        None => {
-            MADE.fetch_add(1, Ordering::Relaxed);
-            // SAFETY: zstd's own constructor; it returns null or a valid context.
-            unsafe { __real_ZSTD_createDCtx() }
-        }
-    }
+    DECOMPRESSORS.take_or(|| unsafe { __real_ZSTD_createDCtx() })
 }
 
-/// `ZSTD_freeDCtx`: the context reset and kept, or freed when it cannot be reset or the pool
-/// is full.
+/// `ZSTD_freeDCtx`: the context reset and kept, or freed.
 ///
 /// # Safety
 /// `dctx` is null or a context from `ZSTD_createDCtx` that the caller no longer uses.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn __wrap_ZSTD_freeDCtx(dctx: *mut ZSTD_DCtx) -> usize {
-    if dctx.is_null() {
-        return 0;
-    }
-    // SAFETY: see `__wrap_ZSTD_freeCCtx`.
-    let reset = unsafe { zstd_sys::ZSTD_DCtx_reset(dctx, ZSTD_ResetDirective::ZSTD_reset_session_and_parameters) };
-    if unsafe { zstd_sys::ZSTD_isError(reset) } != 0 || !DECOMPRESSORS.keep(dctx as usize) {
-        return unsafe { __real_ZSTD_freeDCtx(dctx) };
-    }
-    0
+    DECOMPRESSORS.give_back(
+        dctx,
+        || unsafe { zstd_sys::ZSTD_DCtx_reset(dctx, ZSTD_ResetDirective::ZSTD_reset_session_and_parameters) },
+        || unsafe { __real_ZSTD_freeDCtx(dctx) },
+    )
 }
 
 #[cfg(test)]

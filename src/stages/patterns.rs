@@ -189,11 +189,7 @@ impl PatternSet {
     /// validity is checked by the tests, which compile them all.
     pub fn builtin() -> &'static PatternSet {
         static BUILTIN_SET: OnceLock<PatternSet> = OnceLock::new();
-        BUILTIN_SET.get_or_init(|| {
-            let queries: Vec<(String, String)> =
-                BUILTIN_QUERIES.iter().map(|(tag, source)| (tag.to_string(), source.to_string())).collect();
-            PatternSet::new(&queries, false).unwrap_or_else(|error| panic!("built-in query: {error}"))
-        })
+        BUILTIN_SET.get_or_init(|| PatternSet::new(&builtin_pairs(), false).unwrap_or_else(|error| panic!("built-in query: {error}")))
     }
 
     /// Compile `(tag, .scm source)` pairs (in any order), every query now: an error in any of
@@ -574,6 +570,11 @@ fn kind_of(kind: &QueryErrorKind) -> PatternErrorKind {
     }
 }
 
+/// The built-in `(tag, .scm source)` pairs.
+fn builtin_pairs() -> Vec<(String, String)> {
+    BUILTIN_QUERIES.iter().map(|(tag, source)| (tag.to_string(), source.to_string())).collect()
+}
+
 /// blake3 over the engine version and the sorted (tag, source) pairs, length-prefixed.
 fn fingerprint(sorted: &[&(String, String)]) -> String {
     let mut hasher = blake3::Hasher::new();
@@ -624,15 +625,13 @@ mod tests {
             assert!(prefilter_words(source).unwrap().is_some(), "{tag} has a prefilter line");
         }
         // The built-in set compiles lazily: every query must compile (and check) eagerly too.
-        let pairs: Vec<(String, String)> = BUILTIN_QUERIES.iter().map(|(t, s)| (t.to_string(), s.to_string())).collect();
-        let eager = PatternSet::compile(&pairs).unwrap_or_else(|e| panic!("built-in query: {e}"));
+        let eager = PatternSet::compile(&builtin_pairs()).unwrap_or_else(|e| panic!("built-in query: {e}"));
         assert_eq!(eager.fingerprint(), PatternSet::builtin().fingerprint());
     }
 
     #[test]
     fn patterns_builtin_queries_compile_on_first_use() {
-        let pairs: Vec<(String, String)> = BUILTIN_QUERIES.iter().map(|(t, s)| (t.to_string(), s.to_string())).collect();
-        let lazy = PatternSet::new(&pairs, false).unwrap();
+        let lazy = PatternSet::new(&builtin_pairs(), false).unwrap();
         let compiled = |set: &PatternSet| -> Vec<String> {
             set.tags.iter().filter(|t| t.compiled.get().is_some()).map(|t| t.name.clone()).collect()
         };
