@@ -254,7 +254,10 @@ fn run_build(
     // before anything is written: one that another process holds stops the build then.
     let opening = (config.database && !config.dry_run).then(|| {
         let out = config.out.clone();
-        std::thread::spawn(move || sinks::database::Database::open(&out, &crate::cache::engine_fingerprint()))
+        std::thread::Builder::new()
+            .name("database-open".into())
+            .spawn(move || sinks::database::Database::open(&out, &crate::cache::engine_fingerprint()))
+            .expect("a thread can be started")
     });
     let progress = progress_bar(config, files.len());
     if let Some(cache) = cache {
@@ -319,8 +322,8 @@ fn run_build(
         let database = opening.map(|opening| opening.join().expect("opening the database does not panic")).transpose()?;
         match database {
             Some(database) => {
-                let inputs = sinks::database::Store { config, artifacts: &artifacts, outputs: &outputs, files: &files, batches: &batches };
-                store = Some((database, inputs.prepare(workspace, previous.as_ref(), last_build.as_ref())?));
+                let inputs = sinks::database::Store { config, artifacts: &artifacts, outputs: &outputs, batches: &batches };
+                store = Some((database, inputs.prepare(previous.as_ref(), last_build.as_ref())?));
             }
             None => sinks::database::remove_database(&config.out)?,
         }
@@ -340,10 +343,14 @@ fn run_build(
             write(&mut timings)?;
         }
         let updating = store.map(|(database, prepared)| {
-            scope.spawn(move || {
-                let started = Instant::now();
-                prepared.run(database).map(|()| started.elapsed().as_secs_f64())
-            })
+            // Named, so profiles tell its work from the main thread's.
+            std::thread::Builder::new()
+                .name("database".into())
+                .spawn_scoped(scope, move || {
+                    let started = Instant::now();
+                    prepared.run(database).map(|()| started.elapsed().as_secs_f64())
+                })
+                .expect("a thread can be started")
         });
         if !config.dry_run && !update_waits {
             write(&mut timings)?;

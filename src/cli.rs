@@ -137,7 +137,6 @@ pub struct Cli {
     #[arg(long, global = true, value_name = "N")]
     pub commits_window: Option<u32>,
 
-    /// More log output (-v: info, -vv: debug, -vvv: trace).
     /// Do not write the Parquet dataset (nor, then, the database, which is loaded from it).
     #[arg(long, global = true)]
     pub no_parquet: bool,
@@ -146,6 +145,7 @@ pub struct Cli {
     #[arg(long, global = true)]
     pub no_database: bool,
 
+    /// More log output (-v: info, -vv: debug, -vvv: trace).
     #[arg(long, short = 'v', global = true, action = ArgAction::Count, conflicts_with = "quiet")]
     pub verbose: u8,
 

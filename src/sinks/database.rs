@@ -6,7 +6,6 @@ use anyhow::{Context as _, Result};
 
 use crate::cache::{BuildRecord, update_parts};
 use crate::config::Config;
-use crate::db::{SourceFile, Workspace};
 use crate::rows::{FileOutput, PreviousRows};
 use crate::writers::Artifact;
 
@@ -42,58 +41,41 @@ pub struct Store<'a> {
     pub config: &'a Config,
     pub artifacts: &'a [Artifact],
     pub outputs: &'a [FileOutput],
-    pub files: &'a [SourceFile],
     /// The rows of the dataset files this build encoded.
     pub batches: &'a super::dataset::Batches,
 }
 
 impl<'a> Store<'a> {
-    /// What the update needs from the build (read on the thread that owns the workspace):
-    /// the update can then run beside other work.
-    pub fn prepare(&self, workspace: &Workspace, previous: Option<&PreviousRows>, last: Option<&BuildRecord>) -> Result<Prepared<'a>> {
-        use crate::writers::parquet::{DATASET_DIR, partition_of};
-        let Store { config, artifacts, outputs, files, batches } = *self;
+    /// What the update needs from the build: the update can then run beside other work.
+    pub fn prepare(&self, previous: Option<&PreviousRows>, last: Option<&BuildRecord>) -> Result<Prepared<'a>> {
+        use crate::writers::parquet::DATASET_DIR;
+        let Store { config, artifacts, outputs, batches } = *self;
         let dataset: Vec<&Artifact> = artifacts.iter().filter(|a| a.path.starts_with(DATASET_DIR)).collect();
         let digest = dataset_digest(dataset.iter().map(|a| (a.path.as_str(), &a.hash)));
         let previous_digest = last.zip(previous).map(|(last, _)| {
             dataset_digest(last.artifacts.iter().filter(|(p, ..)| p.starts_with(DATASET_DIR)).map(|(p, _, _, h)| (p.as_str(), h)))
         });
-        let db = &workspace.db;
         let mut changed_paths = std::collections::BTreeSet::new();
-        let mut changed_partitions = std::collections::BTreeSet::new();
-        for (file, output) in files.iter().zip(outputs) {
+        for output in outputs.iter() {
             if output.rendered.is_some() {
                 changed_paths.insert(output.entry.path.clone());
-                changed_partitions.insert(partition_of(Some(file.module(db)), &output.entry.path));
             }
         }
         if let Some(previous) = previous {
             let current: std::collections::BTreeSet<&str> = outputs.iter().map(|o| o.entry.path.as_str()).collect();
             changed_paths.extend(previous.paths().filter(|p| !current.contains(p)).map(str::to_string));
         }
+        // Dataset files whose bytes are not the last build's: new, changed, or gone.
         let was = |path: &str, hash: &[u8; 32]| last.and_then(|l| l.artifact(path)).is_some_and(|(_, _, h)| h == *hash);
-        let diagnostics = "parquet/diagnostics/";
-        let mut changed_diagnostics: std::collections::BTreeSet<String> = dataset
-            .iter()
-            .filter(|a| a.path.starts_with(diagnostics) && !was(&a.path, &a.hash))
-            .map(|a| a.path.clone())
-            .collect();
+        let mut changed_files: std::collections::BTreeSet<String> =
+            dataset.iter().filter(|a| !was(&a.path, &a.hash)).map(|a| a.path.clone()).collect();
         let current: std::collections::BTreeSet<&str> = dataset.iter().map(|a| a.path.as_str()).collect();
-        changed_diagnostics.extend(
+        changed_files.extend(
             last.into_iter()
                 .flat_map(|l| &l.artifacts)
-                .filter(|(p, ..)| p.starts_with(diagnostics) && !current.contains(p.as_str()))
+                .filter(|(p, ..)| p.starts_with(DATASET_DIR) && !current.contains(p.as_str()))
                 .map(|(p, ..)| p.clone()),
         );
-        let current_partitions: std::collections::BTreeSet<String> =
-            dataset.iter().map(|a| crate::writers::duckdb::partition_of_file(&a.path)).collect();
-        let removed_partitions = last
-            .into_iter()
-            .flat_map(|l| &l.artifacts)
-            .filter(|(p, ..)| p.starts_with(DATASET_DIR))
-            .map(|(p, ..)| crate::writers::duckdb::partition_of_file(p))
-            .filter(|p| !current_partitions.contains(p))
-            .collect();
         let cycles = artifacts.iter().find(|a| a.path == GRAPH_ARTIFACTS[2]).context("the graphs were not rendered")?;
         // Files to be linked into place from the cache's copy: DuckDB reads them (hive
         // partitions) only once they are.
@@ -106,9 +88,7 @@ impl<'a> Store<'a> {
                 digest,
                 previous_digest,
                 changed_paths,
-                changed_partitions,
-                changed_diagnostics,
-                removed_partitions,
+                changed_files,
                 cycles: artifact_bytes(&config.out, cycles)?.into_owned(),
                 cycles_changed: !was(&cycles.path, &cycles.hash),
                 batches,

@@ -145,7 +145,11 @@ fn render_dataset(
                         .map_err(|e| anyhow::anyhow!("{e}"))
                 };
                 let encode = || -> Result<Artifact> {
-                    let encoded = parquet::encode(table, rows_of()?).with_context(|| format!("cannot encode {name}"))?;
+                    let started = std::time::Instant::now();
+                    let rows = rows_of()?;
+                    let assembled = started.elapsed();
+                    let encoded = parquet::encode(table, rows).with_context(|| format!("cannot encode {name}"))?;
+                    tracing::trace!(rows = encoded.rows, ?assembled, elapsed = ?started.elapsed(), "encoded {name}");
                     batches.lock().unwrap().insert(name.clone(), encoded.batches);
                     Ok(Artifact::new(name.clone(), encoded.rows, encoded.bytes))
                 };

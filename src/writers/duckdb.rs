@@ -2,10 +2,12 @@
 //!
 //! Tables mirror the dataset (plus the partition column `package`, an `ordinal` where a
 //! path has many rows, and the import cycles), with primary keys. A build updates the
-//! database in one transaction, in bulk, by DuckDB's own Parquet reader: the rows of the
-//! paths that changed or vanished are deleted and the changed paths' rows inserted from
-//! their partitions' new files; diagnostics and cycles are replaced per changed partition
-//! file. That is only right when the database holds exactly the last build's dataset, so
+//! database in one transaction, in bulk: in each table, in each partition whose file of
+//! that table changed, the rows of the paths that changed or vanished are deleted and the
+//! changed paths' rows inserted (from the batches this build encoded — the appender for a
+//! few rows, a staged Parquet file for many — or, for a file it did not encode, by DuckDB's
+//! Parquet reader); diagnostics are replaced per changed partition file, cycles whole
+//! when they changed. That is only right when the database holds exactly the last build's dataset, so
 //! it records the dataset's digest; anything else — no database, an older schema or
 //! engine, a foreign file, a digest that is not the last build's (a build killed between
 //! its database commit and its build record) — is rebuilt from the whole dataset into a
@@ -160,13 +162,10 @@ pub struct Update<'a> {
     pub previous_digest: Option<String>,
     /// Paths whose rows changed or vanished since the last build.
     pub changed_paths: BTreeSet<String>,
-    /// The partitions that hold the changed paths' rows now.
-    pub changed_partitions: BTreeSet<String>,
-    /// Diagnostics files (relative to `out`) whose bytes changed since the last build, or
-    /// that are gone (their partition has no diagnostics now).
-    pub changed_diagnostics: BTreeSet<String>,
-    /// Partitions of the last build's dataset that are gone.
-    pub removed_partitions: BTreeSet<String>,
+    /// Dataset files (relative to `out`) whose bytes are not the last build's: new, changed,
+    /// or gone. A table's rows in a partition whose file kept its bytes are the database's
+    /// already, whatever else changed.
+    pub changed_files: BTreeSet<String>,
     /// `graphs/cycles.json` of this build.
     pub cycles: Vec<u8>,
     pub cycles_changed: bool,
@@ -290,11 +289,9 @@ fn incremental(conn: &Connection, update: &Update<'_>, engine: &str) -> Result<(
     // The write-ahead log is checkpointed by DuckDB when it grows past its threshold, not at
     // every close: a one-file update would otherwise rewrite the database's blocks each time.
     // Readers see the log's committed transactions.
-    conn.execute_batch("PRAGMA disable_checkpoint_on_shutdown;")?;
-    if update.changed_paths.len() <= ONE_THREAD_PATHS {
-        conn.execute_batch("SET threads = 1;")?;
-    }
-    conn.execute_batch("BEGIN TRANSACTION;")?;
+    // One batch: each statement DuckDB parses costs a fraction of a millisecond.
+    let threads = if update.changed_paths.len() <= ONE_THREAD_PATHS { "SET threads = 1;\n" } else { "" };
+    conn.execute_batch(&format!("PRAGMA disable_checkpoint_on_shutdown;\n{threads}BEGIN TRANSACTION;"))?;
     let result = replace_changed(conn, update, engine).and_then(|()| {
         abort_point("duckdb-commit");
         Ok(conn.execute_batch("COMMIT;")?)
@@ -324,29 +321,30 @@ fn replace_changed(conn: &Connection, update: &Update<'_>, engine: &str) -> Resu
         drop(appender);
         "SELECT path FROM changed_paths".to_string()
     };
-    // Deletes first, then the new rows.
+    // Deletes first, then the new rows. Only the partitions whose file of the table changed
+    // are touched: a function added changes `modules` and `symbols`, not `imports`.
     let mut deletes = String::new();
     let mut loads: Vec<(&str, Vec<&str>, bool)> = Vec::new();
     for table in TABLES {
-        let files = table_files(&update.dataset, table);
+        let prefix = format!("{DATASET_DIR}/{table}/");
+        let changed: BTreeSet<String> =
+            update.changed_files.iter().filter(|f| f.starts_with(&prefix)).map(|f| partition_of_file(f)).collect();
+        if changed.is_empty() {
+            continue;
+        }
+        let partitions = changed.iter().map(|p| quote(p)).collect::<Vec<_>>().join(", ");
+        let sources: Vec<&str> =
+            table_files(&update.dataset, table).into_iter().filter(|f| changed.contains(&partition_of_file(f))).collect();
         if table == "diagnostics" {
-            // Diagnostics are few: replaced per changed partition file, and dropped with
-            // partitions that are gone.
-            let changed: Vec<&str> = files.iter().copied().filter(|f| update.changed_diagnostics.contains(*f)).collect();
-            let mut replaced: Vec<String> = update.changed_diagnostics.iter().map(|f| quote(&partition_of_file(f))).collect();
-            replaced.extend(update.removed_partitions.iter().map(|p| quote(p)));
-            if !replaced.is_empty() {
-                deletes.push_str(&format!("DELETE FROM diagnostics WHERE {} IN ({});\n", parquet::PARTITION_COLUMN, replaced.join(", ")));
-            }
-            loads.push((table, changed, false));
+            // Diagnostics are few and have no path key: replaced per changed partition.
+            deletes.push_str(&format!("DELETE FROM diagnostics WHERE {} IN ({partitions});\n", parquet::PARTITION_COLUMN));
+            loads.push((table, sources, false));
             continue;
         }
         if update.changed_paths.is_empty() {
             continue;
         }
-        deletes.push_str(&format!("DELETE FROM {table} WHERE path IN ({paths});\n"));
-        let sources: Vec<&str> =
-            files.iter().copied().filter(|f| update.changed_partitions.contains(&partition_of_file(f))).collect();
+        deletes.push_str(&format!("DELETE FROM {table} WHERE path IN ({paths}) AND {} IN ({partitions});\n", parquet::PARTITION_COLUMN));
         loads.push((table, sources, true));
     }
     conn.execute_batch(&deletes)?;

@@ -230,6 +230,12 @@ fn database_stays_in_step_with_edits_additions_and_deletions() {
 
     // A body edit in beta: only beta's partition files are rewritten.
     let before = stamps(&out);
+    // DuckDB numbers rows as they are inserted: a replaced row gets a new `rowid`.
+    let row_ids = |table: &str| {
+        query_json(&out, &format!("SELECT rowid FROM {table} WHERE path = 'beta/inner/deep.py' ORDER BY ordinal"))
+    };
+    let (imports_before, symbols_before) = (row_ids("imports"), row_ids("symbols"));
+    assert_eq!(imports_before.len(), 2);
     let file = root.join("beta/inner/deep.py");
     std::fs::write(&file, std::fs::read_to_string(&file).unwrap() + "\ndef added(): pass\n").unwrap();
     built(root, &out, &[]);
@@ -237,7 +243,12 @@ fn database_stays_in_step_with_edits_additions_and_deletions() {
     let rewritten: Vec<&String> = after.keys().filter(|k| before.get(*k) != after.get(*k)).collect();
     assert!(!rewritten.is_empty());
     assert!(rewritten.iter().all(|k| k.contains("package=beta/")), "only beta's partition changed: {rewritten:?}");
+    assert!(!rewritten.iter().any(|k| k.starts_with("imports/")), "a function added leaves the imports file: {rewritten:?}");
     assert_database_matches_cold(root, &out, &cold);
+    // The database replaced the file's symbols, and left its imports rows alone (their
+    // partition file kept its bytes).
+    assert_ne!(row_ids("symbols"), symbols_before);
+    assert_eq!(row_ids("imports"), imports_before);
     let explain = crate::support::explain_json(root, &[]);
     let database_node = explain["nodes"].as_array().unwrap().iter().find(|n| n["stage"] == "write" && n["subject"] == "codeintel.duckdb");
     assert!(database_node.is_some_and(|n| n["status"] == "recomputed"), "the database is a write node: {explain}");
