@@ -59,6 +59,7 @@ fn render_dataset(
     use crate::writers::parquet::{self, FileRows, PARQUET_VERSION, TABLES};
     use std::sync::OnceLock;
     let db = &workspace.db;
+    let started = std::time::Instant::now();
     let rows: Vec<FileRows<'_>> = files
         .iter()
         .zip(outputs)
@@ -71,6 +72,7 @@ fn render_dataset(
         })
         .collect();
     let partitions = parquet::partitions(&rows, problems);
+    tracing::debug!(elapsed = ?started.elapsed(), partitions = partitions.len(), "dataset partitions grouped");
     // Where each file's rows start in each row artifact.
     let mut starts = vec![[0usize; 3]; rows.len()];
     let mut offset = [0usize; 3];
@@ -204,5 +206,7 @@ fn render_dataset(
             .collect()
     });
     let artifacts = results.into_iter().collect::<Result<Vec<Artifact>>>()?;
-    Ok((artifacts, batches.into_inner().unwrap()))
+    let batches = batches.into_inner().unwrap();
+    tracing::debug!(elapsed = ?started.elapsed(), files = artifacts.len(), encoded = batches.len(), "dataset files encoded or reused");
+    Ok((artifacts, batches))
 }
