@@ -256,7 +256,10 @@ fn run_build(
         let out = config.out.clone();
         std::thread::Builder::new()
             .name("database-open".into())
-            .spawn(move || sinks::database::Database::open(&out, &crate::cache::engine_fingerprint()))
+            .spawn(move || {
+                let started = Instant::now();
+                sinks::database::Database::open(&out, &crate::cache::engine_fingerprint()).map(|db| (db, started.elapsed().as_secs_f64()))
+            })
             .expect("a thread can be started")
     });
     let progress = progress_bar(config, files.len());
@@ -320,6 +323,12 @@ fn run_build(
     let mut store = None;
     if !config.dry_run {
         let database = opening.map(|opening| opening.join().expect("opening the database does not panic")).transpose()?;
+        // Opening ran beside the evaluation; its time is the database's too (replaying a
+        // write-ahead log is most of it).
+        let database = database.map(|(database, seconds)| {
+            timings.push(("database open".to_string(), seconds));
+            database
+        });
         match database {
             Some(database) => {
                 let inputs = sinks::database::Store { config, artifacts: &artifacts, outputs: &outputs, batches: &batches };

@@ -281,6 +281,35 @@ fn database_stays_in_step_with_edits_additions_and_deletions() {
 }
 
 #[test]
+fn the_write_ahead_log_stays_short() {
+    // Every open replays the whole write-ahead log, so a long one slows every build after
+    // it. Replacing the rows of a module with thousands of symbols writes a long entry: the
+    // commit checkpoints it instead of keeping it.
+    let repo = repo("columnar");
+    let (root, out, cold) = (&repo.root, repo.out(), repo.tmp.path().join("cold"));
+    let big: String = (0..4000).map(|i| format!("def function_{i}(argument):\n    return argument + {i}\n")).collect();
+    std::fs::write(root.join("big.py"), &big).unwrap();
+    built(root, &out, &[]);
+    let wal = out.join("codeintel.duckdb.wal");
+    for round in 0..2 {
+        std::fs::write(root.join("big.py"), format!("{big}\ndef extra_{round}():\n    return {round}\n")).unwrap();
+        built(root, &out, &[]);
+        let size = std::fs::metadata(&wal).map_or(0, |m| m.len());
+        assert!(
+            size <= codeintel_enrich::writers::duckdb::WAL_CHECKPOINT_BYTES,
+            "round {round}: the log holds {size} bytes"
+        );
+        assert_eq!(query_json(&out, "SELECT count(*) AS n FROM symbols WHERE path = 'big.py'")[0]["n"], 4001);
+    }
+    // A small edit stays in the log (no checkpoint at every close).
+    let file = root.join("alpha/core.py");
+    std::fs::write(&file, std::fs::read_to_string(&file).unwrap() + "\n# a comment\n").unwrap();
+    built(root, &out, &[]);
+    assert!(std::fs::metadata(&wal).is_ok_and(|m| m.len() > 0), "a one-file update is logged, not checkpointed");
+    assert_database_matches_cold(root, &out, &cold);
+}
+
+#[test]
 fn a_build_killed_while_writing_the_database_leaves_the_previous_one() {
     let repo = repo("columnar");
     let (root, out) = (&repo.root, repo.out());
