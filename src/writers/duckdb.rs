@@ -290,9 +290,10 @@ fn incremental(conn: &Connection, path: &Path, update: &Update<'_>, engine: &str
     // WAL_CHECKPOINT_BYTES, not at every close: a checkpoint rewrites the tables' touched row
     // groups and indexes (+25 ms on the standard library), while a short log costs the next
     // open little. But every open replays the whole log, so it must stay short: at DuckDB's
-    // own threshold (16 MB) the open grew by ~0.07 ms per KB of log, 110-180 ms at 1.5 MB
-    // (~240 one-file edits on the standard library). (DuckDB's `checkpoint_threshold` is not
-    // the log's length: at 128 KiB it checkpointed a 3 KB one-file update.)
+    // own threshold (16 MB), 120 edit builds of the standard library (~23 KB of log each)
+    // took the open from 21 to 69 ms, and a 1.5 MB log cost 110-180 ms. (DuckDB's
+    // `checkpoint_threshold` is not the log's length: at 128 KiB it checkpointed a 3 KB
+    // update.)
     // Readers see the log's committed transactions.
     // One batch: each statement DuckDB parses costs a fraction of a millisecond.
     let threads = if update.changed_paths.len() <= ONE_THREAD_PATHS { "SET threads = 1;\n" } else { "" };
