@@ -55,12 +55,8 @@ impl<'a> Store<'a> {
         let previous_digest = last.zip(previous).map(|(last, _)| {
             dataset_digest(last.artifacts.iter().filter(|(p, ..)| p.starts_with(DATASET_DIR)).map(|(p, _, _, h)| (p.as_str(), h)))
         });
-        let mut changed_paths = std::collections::BTreeSet::new();
-        for output in outputs.iter() {
-            if output.rendered.is_some() {
-                changed_paths.insert(output.entry.path.clone());
-            }
-        }
+        let mut changed_paths: std::collections::BTreeSet<String> =
+            outputs.iter().filter(|o| o.rendered.is_some()).map(|o| o.entry.path.clone()).collect();
         if let Some(previous) = previous {
             let current: std::collections::BTreeSet<&str> = outputs.iter().map(|o| o.entry.path.as_str()).collect();
             changed_paths.extend(previous.paths().filter(|p| !current.contains(p)).map(str::to_string));
