@@ -29,9 +29,10 @@ use crate::stages::parse::syntax_errors;
 use crate::stages::record::{module_docstring, module_record, module_summary};
 use crate::stages::scope::module_scope;
 use crate::rows::{
-    FileOutput, PreviousRows, ROWS_VERSION, RowEntry, RowIndex, facts_digest, labels, layout_digest, rows_inputs,
+    CrossModule, FileOutput, PreviousRows, ROWS_VERSION, RowEntry, RowIndex, graph_digest, labels, layout_digest, rows_inputs,
     source_digest,
 };
+use crate::stages::exports::exports_face;
 use crate::sinks;
 use crate::writers::write_atomic;
 
@@ -269,7 +270,7 @@ fn run_build(
         }
     }
     let labelling = Labelling { settings: &settings, joins: &joins, digest: &settings_digest };
-    let (outputs, firewall_held) = evaluate(workspace, pool, &files, &progress, cache, previous.as_ref(), &labelling);
+    let (outputs, firewall_held, graph) = evaluate(workspace, pool, &files, &progress, cache, previous.as_ref(), &labelling);
     let layout = layout_digest(&workspace.db, &files, &settings_digest);
     progress.finish_and_clear();
     phase("evaluate", &mut timings);
@@ -403,7 +404,7 @@ fn run_build(
                 artifact_stats,
                 database: database_digest.clone(),
             },
-            &RowIndex { layout, entries: outputs.iter().map(|o| o.entry.clone()).collect(), load_cycles },
+            &RowIndex { layout, graph, entries: outputs.iter().map(|o| o.entry.clone()).collect(), load_cycles },
             &stat_entries,
         )?;
         tracing::debug!(elapsed = ?started.elapsed(), "build recorded");
@@ -493,8 +494,45 @@ struct Labelling<'a> {
     digest: &'a str,
 }
 
-/// The named inputs of a file's `rows` node, its key, and the labels its rows show.
-type RowsKey = (Vec<(&'static str, String)>, [u8; 32], Labels);
+/// A file's `rows` node: its named inputs, its key, the labels its rows show, and what its
+/// entry records of the other modules.
+struct RowsKey {
+    inputs: Vec<(&'static str, String)>,
+    key: [u8; 32],
+    labels: Labels,
+    cross: CrossModule,
+}
+
+/// Record the `exports(path)` node of `file`: keyed by its scope, the layout, the project
+/// graph and the faces of the modules it read; its output is its own face. When the faces it
+/// read changed, the reason names their `exports` nodes.
+fn note_exports(
+    cache: &StageCache,
+    db: &crate::db::Database,
+    file: SourceFile,
+    cross: &CrossModule,
+    project: &[(&'static str, String); 2],
+    previous: Option<&PreviousRows>,
+) {
+    let index = crate::stages::resolve::module_index(db, Project::get(db));
+    let mut reads = blake3::Hasher::new();
+    let mut upstream = Vec::new();
+    for module in &cross.reads {
+        let Some(read) = index.file(module) else { continue };
+        let face = exports_face(db, read);
+        update_parts(&mut reads, [module.as_str()]);
+        reads.update(&face);
+        if previous.and_then(|p| p.entry(read.path(db))).is_none_or(|e| e.face != face) {
+            upstream.push(format!("exports({})", read.path(db)));
+        }
+    }
+    let scope = blake3::hash(&rmp_serde::to_vec(module_scope(db, file)).expect("stage outputs serialize"));
+    let mut inputs = vec![("scope", scope.to_hex().to_string())];
+    inputs.extend(project.iter().cloned());
+    inputs.push(("reads", reads.finalize().to_hex().to_string()));
+    let key = StageCache::key("exports", crate::stages::exports::EXPORTS_VERSION, file.path(db), &inputs);
+    cache.note_node("exports", file.path(db), &inputs, key, cross.face, "reads", upstream);
+}
 
 /// Evaluate every file: per-file stages, cross-module stages, and the rows of each file —
 /// rendered, or reused from the previous artifacts when its `rows` key is unchanged.
@@ -511,7 +549,7 @@ fn evaluate(
     cache: Option<&StageCache>,
     previous: Option<&PreviousRows>,
     labelling: &Labelling<'_>,
-) -> (Vec<FileOutput>, bool) {
+) -> (Vec<FileOutput>, bool, [u8; 32]) {
     let Labelling { settings, joins, digest: settings_digest } = *labelling;
     let phase_started = Instant::now();
     let db = &workspace.db;
@@ -544,56 +582,107 @@ fn evaluate(
         workspace.for_each_file(pool, chunk, |db, file| per_file(db, file, true));
         salsa::Database::trigger_lru_eviction(&mut workspace.db);
     }
+    // The graph firewall: the layout is the last build's and every changed file has the same
+    // import edges, loads and registrations, so the import graph, every fan, the load cycles
+    // and every resolution are the last build's.
     let held = firewall
-        && workspace.for_each_file(pool, &changed, |db, file| {
-            previous.and_then(|p| p.entry(file.path(db))).is_some_and(|e| e.facts == facts_digest(db, file))
-        })
-        .into_iter()
-        .all(|same| same);
+        && workspace
+            .for_each_file(pool, &changed, |db, file| {
+                previous.and_then(|p| p.entry(file.path(db))).is_some_and(|e| e.graph == graph_digest(db, file))
+            })
+            .into_iter()
+            .all(|same| same);
     tracing::debug!(elapsed = ?phase_started.elapsed(), changed = changed.len(), firewall = held, "changed files evaluated");
     // Behind the firewall no file's loads changed: the previous load cycles hold.
     workspace.set_known_load_cycles(previous.filter(|_| held).map(|p| std::sync::Arc::new(p.load_cycles().clone())));
-    let fans: Vec<Option<Fan>> = if held {
-        previous_entries.iter().map(|e| e.map(|e| e.fan)).collect()
-    } else {
-        for chunk in unchanged.chunks(CHUNK_FILES) {
-            workspace.for_each_file(pool, chunk, |db, file| per_file(db, file, false));
-            salsa::Database::trigger_lru_eviction(&mut workspace.db);
+    let (fans, graph): (Vec<Option<Fan>>, [u8; 32]) = match previous.filter(|_| held) {
+        Some(previous) => (previous_entries.iter().map(|e| e.map(|e| e.fan)).collect(), previous.graph()),
+        None => {
+            for chunk in unchanged.chunks(CHUNK_FILES) {
+                workspace.for_each_file(pool, chunk, |db, file| per_file(db, file, false));
+                salsa::Database::trigger_lru_eviction(&mut workspace.db);
+            }
+            let fans = workspace.for_each_file(pool, files, |db, file| Some(module_fan(db, file)));
+            let digests = workspace.for_each_file(pool, files, |db, file| graph_digest(db, file));
+            let mut hasher = blake3::Hasher::new();
+            for (file, digest) in files.iter().zip(&digests) {
+                update_parts(&mut hasher, [file.path(&workspace.db).as_str()]);
+                hasher.update(digest);
+            }
+            (fans, *hasher.finalize().as_bytes())
         }
-        workspace.for_each_file(pool, files, |db, file| Some(module_fan(db, file)))
     };
     tracing::debug!(elapsed = ?phase_started.elapsed(), "cross-module stages evaluated");
-    // Phase 2: each file's `rows` key — behind the firewall, only for changed files: the
-    // others' keys are their previous ones.
+    let db = &workspace.db;
+    // Whose rows keys are computed: behind the firewall, the changed files and, transitively,
+    // the files that read the exports of a file whose exports changed (each entry records the
+    // modules it read); the others' keys are their previous ones. Otherwise every file.
+    let mut to_key: Vec<bool> = same_source.iter().map(|same| !held || !*same).collect();
+    if held {
+        let mut readers: Option<std::collections::HashMap<&str, Vec<usize>>> = None;
+        let mut check: Vec<usize> = (0..files.len()).filter(|&i| to_key[i]).collect();
+        while !check.is_empty() {
+            let items: Vec<SourceFile> = check.iter().map(|&i| files[i]).collect();
+            let faces = workspace.for_each_file(pool, &items, |db, file| exports_face(db, file));
+            let mut next = Vec::new();
+            for (&i, face) in check.iter().zip(faces) {
+                if previous_entries[i].is_some_and(|e| e.face == face) {
+                    continue;
+                }
+                let readers = readers.get_or_insert_with(|| {
+                    let mut readers: std::collections::HashMap<&str, Vec<usize>> = std::collections::HashMap::new();
+                    for (reader, entry) in previous_entries.iter().enumerate() {
+                        for module in entry.iter().flat_map(|e| &e.reads) {
+                            readers.entry(module.as_str()).or_default().push(reader);
+                        }
+                    }
+                    readers
+                });
+                for &reader in readers.get(files[i].module(db).as_str()).into_iter().flatten() {
+                    if !to_key[reader] {
+                        to_key[reader] = true;
+                        next.push(reader);
+                    }
+                }
+            }
+            next.sort_unstable();
+            check = next;
+        }
+    }
+    // Phase 2: the rows key of each file to key, and its `exports(path)` node.
+    let project: [(&'static str, String); 2] = [
+        ("layout", blake3::Hash::from(layout_digest(db, files, settings_digest)).to_hex().to_string()),
+        ("graph", blake3::Hash::from(graph).to_hex().to_string()),
+    ];
     let was_parent: Vec<bool> = previous_entries.iter().map(|e| e.is_some_and(|e| e.labels.overlay.is_parent())).collect();
     let key_file = |db: &crate::db::Database, file: SourceFile, fan: Fan, parent: bool| {
         let labels = labels(db, file, fan, false, parent, settings, joins);
-        let mut inputs = rows_inputs(db, file, fan, &labels);
+        let cross = CrossModule::of(db, file);
+        if let Some(cache) = cache {
+            note_exports(cache, db, file, &cross, &project, previous);
+        }
+        let mut inputs = rows_inputs(db, file, fan, &labels, &cross);
         inputs.push(("joins", joins.digest_of(file.path(db))));
         let key = StageCache::key("rows", ROWS_VERSION, file.path(db), &inputs);
-        (inputs, key, labels)
+        RowsKey { inputs, key, labels, cross }
     };
     let mut keyed: Vec<Option<RowsKey>> = {
         let items: Vec<(SourceFile, bool, Fan, bool)> = files
             .iter()
-            .zip(&same_source)
+            .zip(&to_key)
             .zip(&fans)
             .zip(&was_parent)
-            .map(|(((f, same), fan), parent)| (*f, *same, fan.unwrap_or_default(), *parent))
+            .map(|(((f, to_key), fan), parent)| (*f, *to_key, fan.unwrap_or_default(), *parent))
             .collect();
-        workspace.for_each_item(pool, &items, |db, &(file, same_source, fan, parent)| {
+        workspace.for_each_item(pool, &items, |db, &(file, to_key, fan, parent)| {
             progress.inc(1);
-            if held && same_source {
-                return None;
-            }
-            Some(key_file(db, file, fan, parent))
+            to_key.then(|| key_file(db, file, fan, parent))
         })
     };
     // The packages above every module selected for itself get overlays too (mypy reads a stub
     // package only through its `__init__.pyi`): re-key the modules whose parent status changed.
     {
-        let db = &workspace.db;
-        let decision = |i: usize| keyed[i].as_ref().map(|k| &k.2.overlay).or(previous_entries[i].map(|e| &e.labels.overlay));
+        let decision = |i: usize| keyed[i].as_ref().map(|k| &k.labels.overlay).or(previous_entries[i].map(|e| &e.labels.overlay));
         let mut parents: std::collections::BTreeSet<String> = std::collections::BTreeSet::new();
         for (i, file) in files.iter().enumerate() {
             if decision(i).is_some_and(|d| d.selected_for_itself()) {
@@ -625,7 +714,7 @@ fn evaluate(
         .zip(&keyed)
         .map(|(entry, keyed)| match keyed {
             None => *entry,
-            Some((_, key, _)) => entry.filter(|e| e.key == *key),
+            Some(keyed) => entry.filter(|e| e.key == keyed.key),
         })
         .collect();
     let to_render: Vec<(SourceFile, &RowsKey, Fan)> = files
@@ -636,13 +725,13 @@ fn evaluate(
         .filter(|((_, reused), _)| reused.is_none())
         .map(|(((f, keyed), _), fan)| (*f, keyed.as_ref().expect("a key for every file to render"), fan.unwrap_or_default()))
         .collect();
-    let mut rendered = workspace.for_each_item(pool, &to_render, |db, &(file, (inputs, key, labels), fan)| {
+    let mut rendered = workspace.for_each_item(pool, &to_render, |db, &(file, keyed, fan)| {
         let output = FileOutput::render(
-            *key,
+            keyed.key,
             source_digest(db, file),
-            facts_digest(db, file),
+            keyed.cross.clone(),
             fan,
-            labels.clone(),
+            keyed.labels.clone(),
             module_record(db, file),
             &outline(db, file).symbols,
             &imports(db, file).imports,
@@ -652,25 +741,34 @@ fn evaluate(
             joins.of(file.path(db)),
         );
         if let Some(cache) = cache {
-            cache.note_rerun("rows", file.path(db), inputs, *key, output.output_hash);
+            cache.note_rerun("rows", file.path(db), &keyed.inputs, keyed.key, output.output_hash);
         }
         output
     })
     .into_iter();
     let outputs: Vec<FileOutput> = reused
         .iter()
-        .map(|reused| match reused {
+        .zip(&keyed)
+        .map(|(reused, keyed)| match reused {
             Some(entry) => {
                 if let Some(cache) = cache {
                     cache.note_reused("rows");
                 }
-                FileOutput { entry: (*entry).clone(), rendered: None, output_hash: [0; 32] }
+                let mut entry = (*entry).clone();
+                // Same rows; what they were computed from is this build's (the modules read
+                // may differ although the rows do not).
+                if let Some(keyed) = keyed {
+                    entry.graph = keyed.cross.graph;
+                    entry.face = keyed.cross.face;
+                    entry.reads = keyed.cross.reads.clone();
+                }
+                FileOutput { entry, rendered: None, output_hash: [0; 32] }
             }
             None => rendered.next().expect("one rendering per file to render"),
         })
         .collect();
     tracing::debug!(elapsed = ?phase_started.elapsed(), rendered = to_render.len(), "rows rendered");
-    (outputs, held)
+    (outputs, held, graph)
 }
 
 /// Create the output directory and take its lock (on the marker file): builds writing one

@@ -18,8 +18,8 @@ use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 
 use crate::db::{Db, SourceFile};
-use crate::stages::exports::{exports, reexports};
-use crate::stages::imports::{Import, imports};
+use crate::stages::exports::{exports, exports_face, module_loads, reexports, traced_reexports};
+use crate::stages::imports::Import;
 use crate::stages::scope::module_scope;
 use crate::stages::outline::{ParamKind, Symbol, SymbolKind};
 use crate::stages::graph::Fan;
@@ -44,8 +44,14 @@ pub struct RowEntry {
     pub key: [u8; 32],
     /// Digest of the file's source inputs: equal means every per-file stage is unchanged.
     pub source: [u8; 32],
-    /// Digest of the per-file facts cross-module stages read (imports and bindings).
-    pub facts: [u8; 32],
+    /// Digest of what the import graph and the load closures read of this file
+    /// ([`graph_digest`]).
+    pub graph: [u8; 32],
+    /// Digest of what other modules' exports read of this file ([`exports_face`]).
+    pub face: [u8; 32],
+    /// The modules whose exports this file's cross-module values read ([`export_reads`]):
+    /// when one of their faces changes, this file's rows key is recomputed.
+    pub reads: Vec<String>,
     /// (fan_in, fan_out, in a runtime import cycle) in the import graph.
     pub fan: Fan,
     /// The module's tags and overlay decision.
@@ -68,10 +74,27 @@ pub struct RowEntry {
 pub struct RowIndex {
     /// Digest of every file's path, module name and package flag (see [`layout_digest`]).
     pub layout: [u8; 32],
+    /// Digest of every file's path and [`graph_digest`]: the project-wide input of the
+    /// `exports(path)` nodes besides the layout.
+    pub graph: [u8; 32],
     pub entries: Vec<RowEntry>,
     /// The load cycles of the build (`load_cycles`): behind the project firewall they cannot
     /// have changed, so the next build reuses them instead of reading every file's loads.
     pub load_cycles: std::collections::BTreeMap<String, u32>,
+}
+
+/// What a file's entry records of its place among the other modules (see [`RowEntry`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CrossModule {
+    pub graph: [u8; 32],
+    pub face: [u8; 32],
+    pub reads: Vec<String>,
+}
+
+impl CrossModule {
+    pub fn of(db: &dyn Db, file: SourceFile) -> Self {
+        CrossModule { graph: graph_digest(db, file), face: exports_face(db, file), reads: export_reads(db, file) }
+    }
 }
 
 /// One file's contribution to the artifacts: its entry, and its rendered rows unless they
@@ -108,14 +131,26 @@ pub fn layout_digest(db: &dyn Db, files: &[SourceFile], settings: &str) -> [u8; 
     *hasher.finalize().as_bytes()
 }
 
-/// Digest of everything cross-module stages read from `file` besides the layout: its imports
-/// and its module-level bindings. When no file's facts and not the layout changed, every
-/// cross-module value (resolutions, exports, re-exports, edges, fan-in/out) is unchanged.
-pub fn facts_digest(db: &dyn Db, file: SourceFile) -> [u8; 32] {
+/// Digest of what the project-wide stages read of `file` besides the layout: its import edges
+/// (the import graph, fan-in/out), the modules its module-level code loads (load cycles,
+/// packages' submodule attributes) and the modules it registers in `sys.modules` (other
+/// files' import resolution). Positionless. When the layout and every file's graph digest
+/// are the last build's, so are the graph, every fan and every resolution.
+pub fn graph_digest(db: &dyn Db, file: SourceFile) -> [u8; 32] {
     let mut hasher = blake3::Hasher::new();
-    hasher.update(&rmp_serde::to_vec(imports(db, file)).expect("stage outputs serialize"));
-    hasher.update(&rmp_serde::to_vec(module_scope(db, file)).expect("stage outputs serialize"));
+    hasher.update(&rmp_serde::to_vec(import_edges(db, file)).expect("stage outputs serialize"));
+    hasher.update(&rmp_serde::to_vec(module_loads(db, file)).expect("stage outputs serialize"));
+    hasher.update(&rmp_serde::to_vec(&module_scope(db, file).registered_modules).expect("stage outputs serialize"));
     *hasher.finalize().as_bytes()
+}
+
+/// The other modules whose faces ([`exports_face`]) `file`'s exports and re-exports were
+/// computed from, sorted: besides the layout and the graph, all its rows read of other modules.
+pub fn export_reads(db: &dyn Db, file: SourceFile) -> Vec<String> {
+    let me = file.module(db);
+    let mut reads: std::collections::BTreeSet<&String> = exports(db, file).reads.iter().collect();
+    reads.extend(&traced_reexports(db, file).reads);
+    reads.into_iter().filter(|m| *m != me).cloned().collect()
 }
 
 fn digest<T: Serialize>(value: &T) -> String {
@@ -124,7 +159,7 @@ fn digest<T: Serialize>(value: &T) -> String {
 
 /// The named inputs of `rows(file)`, given its fan-in and fan-out. Evaluates the cross-module
 /// stages of `file` (not the import graph), and of its per-file stages only those they read.
-pub fn rows_inputs(db: &dyn Db, file: SourceFile, (fan_in, fan_out, _): Fan, labels: &Labels) -> Vec<(&'static str, String)> {
+pub fn rows_inputs(db: &dyn Db, file: SourceFile, (fan_in, fan_out, _): Fan, labels: &Labels, cross: &CrossModule) -> Vec<(&'static str, String)> {
     vec![
         ("content", file.content_hash(db).to_hex()),
         ("module", file.module(db).clone()),
@@ -132,7 +167,7 @@ pub fn rows_inputs(db: &dyn Db, file: SourceFile, (fan_in, fan_out, _): Fan, lab
         ("encoding", file.encoding(db).clone()),
         ("stub", file.stub(db).as_deref().map_or_else(|| "none".to_string(), |s| blake3::hash(s.as_bytes()).to_hex()[..16].to_string())),
         ("resolved_imports", digest(resolved_imports(db, file))),
-        ("exports", digest(exports(db, file))),
+        ("exports", blake3::Hash::from(cross.face).to_hex().to_string()),
         ("reexports", digest(reexports(db, file))),
         ("import_edges", digest(import_edges(db, file))),
         ("fan", format!("{fan_in}/{fan_out}")),
@@ -208,7 +243,7 @@ impl FileOutput {
     pub fn render(
         key: [u8; 32],
         source: [u8; 32],
-        facts: [u8; 32],
+        cross: CrossModule,
         fan: Fan,
         labels: Labels,
         record: &ModuleRecord,
@@ -240,7 +275,9 @@ impl FileOutput {
                 path: record.path.clone(),
                 key,
                 source,
-                facts,
+                graph: cross.graph,
+                face: cross.face,
+                reads: cross.reads,
                 fan,
                 labels,
                 lens: rendered.each_ref().map(|r| r.len() as u64),
@@ -316,6 +353,11 @@ impl PreviousRows {
     /// The layout the previous build had.
     pub fn layout(&self) -> [u8; 32] {
         self.index.layout
+    }
+
+    /// The previous build's project graph digest ([`RowIndex::graph`]).
+    pub fn graph(&self) -> [u8; 32] {
+        self.index.graph
     }
 
     pub fn load_cycles(&self) -> &std::collections::BTreeMap<String, u32> {

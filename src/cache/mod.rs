@@ -25,7 +25,7 @@ use serde::de::DeserializeOwned;
 use crate::explain::{ArtifactSize, NodeEvent, Reason, RunLog, StageTiming, Status};
 
 /// Bump when the layout of the cache file or the encoding of its values changes.
-pub const CACHE_SCHEMA: u32 = 7;
+pub const CACHE_SCHEMA: u32 = 8;
 
 pub use crate::digest::update_parts;
 pub use crate::explain::RUN_LOG_FILE;
@@ -376,6 +376,38 @@ impl StageCache {
         self.stages.lock().unwrap().entry(stage).or_default().reused += 1;
     }
 
+    /// Record a node whose value is not kept in the cache but whose key decides whether it
+    /// is the last build's (`exports(path)`: the build keeps what others read of it, its face,
+    /// in the row index). Same key as last time: reused. Otherwise recomputed, and a change
+    /// of its input `upstream_input` is reported as the `upstream` nodes that changed it.
+    #[allow(clippy::too_many_arguments)]
+    pub fn note_node(
+        &self,
+        stage: &'static str,
+        subject: &str,
+        inputs: &[(&'static str, String)],
+        key: [u8; 32],
+        output: [u8; 32],
+        upstream_input: &str,
+        upstream: Vec<String>,
+    ) {
+        let node = node_name(stage, subject);
+        let previous = self.previous(&node);
+        if previous.as_ref().is_some_and(|p| p.key == key) {
+            self.note_reused(stage);
+            return;
+        }
+        let record = NodeRecord { key, inputs: inputs.iter().map(|(n, v)| (n.to_string(), short(v))).collect(), output };
+        let (status, mut reasons, cutoff) = rerun_reasons(subject, previous.as_ref(), &record, false);
+        let changed = format!("{upstream_input}({subject})");
+        if !upstream.is_empty() && let Some(at) = reasons.iter().position(|r| matches!(r, Reason::Input { name, .. } if *name == changed)) {
+            reasons[at] = Reason::Upstream { nodes: upstream };
+        }
+        self.stages.lock().unwrap().entry(stage).or_default().computed += 1;
+        self.event(stage, subject, status, reasons, cutoff);
+        self.pending.lock().unwrap().push(Pending { node, record, value: None });
+    }
+
     /// Record a node whose value lives outside the cache (a file's rows live in the previous
     /// artifacts) and that ran: its new output hashes to `output`.
     pub fn note_rerun(&self, stage: &'static str, subject: &str, inputs: &[(&'static str, String)], key: [u8; 32], output: [u8; 32]) {
@@ -616,6 +648,11 @@ fn subjects_digest(subjects: &BTreeSet<String>) -> Vec<u8> {
 }
 
 
+/// Inputs that are the same for every node reading them: `layout` (every file's path, module
+/// name and package flag, the target, the settings) and `graph` (every file's import edges,
+/// loads and `sys.modules` registrations).
+pub const PROJECT_INPUTS: &[&str] = &["layout", "graph"];
+
 /// Status, reasons and cutoff of a node that ran, against its previous record.
 fn rerun_reasons(subject: &str, previous: Option<&NodeRecord>, record: &NodeRecord, corrupt: bool) -> (Status, Vec<Reason>, bool) {
     let Some(old) = previous else {
@@ -627,7 +664,8 @@ fn rerun_reasons(subject: &str, previous: Option<&NodeRecord>, record: &NodeReco
         .iter()
         .filter(|(name, value)| old_inputs.get(name.as_str()) != Some(&value.as_str()))
         .map(|(name, value)| Reason::Input {
-            name: format!("{name}({subject})"),
+            // A project-wide input is one cause for every node that reads it.
+            name: if PROJECT_INPUTS.contains(&name.as_str()) { format!("{name}(project)") } else { format!("{name}({subject})") },
             old: old_inputs.get(name.as_str()).map(|v| short(v)),
             new: short(value),
         })

@@ -11,7 +11,7 @@ use crate::stages::parse::PARSE_VERSION;
 /// The per-file nodes of the stage cache, by name: the five parse-bound stages and each
 /// file's rows (see [`crate::rows`]).
 pub const CACHED_STAGES: &[&str] =
-    &["imports", "module_docstring", "module_scope", "module_summary", "outline", "pattern_tags", "rows", "syntax_errors", "tags"];
+    &["exports", "imports", "module_docstring", "module_scope", "module_summary", "outline", "pattern_tags", "rows", "syntax_errors", "tags"];
 
 /// `compute()`, or the cached output of `stage` for `file`'s current inputs.
 pub fn per_file<T: Serialize + DeserializeOwned>(

@@ -39,6 +39,12 @@ pub struct Exports {
     /// Every name bound at module level at the end (on some path), with its binding: what
     /// re-export tracing follows.
     pub bound: BTreeMap<String, Binding>,
+    /// The modules whose exports (or registration decorators) this value was computed from:
+    /// everything it read of other modules besides the layout and their loads. Not part of
+    /// what the module exports (skipped when serialized); the build keeps it to know whose
+    /// exports to recompute when another module's change (see `build::evaluate`).
+    #[serde(skip)]
+    pub reads: BTreeSet<String>,
 }
 
 fn exports_initial(_db: &dyn Db, _id: salsa::Id, _file: SourceFile) -> Exports {
@@ -87,6 +93,8 @@ struct ExportsResolver<'db> {
     db: &'db dyn Db,
     index: &'db ModuleIndex,
     me: String,
+    /// The modules whose exports or scope were read (see [`Exports::reads`]).
+    reads: BTreeSet<String>,
 }
 
 impl Resolver for ExportsResolver<'_> {
@@ -101,6 +109,7 @@ impl Resolver for ExportsResolver<'_> {
     fn star(&mut self, target: &str) -> StarNames {
         match self.index.resolve(target) {
             Resolved::File(source) => {
+                self.reads.insert(source.module(self.db).clone());
                 let star = exports(self.db, source);
                 let mut names = StarNames {
                     definite: star.names.clone(),
@@ -137,6 +146,7 @@ impl Resolver for ExportsResolver<'_> {
             None => reference.module.clone(),
         };
         let Some(file) = self.index.file(&module) else { return OtherAll::Unknown };
+        self.reads.insert(file.module(self.db).clone());
         let exports = exports(self.db, file);
         match (&exports.all, exports.all_complete) {
             (Some(all), true) => OtherAll::Known(all.clone()),
@@ -154,18 +164,20 @@ impl Resolver for ExportsResolver<'_> {
     fn is_registrar(&mut self, decorator: &DecoratorRef, local: &BTreeSet<String>) -> Option<bool> {
         match decorator {
             DecoratorRef::Local(name) => Some(local.contains(name)),
-            DecoratorRef::Imported { module, name } => registrar_in(self.db, self.index, module, name),
+            DecoratorRef::Imported { module, name } => registrar_in(self.db, self.index, module, name, &mut self.reads),
             DecoratorRef::Other(_) => Some(false),
         }
     }
 }
 
-/// Whether `module.name` is a registration decorator, following re-exports.
-fn registrar_in(db: &dyn Db, index: &ModuleIndex, module: &str, name: &str) -> Option<bool> {
+/// Whether `module.name` is a registration decorator, following re-exports (each module
+/// visited is added to `reads`).
+fn registrar_in(db: &dyn Db, index: &ModuleIndex, module: &str, name: &str, reads: &mut BTreeSet<String>) -> Option<bool> {
     let (mut module, mut name) = (module.to_string(), name.to_string());
     for _ in 0..16 {
         match index.resolve(&module) {
             Resolved::File(file) => {
+                reads.insert(file.module(db).clone());
                 if module_scope(db, file).registrars.contains(&name) {
                     return Some(true);
                 }
@@ -193,7 +205,7 @@ type Declared = (Vec<String>, BTreeSet<String>, BTreeSet<String>, bool);
 pub fn exports(db: &dyn Db, file: SourceFile) -> Exports {
     let index = module_index(db, Project::get(db));
     let scope = module_scope(db, file);
-    let mut resolver = ExportsResolver { db, index, me: file.module(db).clone() };
+    let mut resolver = ExportsResolver { db, index, me: file.module(db).clone(), reads: BTreeSet::new() };
     let outcome = flow::evaluate(scope, &mut resolver);
     let state = outcome.state;
     let bound: BTreeMap<String, Binding> = state.names.iter().map(|(n, (b, _))| (n.clone(), b.clone())).collect();
@@ -287,7 +299,19 @@ pub fn exports(db: &dyn Db, file: SourceFile) -> Exports {
         all,
         all_complete,
         bound,
+        reads: resolver.reads,
     }
+}
+
+/// Digest of what other modules' exports and re-exports read of `file`: its exports (with
+/// every binding) and its registration decorators — the output of the `exports(path)` node,
+/// and what the build compares to know whose exports to recompute after an edit.
+#[salsa::tracked(returns(copy))]
+pub fn exports_face(db: &dyn Db, file: SourceFile) -> [u8; 32] {
+    let mut hasher = blake3::Hasher::new();
+    hasher.update(&rmp_serde::to_vec(exports(db, file)).expect("stage outputs serialize"));
+    hasher.update(&rmp_serde::to_vec(&module_scope(db, file).registrars).expect("stage outputs serialize"));
+    *hasher.finalize().as_bytes()
 }
 
 /// `from m import *` without `__all__` skips every name starting with an underscore.
@@ -431,26 +455,47 @@ pub struct Reexport {
     pub origin_name: Option<String>,
 }
 
+/// The re-exports of a module and the modules whose exports tracing them read.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TracedReexports {
+    /// Sorted by name.
+    pub list: Vec<Reexport>,
+    /// The modules whose exports were read to trace them (see [`Exports::reads`]).
+    pub reads: BTreeSet<String>,
+}
+
 /// The re-exports of `file`, sorted by name: exported names (on every or some paths) bound by
 /// an import or a star import.
+pub fn reexports(db: &dyn Db, file: SourceFile) -> &Vec<Reexport> {
+    &traced_reexports(db, file).list
+}
+
+/// [`reexports`], with what tracing them read.
 #[salsa::tracked(returns(ref))]
-pub fn reexports(db: &dyn Db, file: SourceFile) -> Vec<Reexport> {
+pub fn traced_reexports(db: &dyn Db, file: SourceFile) -> TracedReexports {
     let index = module_index(db, Project::get(db));
     let exports = exports(db, file);
     let mut names: Vec<&String> = exports.names.iter().chain(&exports.maybe).collect();
     names.sort();
-    let mut out = Vec::new();
+    let mut out = TracedReexports::default();
     for name in names {
         let Some(origin) = exports.bound.get(name).and_then(|b| b.origin.as_ref()) else { continue };
-        let (origin_module, origin_name) = trace_origin(db, index, origin.module.clone(), origin.name.clone());
-        out.push(Reexport { name: name.clone(), from: origin.module.clone(), origin: origin_module, origin_name });
+        let (origin_module, origin_name) = trace_origin(db, index, origin.module.clone(), origin.name.clone(), &mut out.reads);
+        out.list.push(Reexport { name: name.clone(), from: origin.module.clone(), origin: origin_module, origin_name });
     }
     out
 }
 
 /// Follow `from module import name` through import chains and star imports to the module that
-/// defines the name. Stops at the repository's edge and after 64 steps (import loops).
-fn trace_origin(db: &dyn Db, index: &ModuleIndex, mut module: String, mut name: Option<String>) -> (String, Option<String>) {
+/// defines the name (each module whose exports are read is added to `reads`). Stops at the
+/// repository's edge and after 64 steps (import loops).
+fn trace_origin(
+    db: &dyn Db,
+    index: &ModuleIndex,
+    mut module: String,
+    mut name: Option<String>,
+    reads: &mut BTreeSet<String>,
+) -> (String, Option<String>) {
     let mut seen = BTreeSet::new();
     while let Some(current) = name.clone() {
         // `from pkg import name` targets the submodule `pkg.name` when it exists.
@@ -464,6 +509,7 @@ fn trace_origin(db: &dyn Db, index: &ModuleIndex, mut module: String, mut name: 
         if !seen.insert((module.clone(), current.clone())) || seen.len() > 64 {
             break;
         }
+        reads.insert(file.module(db).clone());
         match exports(db, file).bound.get(&current).and_then(|b| b.origin.clone()) {
             Some(origin) => {
                 module = origin.module;

@@ -309,7 +309,7 @@ fn deleted_file_nodes_are_removed() {
     build(&repo.root, &out, &ARGS);
     let report = explain_json(&repo.root, &["pkg/latin1.py"]);
     let nodes = report["nodes"].as_array().unwrap();
-    assert_eq!(nodes.len(), 9, "seven per-file stages, the tags and the rows: {report:#}");
+    assert_eq!(nodes.len(), 10, "seven per-file stages, the exports, the tags and the rows: {report:#}");
     assert!(nodes.iter().all(|n| n["status"] == "removed"), "{report:#}");
 }
 
@@ -334,9 +334,22 @@ fn plan_predicts_without_writing() {
     assert!(recomputed.contains(&"outline(pkg/models.py)".to_string()), "{report:#}");
     assert!(recomputed.contains(&"write(symbols.jsonl)".to_string()), "{report:#}");
     assert!(
-        recomputed.iter().filter(|n| !n.starts_with("write(") && !n.starts_with("parquet")).all(|n| n.ends_with("(pkg/models.py)")),
+        recomputed
+            .iter()
+            .filter(|n| !n.starts_with("write(") && !n.starts_with("parquet") && !n.starts_with("exports("))
+            .all(|n| n.ends_with("(pkg/models.py)")),
         "{recomputed:?}"
     );
+    // models.py lost its imports: the import graph changed, which every module's exports read
+    // (load cycles, packages' submodules), so all of them are re-evaluated; models.py's also
+    // because its scope changed, and its exports did change.
+    for node in report["nodes"].as_array().unwrap().iter().filter(|n| n["stage"] == "exports" && n["status"] == "recomputed") {
+        let reasons: Vec<&str> = node["reasons"].as_array().unwrap().iter().filter_map(|r| r["name"].as_str()).collect();
+        assert!(reasons.contains(&"graph(project)"), "{node}");
+        if node["subject"] == "pkg/models.py" {
+            assert!(reasons.contains(&"scope(pkg/models.py)") && node["cutoff"] == false, "{node}");
+        }
+    }
     // The dataset's partition of pkg (its four row tables) re-encodes, nothing else of it.
     let parquet: Vec<&String> = recomputed.iter().filter(|n| n.starts_with("parquet(")).collect();
     assert_eq!(parquet.len(), 4, "{parquet:?}");
@@ -509,8 +522,12 @@ fn config_change_removes_only_the_excluded_files_nodes() {
             "removed" => assert!(small.iter().any(|s| s == subject), "{node}"),
             "recomputed" | "new" => {
                 // Only what shows the skipped files: the rows (and tags: fan-in/out changed) of
-                // files whose imports of them no longer resolve, and the artifacts.
-                assert!(["rows", "tags", "write", "parquet", "parquet-input"].contains(&node["stage"].as_str().unwrap()), "{node}");
+                // files whose imports of them no longer resolve, and the artifacts; and the
+                // exports, which read the layout.
+                assert!(["exports", "rows", "tags", "write", "parquet", "parquet-input"].contains(&node["stage"].as_str().unwrap()), "{node}");
+                if node["stage"] == "exports" {
+                    assert_eq!(node["reasons"][0]["name"], "layout(project)", "{node}");
+                }
             }
             _ => assert_eq!(node["status"], "reused"),
         }

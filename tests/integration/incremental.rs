@@ -114,7 +114,7 @@ fn blank_line_reruns_positions_but_no_semantic_query() {
     session.edit("pkg/sub/deep.py", "import os.path as osp, sys\n", "import os.path as osp, sys\n\n");
     let ran = session.rebuild();
     // `import_edges` reads the (moved) import rows, re-runs and cuts off: nothing after it runs.
-    for semantic in ["exports", "reexports", "module_loads", "load_cycles", "import_graph", "module_fan"] {
+    for semantic in ["exports", "traced_reexports", "module_loads", "load_cycles", "import_graph", "module_fan"] {
         assert_eq!(queries(&ran, semantic), Vec::<String>::new(), "{semantic} re-ran after a blank line: {ran:#?}");
     }
     assert!(ran.contains(&"outline(pkg/sub/deep.py)".to_string()));
@@ -129,7 +129,7 @@ fn function_body_edit_reruns_no_exports() {
     session.edit("pkg/models.py", "return Model(name)\n", "return Model(name or 'x')\n");
     let ran = session.rebuild();
     assert_eq!(queries(&ran, "exports"), Vec::<String>::new(), "{ran:#?}");
-    assert_eq!(queries(&ran, "reexports"), Vec::<String>::new(), "{ran:#?}");
+    assert_eq!(queries(&ran, "traced_reexports"), Vec::<String>::new(), "{ran:#?}");
     assert!(ran.iter().all(|q| q.ends_with("(pkg/models.py)")), "another file's query ran: {ran:#?}");
     session.assert_matches_cold_build();
 }
@@ -140,7 +140,7 @@ fn new_public_name_reruns_exports_and_dependents() {
     session.edit("pkg/sub/deep.py", "def helper(", "NEW_NAME = 1\n\n\ndef helper(");
     let ran = session.rebuild();
     assert!(ran.contains(&"exports(pkg/sub/deep.py)".to_string()), "{ran:#?}");
-    assert!(ran.contains(&"reexports(pkg/__init__.py)".to_string()), "pkg re-exports helper from deep: {ran:#?}");
+    assert!(ran.contains(&"traced_reexports(pkg/__init__.py)".to_string()), "pkg re-exports helper from deep: {ran:#?}");
     assert_eq!(queries(&ran, "exports"), vec!["exports(pkg/sub/deep.py)"], "only deep's exports changed input: {ran:#?}");
     assert!(queries(&ran, "parsed_module").iter().all(|q| q == "parsed_module(pkg/sub/deep.py)"));
     session.assert_matches_cold_build();
