@@ -655,10 +655,11 @@ fn evaluate(
         ("graph", blake3::Hash::from(graph).to_hex().to_string()),
     ];
     let was_parent: Vec<bool> = previous_entries.iter().map(|e| e.is_some_and(|e| e.labels.overlay.is_parent())).collect();
-    let key_file = |db: &crate::db::Database, file: SourceFile, fan: Fan, parent: bool| {
+    // `again`: the file was keyed already (its `exports` node is recorded).
+    let key_file = |db: &crate::db::Database, file: SourceFile, fan: Fan, parent: bool, again: bool| {
         let labels = labels(db, file, fan, false, parent, settings, joins);
         let cross = CrossModule::of(db, file);
-        if let Some(cache) = cache {
+        if let Some(cache) = cache.filter(|_| !again) {
             note_exports(cache, db, file, &cross, &project, previous);
         }
         let mut inputs = rows_inputs(db, file, fan, &labels, &cross);
@@ -676,7 +677,7 @@ fn evaluate(
             .collect();
         workspace.for_each_item(pool, &items, |db, &(file, to_key, fan, parent)| {
             progress.inc(1);
-            to_key.then(|| key_file(db, file, fan, parent))
+            to_key.then(|| key_file(db, file, fan, parent, false))
         })
     };
     // The packages above every module selected for itself get overlays too (mypy reads a stub
@@ -694,16 +695,17 @@ fn evaluate(
                 }
             }
         }
-        let changed: Vec<(usize, SourceFile, Fan, bool)> = files
+        let changed: Vec<(usize, SourceFile, Fan, bool, bool)> = files
             .iter()
             .enumerate()
             .filter_map(|(i, file)| {
                 let wanted = file.is_package(db) && parents.contains(file.module(db));
                 let has = decision(i).is_some_and(|d| d.is_parent());
-                (wanted != has).then(|| (i, *file, fans[i].unwrap_or_default(), wanted))
+                (wanted != has).then(|| (i, *file, fans[i].unwrap_or_default(), wanted, keyed[i].is_some()))
             })
             .collect();
-        let rekeyed = workspace.for_each_item(pool, &changed, |db, &(_, file, fan, parent)| key_file(db, file, fan, parent));
+        let rekeyed =
+            workspace.for_each_item(pool, &changed, |db, &(_, file, fan, parent, again)| key_file(db, file, fan, parent, again));
         for ((i, ..), key) in changed.iter().zip(rekeyed) {
             keyed[*i] = Some(key);
         }

@@ -574,3 +574,123 @@ fn edits_across_processes_match_cold_builds() {
         }
     }
 }
+
+/// The `exports` nodes a build recomputed, as `(subject, cut off)`, and their reasons.
+fn exports_recomputed(report: &Value) -> (Vec<(String, bool)>, Vec<String>) {
+    let nodes: Vec<&Value> =
+        report["nodes"].as_array().unwrap().iter().filter(|n| n["stage"] == "exports" && (n["status"] == "recomputed" || n["status"] == "new")).collect();
+    let recomputed = nodes.iter().map(|n| (n["subject"].as_str().unwrap().to_string(), n["cutoff"] == true)).collect();
+    let mut reasons: Vec<String> = nodes
+        .iter()
+        .flat_map(|n| n["reasons"].as_array().unwrap())
+        .map(|r| match r["kind"].as_str().unwrap() {
+            "input" => r["name"].as_str().unwrap().to_string(),
+            "upstream" => format!("upstream {}", r["nodes"]),
+            kind => kind.to_string(),
+        })
+        .collect();
+    reasons.sort();
+    reasons.dedup();
+    (recomputed, reasons)
+}
+
+/// Nine kinds of edit, each built in a new process with the cache: exactly the `exports`
+/// nodes whose inputs changed are recomputed (behind an unchanged layout and import graph:
+/// the edited file and, transitively, the modules that read a changed module's exports),
+/// with reasons naming what changed, and the outputs equal a cold build's.
+#[test]
+fn edit_kinds_recompute_only_the_exports_they_reach() {
+    let repo = repo("edits");
+    let out = repo.out();
+    let output = build(&repo.root, &out, &[]);
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    let edit = |path: &str, change: &dyn Fn(String) -> String| {
+        let file = repo.root.join(path);
+        let text = std::fs::read_to_string(&file).unwrap_or_default();
+        std::fs::write(&file, change(text)).unwrap();
+    };
+    let all: Vec<&str> = vec![
+        "app/__init__.py",
+        "app/use.py",
+        "hub/__init__.py",
+        "hub/core.py",
+        "hub/extra.py",
+        "leaf/__init__.py",
+        "leaf/lonely.py",
+        "tools/__init__.py",
+        "tools/cli.py",
+    ];
+    // (edit, apply, the exports nodes recomputed with whether each was cut off — its face,
+    // what others read of it, unchanged — and a reason every one of them must give).
+    type Step<'a> = (&'a str, Box<dyn Fn() + 'a>, Vec<(&'a str, bool)>, Option<&'a str>);
+    let steps: Vec<Step> = vec![
+        ("comment", Box::new(|| edit("hub/core.py", &|t| t + "# a comment\n")), vec![], None),
+        ("blank line", Box::new(|| edit("hub/core.py", &|t| format!("\n{t}"))), vec![], None),
+        ("function body", Box::new(|| edit("hub/core.py", &|t| t.replace("return 1", "return 1 + 0"))), vec![], None),
+        // core's exports change; the hub star-imports core and app.use the hub, so theirs
+        // change too; extra and cli trace names through core and app.use (cut off); nothing
+        // reads cli, and leaf reads nothing.
+        (
+            "new public name",
+            Box::new(|| edit("hub/core.py", &|t| t + "EPSILON = 5\n")),
+            vec![("app/use.py", false), ("hub/__init__.py", false), ("hub/core.py", false), ("hub/extra.py", true), ("tools/cli.py", true)],
+            None,
+        ),
+        // A private name is a binding (traced re-exports read bindings) but no star import
+        // brings it: everything after core is cut off.
+        (
+            "new private name",
+            Box::new(|| edit("hub/core.py", &|t| t + "_hidden = 6\n")),
+            vec![("app/use.py", true), ("hub/__init__.py", true), ("hub/core.py", false), ("hub/extra.py", true), ("tools/cli.py", true)],
+            None,
+        ),
+        // extra drops `delta` from `__all__`: the hub and app.use lose it; cli is cut off.
+        (
+            "__all__",
+            Box::new(|| edit("hub/extra.py", &|t| t.replace("[\"gamma\", \"delta\"]", "[\"gamma\"]"))),
+            vec![("app/use.py", false), ("hub/__init__.py", false), ("hub/extra.py", false), ("tools/cli.py", true)],
+            Some("upstream [\"exports(hub/extra.py)\"]"),
+        ),
+        // A new import edge changes the import graph, which every module's exports read.
+        (
+            "new import",
+            Box::new(|| edit("leaf/lonely.py", &|t| format!("import hub.extra\n{t}"))),
+            all.iter().map(|p| (*p, *p != "leaf/lonely.py")).collect(),
+            Some("graph(project)"),
+        ),
+        // A new or deleted module changes the layout; of the others, only the exports of its
+        // package change (a submodule is a maybe attribute of it).
+        (
+            "new file",
+            Box::new(|| edit("leaf/fresh.py", &|_| "from hub.core import *\n".into())),
+            all.iter().map(|p| (*p, *p != "leaf/__init__.py")).chain([("leaf/fresh.py", false)]).collect(),
+            Some("layout(project)"),
+        ),
+        (
+            "deleted file",
+            Box::new(|| std::fs::remove_file(repo.root.join("leaf/fresh.py")).unwrap()),
+            all.iter().map(|p| (*p, *p != "leaf/__init__.py")).collect(),
+            Some("layout(project)"),
+        ),
+    ];
+    for (step, (name, apply, expected, reason)) in steps.iter().enumerate() {
+        apply();
+        let output = build(&repo.root, &out, &[]);
+        assert_eq!(output.status.code(), Some(0), "{name}: {}", stderr(&output));
+        let report = explain_json(&repo.root, &[]);
+        let (recomputed, reasons) = exports_recomputed(&report);
+        let mut expected: Vec<(String, bool)> = expected.iter().map(|(p, cut)| (p.to_string(), *cut)).collect();
+        expected.sort();
+        assert_eq!(recomputed, expected, "after '{name}': {reasons:?}");
+        if let Some(reason) = reason {
+            assert!(reasons.iter().any(|r| r == reason), "after '{name}': {reasons:?}");
+        }
+        let cold = repo.tmp.path().join(format!("cold-{step}"));
+        let output = bin().arg("build").arg("--no-cache").arg("--root").arg(&repo.root).arg("--out").arg(&cold).output().unwrap();
+        assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+        for file in ARTIFACTS {
+            let warm = std::fs::read(out.join(file)).unwrap();
+            assert!(warm == std::fs::read(cold.join(file)).unwrap(), "after '{name}': {file} differs from a cold build");
+        }
+    }
+}
