@@ -6,9 +6,12 @@ Usage: python3 benches/floor.py ROOT [--runs 5] [--exclude GLOB ...] [--bin targ
 Prints, for each case, the median of RUNS wall-clock runs, the ratio to the floor (walk +
 read + blake3 + decode + tree-sitter parse of every file on all cores: the hidden `floor`
 subcommand) and peak RSS (getrusage of the child). Cases: floor; cold build without a cache;
-cold build writing the cache; no-op right after a build; a comment appended to one file; a
-new public name in one file; `ruff analyze graph` when ruff is installed. Edits are made on a
-copy of ROOT and undone between runs. Run in release mode on an otherwise idle machine.
+cold build writing the cache; no-op right after a build; nine kinds of one-file edit (a
+comment, a blank line at the top, a function body, a new public name, a new private name, a
+new import of another module of the tree, `__all__` assigned, a new file, a deleted file),
+each built right after a build of the unedited tree; `ruff analyze graph` when ruff is
+installed. Edits are made on a copy of ROOT and undone between runs. Run in release mode on an
+otherwise idle machine.
 """
 import argparse
 import os
@@ -85,27 +88,70 @@ def main():
     subprocess.run(warm, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     case("no-op right after a build", lambda: subprocess.run(warm, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL), warm)
 
-    def comment():
+    # The edit kinds: each starts from the original tree built with the cache (the base may
+    # carry a line the edit then changes), and the edit is what the measured build sees.
+    rel = os.path.relpath(edited, tree)
+    other = next(s for s in sources if s != edited and not s.endswith("__init__.py"))
+    other_module = os.path.relpath(other, tree)[:-3].replace(os.sep, ".")
+    fresh_file = os.path.join(os.path.dirname(edited), "bench_fresh_module.py")
+
+    def edit_case(name, edit, base=b""):
+        def prepare():
+            restore()
+            if os.path.exists(fresh_file):
+                os.remove(fresh_file)
+            if base:
+                with open(edited, "ab") as f:
+                    f.write(base)
+            subprocess.run(warm, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            edit()
+
+        case(f"edit: {name}", prepare, warm)
+
+    def append(text):
+        def edit():
+            with open(edited, "ab") as f:
+                f.write(text)
+        return edit
+
+    def prepend_blank_line():
+        with open(edited, "rb") as f:
+            text = f.read()
+        with open(edited, "wb") as f:
+            f.write(b"\n" + text)
+
+    def change_body():
+        with open(edited, "rb") as f:
+            text = f.read()
+        with open(edited, "wb") as f:
+            f.write(text.replace(b"return 'bench'", b"return 'bench, edited'"))
+
+    def new_file():
+        with open(fresh_file, "w") as f:
+            f.write("def fresh():\n    return 1\n")
+
+    edit_case("a comment appended", append(b"\n# an edited comment\n"))
+    edit_case("a blank line at the top", prepend_blank_line)
+    edit_case("a function body", change_body, base=b"\n\ndef bench_body():\n    return 'bench'\n")
+    edit_case("a new public name", append(b"\nBENCH_NEW_PUBLIC_NAME = 1\n"))
+    edit_case("a new private name", append(b"\n_bench_private_name = 1\n"))
+    edit_case(f"a new import ({other_module})", append(f"\nimport {other_module}\n".encode()))
+    edit_case("__all__ assigned", append(b"\n__all__ = []\n"))
+    edit_case("a new file", new_file)
+
+    def deleted_prepare():
         restore()
+        new_file()
         subprocess.run(warm, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        with open(edited, "ab") as f:
-            f.write(b"\n# an edited comment\n")
+        os.remove(fresh_file)
 
-    case("one file: a comment appended", comment, warm)
-
-    def new_name():
-        restore()
-        subprocess.run(warm, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        with open(edited, "ab") as f:
-            f.write(b"\nBENCH_NEW_PUBLIC_NAME = 1\n")
-
-    case("one file: a new public name", new_name, warm)
+    case("edit: a deleted file", deleted_prepare, warm)
     restore()
     if shutil.which("ruff"):
         case("ruff analyze graph", lambda: None, ["ruff", "analyze", "graph", "--quiet", tree])
     floor = cases[0][1]
     total = sum(1 for d, _, fs in os.walk(tree) for f in fs if f.endswith(".py"))
-    print(f"{total} .py files in {args.root} (edits in {os.path.relpath(edited, tree)}), {args.runs} runs each, medians")
+    print(f"{total} .py files in {args.root} (edits in {rel}), {args.runs} runs each, medians")
     print(f"{'case':40} {'median':>9} {'vs floor':>9} {'peak RSS':>10}")
     for name, median, rss in cases:
         print(f"{name:40} {median:8.3f}s {median / floor:8.2f}x {rss / 1024:8.0f}MB")

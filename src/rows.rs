@@ -41,13 +41,17 @@ pub const ROW_ARTIFACTS: [&str; 3] = ["modules.jsonl", "symbols.jsonl", "imports
 pub struct RowEntry {
     pub path: String,
     /// The key of `rows(path)`: equal keys mean identical rows.
+    #[serde(with = "crate::digest::bytes")]
     pub key: [u8; 32],
     /// Digest of the file's source inputs: equal means every per-file stage is unchanged.
+    #[serde(with = "crate::digest::bytes")]
     pub source: [u8; 32],
     /// Digest of what the import graph and the load closures read of this file
     /// ([`graph_digest`]).
+    #[serde(with = "crate::digest::bytes")]
     pub graph: [u8; 32],
     /// Digest of what other modules' exports read of this file ([`exports_face`]).
+    #[serde(with = "crate::digest::bytes")]
     pub face: [u8; 32],
     /// The modules whose exports this file's cross-module values read ([`export_reads`]):
     /// when one of their faces changes, this file's rows key is recomputed.
@@ -73,9 +77,11 @@ pub struct RowEntry {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RowIndex {
     /// Digest of every file's path, module name and package flag (see [`layout_digest`]).
+    #[serde(with = "crate::digest::bytes")]
     pub layout: [u8; 32],
     /// Digest of every file's path and [`graph_digest`]: the project-wide input of the
     /// `exports(path)` nodes besides the layout.
+    #[serde(with = "crate::digest::bytes")]
     pub graph: [u8; 32],
     pub entries: Vec<RowEntry>,
     /// The load cycles of the build (`load_cycles`): behind the project firewall they cannot

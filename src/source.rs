@@ -28,7 +28,7 @@ pub const DECODE_VERSION: u32 = 2;
 
 /// blake3 of a file's raw bytes.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-pub struct ContentHash(pub [u8; 32]);
+pub struct ContentHash(#[serde(with = "crate::digest::bytes")] pub [u8; 32]);
 
 impl ContentHash {
     pub fn of(bytes: &[u8]) -> Self {

@@ -56,8 +56,10 @@ pub fn engine_fingerprint() -> String {
 /// hex digits `explain` shows: they explain, the key decides) and output hash.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct NodeRecord {
+    #[serde(with = "crate::digest::bytes")]
     pub key: [u8; 32],
     pub inputs: Vec<(String, String)>,
+    #[serde(with = "crate::digest::bytes")]
     pub output: [u8; 32],
 }
 
