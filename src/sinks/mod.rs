@@ -105,7 +105,7 @@ pub fn render_all(cx: &mut Context<'_>, mut done: impl FnMut(&'static str)) -> R
 /// Write the artifacts, remove those of the last build this one did not write, and keep a
 /// copy of them in the cache.
 pub fn write_all(config: &Config, cache: Option<&StageCache>, last: Option<&BuildRecord>, artifacts: &[Artifact]) -> Result<()> {
-    write_outputs(config, artifacts)?;
+    write_outputs(config, last, artifacts)?;
     let kept = cache.map(StageCache::artifacts_dir);
     remove_stale_artifacts(config, kept.as_deref(), last, artifacts);
     if let Some(kept) = &kept {
@@ -175,13 +175,18 @@ pub fn keep_artifacts(out: &std::path::Path, kept: &std::path::Path, artifacts: 
 }
 
 /// Write the artifacts, except those the output directory already holds.
-fn write_outputs(config: &Config, artifacts: &[Artifact]) -> Result<()> {
+fn write_outputs(config: &Config, last: Option<&BuildRecord>, artifacts: &[Artifact]) -> Result<()> {
     let out = &config.out;
     if config.out_is_default {
         write_atomic(&out.join(".gitignore"), b"# Written by codeintel-enrich.\n*\n")?;
     }
     // Many small artifacts (overlays) are written in parallel: each write is independent.
     artifacts.par_iter().try_for_each(|artifact| match &artifact.body {
+        // The last build wrote other bytes there: whatever the file holds now (those bytes, or
+        // a user's edit), it is replaced; only an artifact recorded unchanged is compared.
+        Body::Contents(contents) if last.and_then(|l| l.artifact(&artifact.path)).is_some_and(|(.., hash)| hash != artifact.hash) => {
+            crate::writers::write_atomic_changed(&out.join(&artifact.path), contents)
+        }
         Body::Contents(contents) => write_atomic(&out.join(&artifact.path), contents),
         Body::Linked(source) => link_atomic(source, &out.join(&artifact.path)),
         Body::Staged(staged) => std::fs::rename(staged, out.join(&artifact.path))

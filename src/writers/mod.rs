@@ -156,14 +156,30 @@ static TEMPORARY: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::n
 pub fn write_atomic(path: &Path, contents: &[u8]) -> Result<()> {
     let existing = match std::fs::File::open(path) {
         Ok(mut file) => {
-            let mut old = Vec::with_capacity(contents.len());
-            if file.read_to_end(&mut old).is_ok() && old == contents {
-                return Ok(());
+            let meta = file.metadata().ok();
+            // Different lengths, different bytes: nothing to read.
+            if meta.as_ref().is_none_or(|m| m.len() == contents.len() as u64) {
+                let mut old = Vec::with_capacity(contents.len());
+                if file.read_to_end(&mut old).is_ok() && old == contents {
+                    return Ok(());
+                }
             }
-            file.metadata().ok()
+            meta
         }
         Err(_) => None,
     };
+    replace_atomic(path, contents, existing)
+}
+
+/// [`write_atomic`] for bytes known to differ from the file's (the last build recorded another
+/// hash for it): the old file is not read. Rewriting a 28 MB `symbols.jsonl` read it first.
+pub fn write_atomic_changed(path: &Path, contents: &[u8]) -> Result<()> {
+    replace_atomic(path, contents, std::fs::metadata(path).ok())
+}
+
+/// Write `contents` to a temporary file beside `path` and rename it over `path`, keeping the
+/// mode of the `existing` file.
+fn replace_atomic(path: &Path, contents: &[u8], existing: Option<std::fs::Metadata>) -> Result<()> {
     let dir = path.parent().context("output path has no parent directory")?;
     if existing.is_none() {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create directory {}", dir.display()))?;
