@@ -29,8 +29,8 @@ use crate::stages::parse::syntax_errors;
 use crate::stages::record::{module_docstring, module_record, module_summary};
 use crate::stages::scope::module_scope;
 use crate::rows::{
-    CrossModule, FileOutput, PreviousRows, ROWS_VERSION, RowEntry, RowIndex, graph_digest, labels, layout_digest, rows_inputs,
-    source_digest,
+    CrossModule, FileOutput, GraphFact, GraphFacts, PreviousRows, ROWS_VERSION, RowEntry, RowIndex, labels, layout_digest,
+    project_graph_digest, rows_inputs, source_digest,
 };
 use crate::stages::exports::exports_face;
 use crate::sinks;
@@ -270,7 +270,8 @@ fn run_build(
         }
     }
     let labelling = Labelling { settings: &settings, joins: &joins, digest: &settings_digest };
-    let (outputs, firewall_held, graph) = evaluate(workspace, pool, &files, &progress, cache, previous.as_ref(), &labelling);
+    let Evaluated { outputs, held: firewall_held, graph, import_graph, graph_facts } =
+        evaluate(workspace, pool, &files, &progress, cache, previous.as_ref(), &labelling);
     let layout = layout_digest(&workspace.db, &files, &settings_digest);
     progress.finish_and_clear();
     phase("evaluate", &mut timings);
@@ -312,6 +313,7 @@ fn run_build(
         cache,
         last: last_build.as_ref(),
         firewall_held,
+        import_graph: import_graph.as_ref(),
         batches: Default::default(),
     };
     let artifacts = sinks::render_all(&mut sinks, |name| phase(name, &mut timings))?;
@@ -406,6 +408,7 @@ fn run_build(
             },
             &RowIndex { layout, graph, entries: outputs.iter().map(|o| o.entry.clone()).collect(), load_cycles },
             &stat_entries,
+            graph_facts.map(|facts| rmp_serde::to_vec(&facts).expect("graph facts serialize")),
         )?;
         tracing::debug!(elapsed = ?started.elapsed(), "build recorded");
         report.run_log = Some(log);
@@ -503,15 +506,17 @@ struct RowsKey {
     cross: CrossModule,
 }
 
-/// Record the `exports(path)` node of `file`: keyed by its scope, the layout, the project
-/// graph and the faces of the modules it read; its output is its own face. When the faces it
-/// read changed, the reason names their `exports` nodes.
+/// Record the `exports(path)` node of `file`: keyed by its scope, the layout, what it reads of
+/// the load graph (its load-cycle companions, a package's submodule attributes) and the faces
+/// of the modules it read; its output is its own face. When the faces it read changed, the
+/// reason names their `exports` nodes.
 fn note_exports(
     cache: &StageCache,
     db: &crate::db::Database,
     file: SourceFile,
     cross: &CrossModule,
-    project: &[(&'static str, String); 2],
+    layout: &str,
+    companions: &std::collections::HashMap<&str, Vec<&str>>,
     previous: Option<&PreviousRows>,
 ) {
     let index = crate::stages::resolve::module_index(db, Project::get(db));
@@ -527,9 +532,15 @@ fn note_exports(
         }
     }
     let scope = blake3::hash(&rmp_serde::to_vec(module_scope(db, file)).expect("stage outputs serialize"));
-    let mut inputs = vec![("scope", scope.to_hex().to_string())];
-    inputs.extend(project.iter().cloned());
-    inputs.push(("reads", reads.finalize().to_hex().to_string()));
+    let mut loads = blake3::Hasher::new();
+    update_parts(&mut loads, companions.get(file.module(db).as_str()).into_iter().flatten());
+    loads.update(&crate::stages::exports::exports(db, file).submodules.unwrap_or_default());
+    let inputs = vec![
+        ("scope", scope.to_hex().to_string()),
+        ("layout", layout.to_string()),
+        ("loads", loads.finalize().to_hex().to_string()),
+        ("reads", reads.finalize().to_hex().to_string()),
+    ];
     let key = StageCache::key("exports", crate::stages::exports::EXPORTS_VERSION, file.path(db), &inputs);
     cache.note_node("exports", file.path(db), &inputs, key, cross.face, "reads", upstream);
 }
@@ -537,10 +548,13 @@ fn note_exports(
 /// Evaluate every file: per-file stages, cross-module stages, and the rows of each file —
 /// rendered, or reused from the previous artifacts when its `rows` key is unchanged.
 ///
-/// The project firewall: when the module layout is the previous build's and every file whose
-/// source changed still has the same imports and bindings, no cross-module value can have
-/// changed (they read nothing else), so unchanged files are not evaluated at all and changed
-/// ones carry over their fan-in/out — a one-file edit costs one file.
+/// The graph firewall: when the module layout is the previous build's and every file whose
+/// source changed has the same graph digest (import edges, loads, registrations), the import
+/// graph, fans and load cycles are the last build's; a file's rows key can then change only if
+/// its source changed or a module whose exports it read changed its face, so only those files
+/// are keyed (found by following the recorded reads from the changed faces) and the others
+/// are not evaluated at all — a comment edit costs its file, a new public name its file and
+/// its star importers. See ARCHITECTURE.md.
 fn evaluate(
     workspace: &mut Workspace,
     pool: &rayon::ThreadPool,
@@ -549,7 +563,7 @@ fn evaluate(
     cache: Option<&StageCache>,
     previous: Option<&PreviousRows>,
     labelling: &Labelling<'_>,
-) -> (Vec<FileOutput>, bool, [u8; 32]) {
+) -> Evaluated {
     let Labelling { settings, joins, digest: settings_digest } = *labelling;
     let phase_started = Instant::now();
     let db = &workspace.db;
@@ -561,7 +575,8 @@ fn evaluate(
     let (unchanged, changed): (Vec<_>, Vec<_>) = files.iter().zip(&same_source).partition(|(_, same)| **same);
     let unchanged: Vec<SourceFile> = unchanged.into_iter().map(|(f, _)| *f).collect();
     let changed: Vec<SourceFile> = changed.into_iter().map(|(f, _)| *f).collect();
-    let firewall = previous.is_some_and(|p| p.layout() == layout_digest(db, files, settings_digest));
+    let layout = layout_digest(db, files, settings_digest);
+    let firewall = previous.is_some_and(|p| p.layout() == layout);
     // Phase 1: everything that needs a tree, file by file, in chunks with the trees evicted
     // between chunks. Cross-module queries read only these facts, so after this phase no
     // file is parsed again (evaluating both together re-parsed files whose trees a
@@ -585,40 +600,107 @@ fn evaluate(
     // The graph firewall: the layout is the last build's and every changed file has the same
     // import edges, loads and registrations, so the import graph, every fan, the load cycles
     // and every resolution are the last build's.
-    let held = firewall
-        && workspace
-            .for_each_file(pool, &changed, |db, file| {
-                previous.and_then(|p| p.entry(file.path(db))).is_some_and(|e| e.graph == graph_digest(db, file))
-            })
-            .into_iter()
-            .all(|same| same);
-    tracing::debug!(elapsed = ?phase_started.elapsed(), changed = changed.len(), firewall = held, "changed files evaluated");
-    // Behind the firewall no file's loads changed: the previous load cycles hold.
-    workspace.set_known_load_cycles(previous.filter(|_| held).map(|p| std::sync::Arc::new(p.load_cycles().clone())));
-    let (fans, graph): (Vec<Option<Fan>>, [u8; 32]) = match previous.filter(|_| held) {
-        Some(previous) => (previous_entries.iter().map(|e| e.map(|e| e.fan)).collect(), previous.graph()),
-        None => {
+    let fresh: Vec<Option<GraphFact>> = workspace.for_each_file(pool, &changed, |db, file| {
+        let fact = GraphFact::of(db, file);
+        let same = previous.and_then(|p| p.entry(file.path(db))).is_some_and(|e| e.graph == fact.digest());
+        (!same).then_some(fact)
+    });
+    let held = firewall && fresh.iter().all(Option::is_none);
+    // The edges path: the layout held, but some changed files' import edges or loads did not
+    // (their registrations did: those change other files' resolutions). The graph, the load
+    // cycles and the closures' reach are rebuilt from the recorded facts of the others.
+    let recorded: Option<GraphFacts> = (firewall && !held)
+        .then(|| cache.and_then(|c| c.graph_facts::<GraphFacts>()))
+        .flatten()
+        .filter(|facts| {
+            facts.layout == layout
+                && facts.files.len() == files.len()
+                && files.iter().zip(&facts.files).all(|(f, g)| *f.path(&workspace.db) == g.path)
+        })
+        .filter(|facts| {
+            let by_path: std::collections::HashMap<&str, &GraphFact> = facts.files.iter().map(|g| (g.path.as_str(), g)).collect();
+            fresh.iter().flatten().all(|g| by_path.get(g.path.as_str()).is_some_and(|old| old.registered == g.registered))
+        });
+    tracing::debug!(elapsed = ?phase_started.elapsed(), changed = changed.len(), firewall = held, edges_path = recorded.is_some(), "changed files evaluated");
+    // Files to key besides the changed ones (the edges path: fans, load cycles or package
+    // closures changed).
+    let mut also_key: Vec<bool> = vec![false; files.len()];
+    let mut new_graph: Option<crate::stages::graph::ImportGraph> = None;
+    let mut facts_to_record: Option<GraphFacts> = None;
+    let (fans, graph): (Vec<Option<Fan>>, [u8; 32]) = match (previous.filter(|_| held), recorded) {
+        (Some(previous), _) => {
+            // Behind the firewall no file's loads changed: the previous load cycles hold.
+            workspace.set_known_load_cycles(Some(std::sync::Arc::new(previous.load_cycles().clone())));
+            (previous_entries.iter().map(|e| e.map(|e| e.fan)).collect(), previous.graph())
+        }
+        (None, Some(mut facts)) => {
+            let previous = previous.expect("the edges path has a previous build");
+            let db = &workspace.db;
+            let position: std::collections::HashMap<&str, usize> = files.iter().enumerate().map(|(i, f)| (f.path(db).as_str(), i)).collect();
+            let mut changed_modules: std::collections::BTreeSet<String> = std::collections::BTreeSet::new();
+            let mut old_loads: Vec<(String, Vec<String>)> = Vec::new();
+            let mut refreshed = vec![false; files.len()];
+            for fact in fresh.into_iter().flatten() {
+                let i = position[fact.path.as_str()];
+                refreshed[i] = true;
+                changed_modules.insert(files[i].module(db).clone());
+                old_loads.push((files[i].module(db).clone(), facts.files[i].loads.keys().cloned().collect()));
+                facts.files[i] = fact;
+            }
+            let graph = crate::stages::graph::build_import_graph(files.iter().zip(&facts.files).map(|(f, g)| (f.module(db).as_str(), &g.edges)));
+            let fans: Vec<Option<Fan>> = files.iter().zip(&facts.files).map(|(f, g)| Some(graph.fan(f.module(db), &g.edges))).collect();
+            let index = crate::stages::resolve::module_index(db, Project::get(db));
+            let cycles = crate::stages::exports::load_cycles_of(index, |file| facts.files[position[file.path(db).as_str()]].loads.keys().cloned().collect());
+            // Modules whose load-cycle companions changed, and packages whose import closure
+            // can reach a module whose loads changed (over the old loads or the new).
+            let (old_members, new_members) = (cycle_companions(previous.load_cycles()), cycle_companions(&cycles));
+            let mut rekey_modules: std::collections::BTreeSet<&str> = std::collections::BTreeSet::new();
+            for module in old_members.keys().chain(new_members.keys()) {
+                if old_members.get(module) != new_members.get(module) {
+                    rekey_modules.insert(module);
+                }
+            }
+            let reaching = crate::stages::exports::modules_reaching(
+                index,
+                files.iter().zip(&facts.files).map(|(f, g)| (f.module(db).as_str(), g.loads.keys().cloned().collect::<Vec<_>>())).chain(old_loads.iter().map(|(m, loads)| (m.as_str(), loads.clone()))),
+                &changed_modules,
+            );
+            for (i, file) in files.iter().enumerate() {
+                let module = file.module(db).as_str();
+                let closure_reaches = file.is_package(db) && crate::stages::exports::with_ancestors(module).iter().any(|m| reaching.contains(m));
+                also_key[i] = fans[i] != previous_entries[i].map(|e| e.fan) || rekey_modules.contains(module) || closure_reaches;
+            }
+            // Unchanged files' digests are their entries'.
+            let digest = project_graph_digest(facts.files.iter().zip(&previous_entries).zip(&refreshed).map(|((g, entry), refreshed)| {
+                (g.path.as_str(), entry.filter(|_| !refreshed).map_or_else(|| g.digest(), |e| e.graph))
+            }));
+            new_graph = Some(graph);
+            facts_to_record = Some(facts);
+            workspace.set_known_load_cycles(Some(std::sync::Arc::new(cycles)));
+            (fans, digest)
+        }
+        (None, None) => {
+            workspace.set_known_load_cycles(None);
             for chunk in unchanged.chunks(CHUNK_FILES) {
                 workspace.for_each_file(pool, chunk, |db, file| per_file(db, file, false));
                 salsa::Database::trigger_lru_eviction(&mut workspace.db);
             }
             let fans = workspace.for_each_file(pool, files, |db, file| Some(module_fan(db, file)));
-            let digests = workspace.for_each_file(pool, files, |db, file| graph_digest(db, file));
-            let mut hasher = blake3::Hasher::new();
-            for (file, digest) in files.iter().zip(&digests) {
-                update_parts(&mut hasher, [file.path(&workspace.db).as_str()]);
-                hasher.update(digest);
-            }
-            (fans, *hasher.finalize().as_bytes())
+            let facts = workspace.for_each_file(pool, files, |db, file| GraphFact::of(db, file));
+            let digest = project_graph_digest(facts.iter().map(|g| (g.path.as_str(), g.digest())));
+            facts_to_record = Some(GraphFacts { layout, files: facts });
+            (fans, digest)
         }
     };
     tracing::debug!(elapsed = ?phase_started.elapsed(), "cross-module stages evaluated");
     let db = &workspace.db;
-    // Whose rows keys are computed: behind the firewall, the changed files and, transitively,
-    // the files that read the exports of a file whose exports changed (each entry records the
-    // modules it read); the others' keys are their previous ones. Otherwise every file.
-    let mut to_key: Vec<bool> = same_source.iter().map(|same| !held || !*same).collect();
-    if held {
+    // Whose rows keys are computed: behind the firewall (or on the edges path), the changed
+    // files, the files `also_key` marks and, transitively, the files that read the exports of
+    // a file whose exports changed (each entry records the modules it read); the others' keys
+    // are their previous ones. Otherwise every file.
+    let partial = held || new_graph.is_some();
+    let mut to_key: Vec<bool> = same_source.iter().zip(&also_key).map(|(same, also)| !partial || !*same || *also).collect();
+    if partial {
         let mut readers: Option<std::collections::HashMap<&str, Vec<usize>>> = None;
         let mut check: Vec<usize> = (0..files.len()).filter(|&i| to_key[i]).collect();
         while !check.is_empty() {
@@ -650,17 +732,19 @@ fn evaluate(
         }
     }
     // Phase 2: the rows key of each file to key, and its `exports(path)` node.
-    let project: [(&'static str, String); 2] = [
-        ("layout", blake3::Hash::from(layout_digest(db, files, settings_digest)).to_hex().to_string()),
-        ("graph", blake3::Hash::from(graph).to_hex().to_string()),
-    ];
+    let layout_hex = blake3::Hash::from(layout).to_hex().to_string();
+    // Each module's load-cycle companions (what `exports` reads of the load cycles).
+    let companions = match cache {
+        Some(_) => cycle_companions(crate::stages::exports::load_cycles(db, Project::get(db))),
+        None => std::collections::HashMap::new(),
+    };
     let was_parent: Vec<bool> = previous_entries.iter().map(|e| e.is_some_and(|e| e.labels.overlay.is_parent())).collect();
     // `again`: the file was keyed already (its `exports` node is recorded).
     let key_file = |db: &crate::db::Database, file: SourceFile, fan: Fan, parent: bool, again: bool| {
         let labels = labels(db, file, fan, false, parent, settings, joins);
         let cross = CrossModule::of(db, file);
         if let Some(cache) = cache.filter(|_| !again) {
-            note_exports(cache, db, file, &cross, &project, previous);
+            note_exports(cache, db, file, &cross, &layout_hex, &companions, previous);
         }
         let mut inputs = rows_inputs(db, file, fan, &labels, &cross);
         inputs.push(("joins", joins.digest_of(file.path(db))));
@@ -770,7 +854,29 @@ fn evaluate(
         })
         .collect();
     tracing::debug!(elapsed = ?phase_started.elapsed(), rendered = to_render.len(), "rows rendered");
-    (outputs, held, graph)
+    Evaluated { outputs, held, graph, import_graph: new_graph, graph_facts: facts_to_record }
+}
+
+/// Each module of a load cycle with the modules of its cycle (itself included, sorted).
+fn cycle_companions(cycles: &std::collections::BTreeMap<String, u32>) -> std::collections::HashMap<&str, Vec<&str>> {
+    let mut by_id: std::collections::HashMap<u32, Vec<&str>> = std::collections::HashMap::new();
+    for (module, id) in cycles {
+        by_id.entry(*id).or_default().push(module);
+    }
+    cycles.iter().map(|(module, id)| (module.as_str(), by_id[id].clone())).collect()
+}
+
+/// What [`evaluate`] found.
+struct Evaluated {
+    outputs: Vec<FileOutput>,
+    /// Behind the graph firewall: the import graph, fans and load cycles are the last build's.
+    held: bool,
+    /// The project's graph digest ([`project_graph_digest`]).
+    graph: [u8; 32],
+    /// The import graph, when the edges path rebuilt it from recorded facts.
+    import_graph: Option<crate::stages::graph::ImportGraph>,
+    /// Every file's graph facts, to record (absent behind the firewall: unchanged).
+    graph_facts: Option<GraphFacts>,
 }
 
 /// Create the output directory and take its lock (on the marker file): builds writing one

@@ -211,7 +211,7 @@ pub struct PatternConfig {
     pub fingerprint: String,
 }
 
-/// The load cycles of the previous build, when the project firewall says they cannot have
+/// The load cycles of the previous build, when the graph firewall says they cannot have
 /// changed (a singleton): `load_cycles` returns them instead of reading every file's loads.
 #[salsa::input(singleton, debug)]
 pub struct KnownLoadCycles {
@@ -265,7 +265,7 @@ impl Workspace {
         }
     }
 
-    /// Tell `load_cycles` the previous build's cycles (behind the project firewall), or to
+    /// Tell `load_cycles` the previous build's cycles (behind the graph firewall), or to
     /// compute them (`None`); a setter only when the value changed.
     pub fn set_known_load_cycles(&mut self, cycles: Option<Arc<BTreeMap<String, u32>>>) {
         match KnownLoadCycles::try_get(&self.db) {

@@ -84,7 +84,7 @@ pub struct RowIndex {
     #[serde(with = "crate::digest::bytes")]
     pub graph: [u8; 32],
     pub entries: Vec<RowEntry>,
-    /// The load cycles of the build (`load_cycles`): behind the project firewall they cannot
+    /// The load cycles of the build (`load_cycles`): behind the graph firewall they cannot
     /// have changed, so the next build reuses them instead of reading every file's loads.
     pub load_cycles: std::collections::BTreeMap<String, u32>,
 }
@@ -137,16 +137,67 @@ pub fn layout_digest(db: &dyn Db, files: &[SourceFile], settings: &str) -> [u8; 
     *hasher.finalize().as_bytes()
 }
 
-/// Digest of what the project-wide stages read of `file` besides the layout: its import edges
-/// (the import graph, fan-in/out), the modules its module-level code loads (load cycles,
-/// packages' submodule attributes) and the modules it registers in `sys.modules` (other
-/// files' import resolution). Positionless. When the layout and every file's graph digest
-/// are the last build's, so are the graph, every fan and every resolution.
+/// What the project-wide stages read of a file besides the layout: its import edges (the
+/// import graph, fan-in/out), the modules its module-level code loads (load cycles, packages'
+/// submodule attributes) and the modules it registers in `sys.modules` (other files' import
+/// resolution). Positionless. The build records every file's (see [`GraphFacts`]) so that when
+/// only some files' edges or loads change it can rebuild the graph, the load cycles and the
+/// closures' reach without evaluating the others.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GraphFact {
+    pub path: String,
+    pub edges: std::collections::BTreeMap<String, bool>,
+    pub loads: std::collections::BTreeMap<String, bool>,
+    pub registered: std::collections::BTreeSet<String>,
+}
+
+impl GraphFact {
+    pub fn of(db: &dyn Db, file: SourceFile) -> Self {
+        GraphFact {
+            path: file.path(db).clone(),
+            edges: import_edges(db, file).clone(),
+            loads: module_loads(db, file).clone(),
+            registered: module_scope(db, file).registered_modules.clone(),
+        }
+    }
+
+    /// The file's graph digest: equal digests, equal facts.
+    pub fn digest(&self) -> [u8; 32] {
+        let mut hasher = blake3::Hasher::new();
+        for part in [
+            rmp_serde::to_vec(&self.edges).expect("maps serialize"),
+            rmp_serde::to_vec(&self.loads).expect("maps serialize"),
+            rmp_serde::to_vec(&self.registered).expect("sets serialize"),
+        ] {
+            hasher.update(&part);
+        }
+        *hasher.finalize().as_bytes()
+    }
+}
+
+/// Every file's [`GraphFact`], in path order, for the layout they were recorded with. Kept in
+/// the cache beside the row index but read only when a build needs it; rewritten by every
+/// build outside the graph firewall (behind it every file's facts are unchanged).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GraphFacts {
+    #[serde(with = "crate::digest::bytes")]
+    pub layout: [u8; 32],
+    pub files: Vec<GraphFact>,
+}
+
+/// The graph digest of `file` ([`GraphFact::digest`]). When the layout and every file's graph
+/// digest are the last build's, so are the graph, every fan and every resolution.
 pub fn graph_digest(db: &dyn Db, file: SourceFile) -> [u8; 32] {
+    GraphFact::of(db, file).digest()
+}
+
+/// Digest of the whole project's graph facts: each file's path and graph digest.
+pub fn project_graph_digest<'a>(digests: impl IntoIterator<Item = (&'a str, [u8; 32])>) -> [u8; 32] {
     let mut hasher = blake3::Hasher::new();
-    hasher.update(&rmp_serde::to_vec(import_edges(db, file)).expect("stage outputs serialize"));
-    hasher.update(&rmp_serde::to_vec(module_loads(db, file)).expect("stage outputs serialize"));
-    hasher.update(&rmp_serde::to_vec(&module_scope(db, file).registered_modules).expect("stage outputs serialize"));
+    for (path, digest) in digests {
+        update_parts(&mut hasher, [path]);
+        hasher.update(&digest);
+    }
     *hasher.finalize().as_bytes()
 }
 

@@ -470,7 +470,20 @@ impl StageCache {
 
     /// Remember this build, for the whole-build shortcut, with its row index and stat
     /// entries, in one transaction: the index always describes the artifacts the record names.
-    pub fn record_build(&self, mut record: BuildRecord, rows: &impl Serialize, stats: &[crate::stat::StatEntry]) -> Result<()> {
+    /// The graph facts recorded by the last build that wrote them (see `rows::GraphFacts`).
+    pub fn graph_facts<T: DeserializeOwned>(&self) -> Option<T> {
+        let bytes = read_meta(&self.db, "graph_facts")?;
+        rmp_serde::from_slice(unseal(&bytes)?).ok()
+    }
+
+    /// `graph_facts`, when given, are written in the same transaction (rmp-encoded).
+    pub fn record_build(
+        &self,
+        mut record: BuildRecord,
+        rows: &impl Serialize,
+        stats: &[crate::stat::StatEntry],
+        graph_facts: Option<Vec<u8>>,
+    ) -> Result<()> {
         record.sort();
         // Named encoding: `Problem` skips absent fields, which a positional encoding cannot.
         let record = seal(rmp_serde::to_vec_named(&record).expect("records serialize"));
@@ -482,6 +495,9 @@ impl StageCache {
             table.insert("last_build", record.as_slice())?;
             table.insert("row_index", rows.as_slice())?;
             table.insert("stat", stats.as_slice())?;
+            if let Some(facts) = graph_facts {
+                table.insert("graph_facts", seal(facts).as_slice())?;
+            }
         }
         txn.commit()?;
         Ok(())
@@ -651,9 +667,8 @@ fn subjects_digest(subjects: &BTreeSet<String>) -> Vec<u8> {
 
 
 /// Inputs that are the same for every node reading them: `layout` (every file's path, module
-/// name and package flag, the target, the settings) and `graph` (every file's import edges,
-/// loads and `sys.modules` registrations).
-pub const PROJECT_INPUTS: &[&str] = &["layout", "graph"];
+/// name and package flag, the target, the settings).
+pub const PROJECT_INPUTS: &[&str] = &["layout"];
 
 /// Status, reasons and cutoff of a node that ran, against its previous record.
 fn rerun_reasons(subject: &str, previous: Option<&NodeRecord>, record: &NodeRecord, corrupt: bool) -> (Status, Vec<Reason>, bool) {

@@ -16,14 +16,17 @@ impl Sink for Graphs {
     }
 
     fn render(&self, cx: &mut Context<'_>, _: &[Artifact]) -> Result<Vec<Artifact>> {
-        // Behind the project firewall the import graph is the previous build's: its artifacts
+        // Behind the graph firewall the import graph is the previous build's: its artifacts
         // are reused when still intact (the graph is never evaluated).
         if cx.firewall_held
             && let Some(graphs) = GRAPH_ARTIFACTS.iter().map(|name| cx.previous_artifact(name)).collect::<Option<Vec<_>>>()
         {
             return Ok(graphs);
         }
-        Ok(render_graphs(import_graph(&cx.workspace.db, Project::get(&cx.workspace.db))))
+        Ok(render_graphs(match cx.import_graph {
+            Some(graph) => graph,
+            None => import_graph(&cx.workspace.db, Project::get(&cx.workspace.db)),
+        }))
     }
 }
 

@@ -43,8 +43,11 @@ pub struct Context<'a> {
     pub previous: Option<&'a PreviousRows>,
     pub cache: Option<&'a StageCache>,
     pub last: Option<&'a BuildRecord>,
-    /// Behind the project firewall: no cross-module value can have changed.
+    /// Behind the graph firewall: the import graph, fans and load cycles are the last build's.
     pub firewall_held: bool,
+    /// The import graph, when the build rebuilt it from recorded facts (else the sinks ask the
+    /// database for it).
+    pub import_graph: Option<&'a crate::stages::graph::ImportGraph>,
     /// The rows of the dataset files this build encoded (set by the dataset sink; the
     /// database appends them).
     pub batches: dataset::Batches,

@@ -45,6 +45,11 @@ pub struct Exports {
     /// exports to recompute when another module's change (see `build::evaluate`).
     #[serde(skip)]
     pub reads: BTreeSet<String>,
+    /// Digest of the package's submodule attributes when they were computed from the import
+    /// closure (the only part of the value that reads other modules' loads). Skipped when
+    /// serialized, like `reads`.
+    #[serde(skip)]
+    pub submodules: Option<[u8; 32]>,
 }
 
 fn exports_initial(_db: &dyn Db, _id: salsa::Id, _file: SourceFile) -> Exports {
@@ -247,6 +252,7 @@ pub fn exports(db: &dyn Db, file: SourceFile) -> Exports {
             }
         },
     };
+    let mut submodules = None;
     let (all, all_complete, names, maybe) = match declared {
         Some((all, names, maybe, known)) => {
             // A name of `__all__` the module never binds makes `from m import *` raise
@@ -283,6 +289,7 @@ pub fn exports(db: &dyn Db, file: SourceFile) -> Exports {
             }
             if file.is_package(db) {
                 let (loaded, maybe_loaded) = package_children(db, index, file.module(db));
+                submodules = Some(*blake3::hash(&rmp_serde::to_vec(&(&loaded, &maybe_loaded)).expect("sets serialize")).as_bytes());
                 names.extend(loaded);
                 maybe.extend(maybe_loaded);
             }
@@ -300,6 +307,7 @@ pub fn exports(db: &dyn Db, file: SourceFile) -> Exports {
         all_complete,
         bound,
         reads: resolver.reads,
+        submodules,
     }
 }
 
@@ -328,6 +336,12 @@ pub fn load_cycles(db: &dyn Db, project: Project) -> BTreeMap<String, u32> {
         return (*known).clone();
     }
     let index = module_index(db, project);
+    load_cycles_of(index, |file| module_loads(db, file).keys().cloned().collect())
+}
+
+/// [`load_cycles`] given each module's loads (`loads`, asked for the file of each module of
+/// `index`): the build computes them from recorded loads when only some files' loads changed.
+pub fn load_cycles_of(index: &ModuleIndex, mut loads: impl FnMut(SourceFile) -> Vec<String>) -> BTreeMap<String, u32> {
     let mut edges: BTreeMap<String, BTreeMap<String, bool>> = BTreeMap::new();
     for (module, &file) in &index.modules {
         let targets = edges.entry(module.clone()).or_default();
@@ -337,7 +351,7 @@ pub fn load_cycles(db: &dyn Db, project: Project) -> BTreeMap<String, u32> {
                 targets.insert(ancestor.clone(), true);
             }
         }
-        for target in module_loads(db, file).keys() {
+        for target in &loads(file) {
             let target = target.strip_suffix(".__init__").unwrap_or(target);
             for candidate in with_ancestors(target) {
                 if index.modules.contains_key(&candidate) && candidate != *module {
@@ -368,7 +382,7 @@ fn in_load_cycle(db: &dyn Db, importer: &str, target: &str) -> bool {
 const CLOSURE_LIMIT: usize = 4096;
 
 /// `a`, `a.b`, `a.b.c` for `a.b.c`.
-fn with_ancestors(module: &str) -> Vec<String> {
+pub fn with_ancestors(module: &str) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
     let mut acc = String::new();
     for part in module.split('.') {
@@ -379,6 +393,38 @@ fn with_ancestors(module: &str) -> Vec<String> {
         out.push(acc.clone());
     }
     out
+}
+
+/// The modules from which a walk like [`closure`]'s (each module's loads, each load with its
+/// existing ancestors) reaches one of `targets` (the targets included): a package's
+/// submodule attributes can change with the loads of `targets` only if one of its ancestors or
+/// itself is among them. `loads` may list a module more than once (old and new loads): every
+/// edge counts.
+pub fn modules_reaching<'a>(
+    index: &ModuleIndex,
+    loads: impl IntoIterator<Item = (&'a str, Vec<String>)>,
+    targets: &BTreeSet<String>,
+) -> std::collections::HashSet<String> {
+    let mut reverse: std::collections::HashMap<String, Vec<&'a str>> = std::collections::HashMap::new();
+    for (module, targets) in loads {
+        for target in targets {
+            for prefix in with_ancestors(target.strip_suffix(".__init__").unwrap_or(&target)) {
+                if index.exists(&prefix) {
+                    reverse.entry(prefix).or_default().push(module);
+                }
+            }
+        }
+    }
+    let mut seen: std::collections::HashSet<String> = targets.iter().cloned().collect();
+    let mut queue: Vec<String> = targets.iter().cloned().collect();
+    while let Some(module) = queue.pop() {
+        for &from in reverse.get(&module).into_iter().flatten() {
+            if seen.insert(from.to_string()) {
+                queue.push(from.to_string());
+            }
+        }
+    }
+    seen
 }
 
 /// The submodules of `package` that are attributes of it after `import package` (CPython

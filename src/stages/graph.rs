@@ -32,14 +32,18 @@ pub type Fan = (u32, u32, bool);
 /// The import graph over every module of the project.
 #[salsa::tracked(returns(ref))]
 pub fn import_graph(db: &dyn Db, project: Project) -> ImportGraph {
+    build_import_graph(project.files(db).iter().map(|&file| (file.module(db).as_str(), import_edges(db, file))))
+}
+
+/// The import graph of files given as (module, import edges), in path order.
+pub fn build_import_graph<'a>(files: impl IntoIterator<Item = (&'a str, &'a BTreeMap<String, bool>)>) -> ImportGraph {
     let mut graph = ImportGraph::default();
-    for &file in project.files(db).iter() {
-        let edges = import_edges(db, file);
+    for (module, edges) in files {
         for target in edges.keys() {
             *graph.fan_in.entry(target.clone()).or_default() += 1;
         }
         // Files sharing a module name merge their edges.
-        let entry = graph.edges.entry(file.module(db).clone()).or_default();
+        let entry = graph.edges.entry(module.to_string()).or_default();
         for (target, runtime) in edges {
             *entry.entry(target.clone()).or_default() |= *runtime;
         }
@@ -50,13 +54,17 @@ pub fn import_graph(db: &dyn Db, project: Project) -> ImportGraph {
     graph
 }
 
+impl ImportGraph {
+    /// (fan-in, fan-out, in a runtime cycle) of a file of `module` with `edges`.
+    pub fn fan(&self, module: &str, edges: &BTreeMap<String, bool>) -> Fan {
+        (self.fan_in.get(module).copied().unwrap_or(0), edges.len() as u32, self.in_runtime_cycle.contains(module))
+    }
+}
+
 /// `(fan_in, fan_out)` of `file`: a narrow view so a record re-runs only when its own counts move.
 #[salsa::tracked(returns(copy))]
 pub fn module_fan(db: &dyn Db, file: SourceFile) -> Fan {
-    let graph = import_graph(db, Project::get(db));
-    let module = file.module(db);
-    let fan_in = graph.fan_in.get(module).copied().unwrap_or(0);
-    (fan_in, import_edges(db, file).len() as u32, graph.in_runtime_cycle.contains(module))
+    import_graph(db, Project::get(db)).fan(file.module(db), import_edges(db, file))
 }
 
 /// Components with more than one module (a module importing itself has no self edge here),
