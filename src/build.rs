@@ -516,7 +516,7 @@ fn note_exports(
     file: SourceFile,
     cross: &CrossModule,
     layout: &str,
-    companions: &std::collections::HashMap<&str, Vec<&str>>,
+    companions: &std::collections::HashMap<&str, [u8; 32]>,
     previous: Option<&PreviousRows>,
 ) {
     let index = crate::stages::resolve::module_index(db, Project::get(db));
@@ -533,7 +533,7 @@ fn note_exports(
     }
     let scope = blake3::hash(&rmp_serde::to_vec(module_scope(db, file)).expect("stage outputs serialize"));
     let mut loads = blake3::Hasher::new();
-    update_parts(&mut loads, companions.get(file.module(db).as_str()).into_iter().flatten());
+    loads.update(&companions.get(file.module(db).as_str()).copied().unwrap_or_default());
     loads.update(&crate::stages::exports::exports(db, file).submodules.unwrap_or_default());
     let inputs = vec![
         ("scope", scope.to_hex().to_string()),
@@ -625,6 +625,9 @@ fn evaluate(
     // Files to key besides the changed ones (the edges path: fans, load cycles or package
     // closures changed).
     let mut also_key: Vec<bool> = vec![false; files.len()];
+    // Packages whose closure passes through a changed module but is not keyed: their
+    // closure's recorded size becomes an upper bound (it may have grown by what was gained).
+    let mut closure_bounds: Vec<Option<u32>> = vec![None; files.len()];
     let mut new_graph: Option<crate::stages::graph::ImportGraph> = None;
     let mut facts_to_record: Option<GraphFacts> = None;
     let (fans, graph): (Vec<Option<Fan>>, [u8; 32]) = match (previous.filter(|_| held), recorded) {
@@ -665,11 +668,55 @@ fn evaluate(
                 files.iter().zip(&facts.files).map(|(f, g)| (f.module(db).as_str(), g.loads.keys().cloned().collect::<Vec<_>>())).chain(old_loads.iter().map(|(m, loads)| (m.as_str(), loads.clone()))),
                 &changed_modules,
             );
+            // What a closure through a changed module can gain or lose: the modules its added
+            // loads reach (new loads) and its removed loads reached (old loads). Below the
+            // limit, a package's submodule attributes can change only if one of those is below
+            // it.
+            let new_loads: std::collections::HashMap<&str, Vec<&String>> =
+                files.iter().zip(&facts.files).map(|(f, g)| (f.module(db).as_str(), g.loads.keys().collect())).collect();
+            let old_loads_of: std::collections::HashMap<&str, &Vec<String>> = old_loads.iter().map(|(m, l)| (m.as_str(), l)).collect();
+            let mut added: Vec<String> = Vec::new();
+            let mut removed: Vec<String> = Vec::new();
+            for (module, old) in &old_loads {
+                let new = &new_loads[module.as_str()];
+                added.extend(new.iter().filter(|t| !old.contains(t)).map(|t| t.to_string()));
+                removed.extend(old.iter().filter(|t| !new.contains(t)).cloned());
+            }
+            let forward = |starts: Vec<String>, old: bool| {
+                crate::stages::exports::modules_reached(index, starts, |module: &str| -> Vec<String> {
+                    match old_loads_of.get(module).filter(|_| old) {
+                        Some(loads) => (*loads).clone(),
+                        None => new_loads.get(module).map(|l| l.iter().map(|t| t.to_string()).collect()).unwrap_or_default(),
+                    }
+                })
+            };
+            let gained = forward(added, false);
+            let mut touched: std::collections::HashSet<String> = std::collections::HashSet::new();
+            for module in gained.iter().cloned().chain(forward(removed, true)) {
+                let ancestors = crate::stages::exports::with_ancestors(&module);
+                touched.extend(ancestors[..ancestors.len() - 1].iter().cloned());
+            }
+            let mut counts = [0usize; 3];
             for (i, file) in files.iter().enumerate() {
                 let module = file.module(db).as_str();
-                let closure_reaches = file.is_package(db) && crate::stages::exports::with_ancestors(module).iter().any(|m| reaching.contains(m));
-                also_key[i] = fans[i] != previous_entries[i].map(|e| e.fan) || rekey_modules.contains(module) || closure_reaches;
+                let reached = file.is_package(db) && crate::stages::exports::with_ancestors(module).iter().any(|m| reaching.contains(m));
+                let bound = previous_entries[i].map_or(u32::MAX, |e| e.closure.saturating_add(gained.len() as u32));
+                let reasons = [
+                    fans[i] != previous_entries[i].map(|e| e.fan),
+                    rekey_modules.contains(module),
+                    // A closure that may reach the limit now (or did) holds what the order of
+                    // its walk decides.
+                    reached && (touched.contains(module) || bound as usize >= crate::stages::exports::CLOSURE_LIMIT),
+                ];
+                for (count, reason) in counts.iter_mut().zip(reasons) {
+                    *count += usize::from(reason);
+                }
+                also_key[i] = reasons.iter().any(|r| *r);
+                if reached && !also_key[i] {
+                    closure_bounds[i] = Some(bound);
+                }
             }
+            tracing::debug!(fan = counts[0], cycle = counts[1], closure = counts[2], "edges path: files to key");
             // Unchanged files' digests are their entries'.
             let digest = project_graph_digest(facts.files.iter().zip(&previous_entries).zip(&refreshed).map(|((g, entry), refreshed)| {
                 (g.path.as_str(), entry.filter(|_| !refreshed).map_or_else(|| g.digest(), |e| e.graph))
@@ -835,18 +882,23 @@ fn evaluate(
     let outputs: Vec<FileOutput> = reused
         .iter()
         .zip(&keyed)
-        .map(|(reused, keyed)| match reused {
+        .enumerate()
+        .map(|(i, (reused, keyed))| match reused {
             Some(entry) => {
                 if let Some(cache) = cache {
                     cache.note_reused("rows");
                 }
                 let mut entry = (*entry).clone();
+                if let Some(bound) = closure_bounds[i] {
+                    entry.closure = bound;
+                }
                 // Same rows; what they were computed from is this build's (the modules read
                 // may differ although the rows do not).
                 if let Some(keyed) = keyed {
                     entry.graph = keyed.cross.graph;
                     entry.face = keyed.cross.face;
                     entry.reads = keyed.cross.reads.clone();
+                    entry.closure = keyed.cross.closure;
                 }
                 FileOutput { entry, rendered: None, output_hash: [0; 32] }
             }
@@ -857,13 +909,16 @@ fn evaluate(
     Evaluated { outputs, held, graph, import_graph: new_graph, graph_facts: facts_to_record }
 }
 
-/// Each module of a load cycle with the modules of its cycle (itself included, sorted).
-fn cycle_companions(cycles: &std::collections::BTreeMap<String, u32>) -> std::collections::HashMap<&str, Vec<&str>> {
-    let mut by_id: std::collections::HashMap<u32, Vec<&str>> = std::collections::HashMap::new();
+/// Each module of a load cycle with a digest of the modules of its cycle (itself included):
+/// one digest per cycle, so a cycle of thousands of modules stays linear.
+fn cycle_companions(cycles: &std::collections::BTreeMap<String, u32>) -> std::collections::HashMap<&str, [u8; 32]> {
+    let mut by_id: std::collections::HashMap<u32, blake3::Hasher> = std::collections::HashMap::new();
+    // Sorted by module: each cycle's members are hashed in order.
     for (module, id) in cycles {
-        by_id.entry(*id).or_default().push(module);
+        update_parts(by_id.entry(*id).or_default(), [module.as_str()]);
     }
-    cycles.iter().map(|(module, id)| (module.as_str(), by_id[id].clone())).collect()
+    let digests: std::collections::HashMap<u32, [u8; 32]> = by_id.into_iter().map(|(id, h)| (id, *h.finalize().as_bytes())).collect();
+    cycles.iter().map(|(module, id)| (module.as_str(), digests[id])).collect()
 }
 
 /// What [`evaluate`] found.

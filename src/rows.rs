@@ -56,6 +56,9 @@ pub struct RowEntry {
     /// The modules whose exports this file's cross-module values read ([`export_reads`]):
     /// when one of their faces changes, this file's rows key is recomputed.
     pub reads: Vec<String>,
+    /// How many modules the import closure of a package's submodule attributes held (0 for
+    /// a module without one; see `exports::CLOSURE_LIMIT`).
+    pub closure: u32,
     /// (fan_in, fan_out, in a runtime import cycle) in the import graph.
     pub fan: Fan,
     /// The module's tags and overlay decision.
@@ -95,11 +98,17 @@ pub struct CrossModule {
     pub graph: [u8; 32],
     pub face: [u8; 32],
     pub reads: Vec<String>,
+    pub closure: u32,
 }
 
 impl CrossModule {
     pub fn of(db: &dyn Db, file: SourceFile) -> Self {
-        CrossModule { graph: graph_digest(db, file), face: exports_face(db, file), reads: export_reads(db, file) }
+        CrossModule {
+            graph: graph_digest(db, file),
+            face: exports_face(db, file),
+            reads: export_reads(db, file),
+            closure: exports(db, file).closure_size,
+        }
     }
 }
 
@@ -335,6 +344,7 @@ impl FileOutput {
                 graph: cross.graph,
                 face: cross.face,
                 reads: cross.reads,
+                closure: cross.closure,
                 fan,
                 labels,
                 lens: rendered.each_ref().map(|r| r.len() as u64),

@@ -50,6 +50,11 @@ pub struct Exports {
     /// serialized, like `reads`.
     #[serde(skip)]
     pub submodules: Option<[u8; 32]>,
+    /// How many modules the import closure those were read from holds (0 without one): at
+    /// [`CLOSURE_LIMIT`] the walk stopped, and which modules it holds depends on its order.
+    /// Skipped when serialized.
+    #[serde(skip)]
+    pub closure_size: u32,
 }
 
 fn exports_initial(_db: &dyn Db, _id: salsa::Id, _file: SourceFile) -> Exports {
@@ -253,6 +258,7 @@ pub fn exports(db: &dyn Db, file: SourceFile) -> Exports {
         },
     };
     let mut submodules = None;
+    let mut closure_size = 0;
     let (all, all_complete, names, maybe) = match declared {
         Some((all, names, maybe, known)) => {
             // A name of `__all__` the module never binds makes `from m import *` raise
@@ -288,7 +294,8 @@ pub fn exports(db: &dyn Db, file: SourceFile) -> Exports {
                 }
             }
             if file.is_package(db) {
-                let (loaded, maybe_loaded) = package_children(db, index, file.module(db));
+                let (loaded, maybe_loaded, size) = package_children(db, index, file.module(db));
+                closure_size = size;
                 submodules = Some(*blake3::hash(&rmp_serde::to_vec(&(&loaded, &maybe_loaded)).expect("sets serialize")).as_bytes());
                 names.extend(loaded);
                 maybe.extend(maybe_loaded);
@@ -308,6 +315,7 @@ pub fn exports(db: &dyn Db, file: SourceFile) -> Exports {
         bound,
         reads: resolver.reads,
         submodules,
+        closure_size,
     }
 }
 
@@ -379,7 +387,7 @@ fn in_load_cycle(db: &dyn Db, importer: &str, target: &str) -> bool {
 /// At most this many modules are visited to find a package's submodule attributes; past it,
 /// the submodules not yet found count as maybe (sound, less exact) — closures of huge
 /// packages would otherwise make every package cost the whole repository.
-const CLOSURE_LIMIT: usize = 4096;
+pub const CLOSURE_LIMIT: usize = 4096;
 
 /// `a`, `a.b`, `a.b.c` for `a.b.c`.
 pub fn with_ancestors(module: &str) -> Vec<String> {
@@ -427,12 +435,35 @@ pub fn modules_reaching<'a>(
     seen
 }
 
+/// The modules a walk like [`closure`]'s reaches from `starts` (with every load, each with
+/// its existing ancestors), given each module's loads.
+pub fn modules_reached(index: &ModuleIndex, starts: Vec<String>, loads: impl Fn(&str) -> Vec<String>) -> std::collections::HashSet<String> {
+    let mut seen: std::collections::HashSet<String> = std::collections::HashSet::new();
+    let mut queue: Vec<String> = Vec::new();
+    let add = |target: &str, seen: &mut std::collections::HashSet<String>, queue: &mut Vec<String>| {
+        for prefix in with_ancestors(target.strip_suffix(".__init__").unwrap_or(target)) {
+            if index.exists(&prefix) && seen.insert(prefix.clone()) {
+                queue.push(prefix);
+            }
+        }
+    };
+    for start in &starts {
+        add(start, &mut seen, &mut queue);
+    }
+    while let Some(module) = queue.pop() {
+        for target in loads(&module) {
+            add(&target, &mut seen, &mut queue);
+        }
+    }
+    seen
+}
+
 /// The submodules of `package` that are attributes of it after `import package` (CPython
 /// binds each loaded submodule as an attribute of its parent): those loaded on every path of
 /// the import closure of the package (its ancestors' and its own module-level imports,
 /// transitively, in any module of the repository), and — maybe — those loaded on some paths,
 /// and every other submodule, which another import in the process may have loaded.
-fn package_children(db: &dyn Db, index: &ModuleIndex, package: &str) -> (BTreeSet<String>, BTreeSet<String>) {
+fn package_children(db: &dyn Db, index: &ModuleIndex, package: &str) -> (BTreeSet<String>, BTreeSet<String>, u32) {
     let prefix = format!("{package}.");
     let definite = closure(db, index, &with_ancestors(package), true);
     let child = |module: &str| module.strip_prefix(&prefix).map(|rest| rest.split('.').next().unwrap_or(rest).to_string());
@@ -446,7 +477,7 @@ fn package_children(db: &dyn Db, index: &ModuleIndex, package: &str) -> (BTreeSe
         maybe.extend(child(module));
     }
     maybe.retain(|m| !loaded.contains(m));
-    (loaded, maybe)
+    (loaded, maybe, definite.len() as u32)
 }
 
 /// The repository modules loaded by importing `starts` (and, with `definite_only`, only
