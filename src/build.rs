@@ -620,6 +620,13 @@ fn evaluate(
         .filter(|facts| {
             let by_path: std::collections::HashMap<&str, &GraphFact> = facts.files.iter().map(|g| (g.path.as_str(), g)).collect();
             fresh.iter().flatten().all(|g| by_path.get(g.path.as_str()).is_some_and(|old| old.registered == g.registered))
+        })
+        // Each changed file is the one its module name resolves to (a second file of the same
+        // name is rare, and the closures read only the one the index picks).
+        .filter(|_| {
+            let db = &workspace.db;
+            let index = crate::stages::resolve::module_index(db, Project::get(db));
+            changed.iter().zip(&fresh).filter(|(_, g)| g.is_some()).all(|(f, _)| index.file(f.module(db)) == Some(*f))
         });
     tracing::debug!(elapsed = ?phase_started.elapsed(), changed = changed.len(), firewall = held, edges_path = recorded.is_some(), "changed files evaluated");
     // Files to key besides the changed ones (the edges path: fans, load cycles or package
@@ -672,21 +679,23 @@ fn evaluate(
             // loads reach (new loads) and its removed loads reached (old loads). Below the
             // limit, a package's submodule attributes can change only if one of those is below
             // it.
-            let new_loads: std::collections::HashMap<&str, Vec<&String>> =
-                files.iter().zip(&facts.files).map(|(f, g)| (f.module(db).as_str(), g.loads.keys().collect())).collect();
+            // A module's loads as the closure walk sees them: those of the file the index picks.
+            let new_loads = |module: &str| -> Vec<String> {
+                index.file(module).map(|f| facts.files[position[f.path(db).as_str()]].loads.keys().cloned().collect()).unwrap_or_default()
+            };
             let old_loads_of: std::collections::HashMap<&str, &Vec<String>> = old_loads.iter().map(|(m, l)| (m.as_str(), l)).collect();
             let mut added: Vec<String> = Vec::new();
             let mut removed: Vec<String> = Vec::new();
             for (module, old) in &old_loads {
-                let new = &new_loads[module.as_str()];
-                added.extend(new.iter().filter(|t| !old.contains(t)).map(|t| t.to_string()));
+                let new = new_loads(module);
+                added.extend(new.iter().filter(|t| !old.contains(t)).cloned());
                 removed.extend(old.iter().filter(|t| !new.contains(t)).cloned());
             }
             let forward = |starts: Vec<String>, old: bool| {
                 crate::stages::exports::modules_reached(index, starts, |module: &str| -> Vec<String> {
                     match old_loads_of.get(module).filter(|_| old) {
                         Some(loads) => (*loads).clone(),
-                        None => new_loads.get(module).map(|l| l.iter().map(|t| t.to_string()).collect()).unwrap_or_default(),
+                        None => new_loads(module),
                     }
                 })
             };
