@@ -30,7 +30,7 @@ use crate::stages::record::{module_docstring, module_record, module_summary};
 use crate::stages::scope::module_scope;
 use crate::rows::{
     CrossModule, FileOutput, GraphFact, GraphFacts, PreviousRows, ROWS_VERSION, RowEntry, RowIndex, labels, layout_digest,
-    project_graph_digest, rows_inputs, source_digest,
+    rows_inputs, source_digest,
 };
 use crate::stages::exports::exports_face;
 use crate::sinks;
@@ -270,7 +270,7 @@ fn run_build(
         }
     }
     let labelling = Labelling { settings: &settings, joins: &joins, digest: &settings_digest };
-    let Evaluated { outputs, held: firewall_held, graph, import_graph, graph_facts } =
+    let Evaluated { outputs, held: firewall_held, import_graph, graph_facts } =
         evaluate(workspace, pool, &files, &progress, cache, previous.as_ref(), &labelling);
     let layout = layout_digest(&workspace.db, &files, &settings_digest);
     progress.finish_and_clear();
@@ -406,7 +406,7 @@ fn run_build(
                 artifact_stats,
                 database: database_digest.clone(),
             },
-            &RowIndex { layout, graph, entries: outputs.iter().map(|o| o.entry.clone()).collect(), load_cycles },
+            &RowIndex { layout, entries: outputs.iter().map(|o| o.entry.clone()).collect(), load_cycles },
             &stat_entries,
             graph_facts.map(|facts| rmp_serde::to_vec(&facts).expect("graph facts serialize")),
         )?;
@@ -637,11 +637,13 @@ fn evaluate(
     let mut closure_bounds: Vec<Option<u32>> = vec![None; files.len()];
     let mut new_graph: Option<crate::stages::graph::ImportGraph> = None;
     let mut facts_to_record: Option<GraphFacts> = None;
-    let (fans, graph): (Vec<Option<Fan>>, [u8; 32]) = match (previous.filter(|_| held), recorded) {
+    // Each file's fan and graph digest (known from the entries or the facts: never computed
+    // twice).
+    let (fans, graph_digests): (Vec<Option<Fan>>, Vec<Option<[u8; 32]>>) = match (previous.filter(|_| held), recorded) {
         (Some(previous), _) => {
             // Behind the firewall no file's loads changed: the previous load cycles hold.
             workspace.set_known_load_cycles(Some(std::sync::Arc::new(previous.load_cycles().clone())));
-            (previous_entries.iter().map(|e| e.map(|e| e.fan)).collect(), previous.graph())
+            (previous_entries.iter().map(|e| e.map(|e| e.fan)).collect(), previous_entries.iter().map(|e| e.map(|e| e.graph)).collect())
         }
         (None, Some(mut facts)) => {
             let previous = previous.expect("the edges path has a previous build");
@@ -649,12 +651,13 @@ fn evaluate(
             let position: std::collections::HashMap<&str, usize> = files.iter().enumerate().map(|(i, f)| (f.path(db).as_str(), i)).collect();
             let mut changed_modules: std::collections::BTreeSet<String> = std::collections::BTreeSet::new();
             let mut old_loads: Vec<(String, Vec<String>)> = Vec::new();
-            let mut refreshed = vec![false; files.len()];
+            // A refreshed file's digest is its new fact's; the others' are their entries'.
+            let mut digests: Vec<Option<[u8; 32]>> = previous_entries.iter().map(|e| e.map(|e| e.graph)).collect();
             for fact in fresh.into_iter().flatten() {
                 let i = position[fact.path.as_str()];
-                refreshed[i] = true;
                 changed_modules.insert(files[i].module(db).clone());
                 old_loads.push((files[i].module(db).clone(), facts.files[i].loads.keys().cloned().collect()));
+                digests[i] = Some(fact.digest());
                 facts.files[i] = fact;
             }
             let graph = crate::stages::graph::build_import_graph(files.iter().zip(&facts.files).map(|(f, g)| (f.module(db).as_str(), &g.edges)));
@@ -726,14 +729,10 @@ fn evaluate(
                 }
             }
             tracing::debug!(fan = counts[0], cycle = counts[1], closure = counts[2], "edges path: files to key");
-            // Unchanged files' digests are their entries'.
-            let digest = project_graph_digest(facts.files.iter().zip(&previous_entries).zip(&refreshed).map(|((g, entry), refreshed)| {
-                (g.path.as_str(), entry.filter(|_| !refreshed).map_or_else(|| g.digest(), |e| e.graph))
-            }));
             new_graph = Some(graph);
             facts_to_record = Some(facts);
             workspace.set_known_load_cycles(Some(std::sync::Arc::new(cycles)));
-            (fans, digest)
+            (fans, digests)
         }
         (None, None) => {
             workspace.set_known_load_cycles(None);
@@ -743,9 +742,9 @@ fn evaluate(
             }
             let fans = workspace.for_each_file(pool, files, |db, file| Some(module_fan(db, file)));
             let facts = workspace.for_each_file(pool, files, |db, file| GraphFact::of(db, file));
-            let digest = project_graph_digest(facts.iter().map(|g| (g.path.as_str(), g.digest())));
+            let digests = facts.iter().map(|g| Some(g.digest())).collect();
             facts_to_record = Some(GraphFacts { layout, files: facts });
-            (fans, digest)
+            (fans, digests)
         }
     };
     tracing::debug!(elapsed = ?phase_started.elapsed(), "cross-module stages evaluated");
@@ -796,9 +795,9 @@ fn evaluate(
     };
     let was_parent: Vec<bool> = previous_entries.iter().map(|e| e.is_some_and(|e| e.labels.overlay.is_parent())).collect();
     // `again`: the file was keyed already (its `exports` node is recorded).
-    let key_file = |db: &crate::db::Database, file: SourceFile, fan: Fan, parent: bool, again: bool| {
+    let key_file = |db: &crate::db::Database, i: usize, file: SourceFile, fan: Fan, parent: bool, again: bool| {
         let labels = labels(db, file, fan, false, parent, settings, joins);
-        let cross = CrossModule::of(db, file);
+        let cross = CrossModule::of(db, file, graph_digests[i]);
         if let Some(cache) = cache.filter(|_| !again) {
             note_exports(cache, db, file, &cross, &layout_hex, &companions, previous);
         }
@@ -808,16 +807,17 @@ fn evaluate(
         RowsKey { inputs, key, labels, cross }
     };
     let mut keyed: Vec<Option<RowsKey>> = {
-        let items: Vec<(SourceFile, bool, Fan, bool)> = files
+        let items: Vec<(usize, SourceFile, bool, Fan, bool)> = files
             .iter()
             .zip(&to_key)
             .zip(&fans)
             .zip(&was_parent)
-            .map(|(((f, to_key), fan), parent)| (*f, *to_key, fan.unwrap_or_default(), *parent))
+            .enumerate()
+            .map(|(i, (((f, to_key), fan), parent))| (i, *f, *to_key, fan.unwrap_or_default(), *parent))
             .collect();
-        workspace.for_each_item(pool, &items, |db, &(file, to_key, fan, parent)| {
+        workspace.for_each_item(pool, &items, |db, &(i, file, to_key, fan, parent)| {
             progress.inc(1);
-            to_key.then(|| key_file(db, file, fan, parent, false))
+            to_key.then(|| key_file(db, i, file, fan, parent, false))
         })
     };
     // The packages above every module selected for itself get overlays too (mypy reads a stub
@@ -845,7 +845,7 @@ fn evaluate(
             })
             .collect();
         let rekeyed =
-            workspace.for_each_item(pool, &changed, |db, &(_, file, fan, parent, again)| key_file(db, file, fan, parent, again));
+            workspace.for_each_item(pool, &changed, |db, &(i, file, fan, parent, again)| key_file(db, i, file, fan, parent, again));
         for ((i, ..), key) in changed.iter().zip(rekeyed) {
             keyed[*i] = Some(key);
         }
@@ -915,7 +915,7 @@ fn evaluate(
         })
         .collect();
     tracing::debug!(elapsed = ?phase_started.elapsed(), rendered = to_render.len(), "rows rendered");
-    Evaluated { outputs, held, graph, import_graph: new_graph, graph_facts: facts_to_record }
+    Evaluated { outputs, held, import_graph: new_graph, graph_facts: facts_to_record }
 }
 
 /// Each module of a load cycle with a digest of the modules of its cycle (itself included):
@@ -935,8 +935,6 @@ struct Evaluated {
     outputs: Vec<FileOutput>,
     /// Behind the graph firewall: the import graph, fans and load cycles are the last build's.
     held: bool,
-    /// The project's graph digest ([`project_graph_digest`]).
-    graph: [u8; 32],
     /// The import graph, when the edges path rebuilt it from recorded facts.
     import_graph: Option<crate::stages::graph::ImportGraph>,
     /// Every file's graph facts, to record (absent behind the firewall: unchanged).

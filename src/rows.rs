@@ -82,10 +82,6 @@ pub struct RowIndex {
     /// Digest of every file's path, module name and package flag (see [`layout_digest`]).
     #[serde(with = "crate::digest::bytes")]
     pub layout: [u8; 32],
-    /// Digest of every file's path and [`graph_digest`]: the project-wide input of the
-    /// `exports(path)` nodes besides the layout.
-    #[serde(with = "crate::digest::bytes")]
-    pub graph: [u8; 32],
     pub entries: Vec<RowEntry>,
     /// The load cycles of the build (`load_cycles`): behind the graph firewall they cannot
     /// have changed, so the next build reuses them instead of reading every file's loads.
@@ -102,9 +98,10 @@ pub struct CrossModule {
 }
 
 impl CrossModule {
-    pub fn of(db: &dyn Db, file: SourceFile) -> Self {
+    /// `graph`: the file's graph digest when the build knows it already.
+    pub fn of(db: &dyn Db, file: SourceFile, graph: Option<[u8; 32]>) -> Self {
         CrossModule {
-            graph: graph_digest(db, file),
+            graph: graph.unwrap_or_else(|| graph_digest(db, file)),
             face: exports_face(db, file),
             reads: export_reads(db, file),
             closure: exports(db, file).closure_size,
@@ -198,16 +195,6 @@ pub struct GraphFacts {
 /// digest are the last build's, so are the graph, every fan and every resolution.
 pub fn graph_digest(db: &dyn Db, file: SourceFile) -> [u8; 32] {
     GraphFact::of(db, file).digest()
-}
-
-/// Digest of the whole project's graph facts: each file's path and graph digest.
-pub fn project_graph_digest<'a>(digests: impl IntoIterator<Item = (&'a str, [u8; 32])>) -> [u8; 32] {
-    let mut hasher = blake3::Hasher::new();
-    for (path, digest) in digests {
-        update_parts(&mut hasher, [path]);
-        hasher.update(&digest);
-    }
-    *hasher.finalize().as_bytes()
 }
 
 /// The other modules whose faces ([`exports_face`]) `file`'s exports and re-exports were
@@ -420,11 +407,6 @@ impl PreviousRows {
     /// The layout the previous build had.
     pub fn layout(&self) -> [u8; 32] {
         self.index.layout
-    }
-
-    /// The previous build's project graph digest ([`RowIndex::graph`]).
-    pub fn graph(&self) -> [u8; 32] {
-        self.index.graph
     }
 
     pub fn load_cycles(&self) -> &std::collections::BTreeMap<String, u32> {
