@@ -29,7 +29,7 @@ use crate::stages::parse::syntax_errors;
 use crate::stages::record::{module_docstring, module_record, module_summary};
 use crate::stages::scope::module_scope;
 use crate::rows::{
-    CrossModule, FileOutput, GraphFact, GraphFacts, PreviousRows, ROWS_VERSION, RowEntry, RowIndex, labels, layout_digest,
+    CrossModule, FileOutput, GraphFact, GraphFacts, PreviousRows, ROWS_VERSION, RowEntry, RowIndex, labels, layout_base, layout_digest,
     rows_inputs, source_digest,
 };
 use crate::stages::exports::exports_face;
@@ -506,16 +506,17 @@ struct RowsKey {
     cross: CrossModule,
 }
 
-/// Record the `exports(path)` node of `file`: keyed by its scope, the layout, what it reads of
-/// the load graph (its load-cycle companions, a package's submodule attributes) and the faces
-/// of the modules it read; its output is its own face. When the faces it read changed, the
-/// reason names their `exports` nodes.
+/// Record the `exports(path)` node of `file`: keyed by its scope, the target, what its exports
+/// asked of the module index (each name probed, with what the index has under it), what it
+/// reads of the load graph (its load-cycle companions, a package's submodule attributes) and
+/// the faces of the modules it read; its output is its own face. When the faces it read
+/// changed, the reason names their `exports` nodes.
 fn note_exports(
     cache: &StageCache,
     db: &crate::db::Database,
     file: SourceFile,
     cross: &CrossModule,
-    layout: &str,
+    target: &str,
     companions: &std::collections::HashMap<&str, [u8; 32]>,
     previous: Option<&PreviousRows>,
 ) {
@@ -535,9 +536,20 @@ fn note_exports(
     let mut loads = blake3::Hasher::new();
     loads.update(&companions.get(file.module(db).as_str()).copied().unwrap_or_default());
     loads.update(&crate::stages::exports::exports(db, file).submodules.unwrap_or_default());
+    let mut probed = blake3::Hasher::new();
+    for name in &crate::stages::exports::exports(db, file).probes {
+        let place = match index.resolve(name) {
+            crate::stages::resolve::Resolved::File(f) => f.path(db).as_str(),
+            crate::stages::resolve::Resolved::Namespace => "namespace",
+            crate::stages::resolve::Resolved::Missing => "missing",
+            crate::stages::resolve::Resolved::External => "external",
+        };
+        update_parts(&mut probed, [name.as_str(), place]);
+    }
     let inputs = vec![
         ("scope", scope.to_hex().to_string()),
-        ("layout", layout.to_string()),
+        ("target", target.to_string()),
+        ("index", probed.finalize().to_hex().to_string()),
         ("loads", loads.finalize().to_hex().to_string()),
         ("reads", reads.finalize().to_hex().to_string()),
     ];
@@ -575,6 +587,7 @@ fn evaluate(
     let (unchanged, changed): (Vec<_>, Vec<_>) = files.iter().zip(&same_source).partition(|(_, same)| **same);
     let unchanged: Vec<SourceFile> = unchanged.into_iter().map(|(f, _)| *f).collect();
     let changed: Vec<SourceFile> = changed.into_iter().map(|(f, _)| *f).collect();
+    let base = layout_base(db, settings_digest);
     let layout = layout_digest(db, files, settings_digest);
     let firewall = previous.is_some_and(|p| p.layout() == layout);
     // Phase 1: everything that needs a tree, file by file, in chunks with the trees evicted
@@ -606,32 +619,70 @@ fn evaluate(
         (!same).then_some(fact)
     });
     let held = firewall && fresh.iter().all(Option::is_none);
+    let mut fresh: Vec<GraphFact> = fresh.into_iter().flatten().collect();
+    // Files to key besides the changed ones (the edges and layout paths: resolutions, fans,
+    // load cycles or package closures changed).
+    let mut also_key: Vec<bool> = vec![false; files.len()];
     // The edges path: the layout held, but some changed files' import edges or loads did not
     // (their registrations did: those change other files' resolutions). The graph, the load
     // cycles and the closures' reach are rebuilt from the recorded facts of the others.
-    let recorded: Option<GraphFacts> = (firewall && !held)
-        .then(|| cache.and_then(|c| c.graph_facts::<GraphFacts>()))
-        .flatten()
-        .filter(|facts| {
-            facts.layout == layout
-                && facts.files.len() == files.len()
-                && files.iter().zip(&facts.files).all(|(f, g)| *f.path(&workspace.db) == g.path)
-        })
+    let mut recorded: Option<GraphFacts> = match (previous, cache) {
+        (Some(previous), Some(cache)) if !held => {
+            cache.graph_facts::<GraphFacts>().filter(|facts| facts.layout == previous.layout() && facts.base == base)
+        }
+        _ => None,
+    };
+    // The layout path: files were added or removed. The files whose resolutions may differ
+    // are those that asked the index about a name whose place in it changed (each entry
+    // records the names its file probed), and the packages above such a name; their graph
+    // facts are recomputed, and the edges path goes on from there.
+    let mut moved: Option<LayoutChange> = None;
+    if !firewall && let Some(facts) = recorded.take() {
+        if let Some((aligned, change)) = layout_change(&workspace.db, files, facts, layout) {
+            let db = &workspace.db;
+            let names: std::collections::HashSet<u32> = change.names.iter().map(|n| crate::digest::NameSet::hash(n)).collect();
+            let position: std::collections::HashMap<&str, usize> = files.iter().enumerate().map(|(i, f)| (f.path(db).as_str(), i)).collect();
+            let refreshed: std::collections::HashSet<&str> = fresh.iter().map(|g| g.path.as_str()).collect();
+            let mut hits: Vec<SourceFile> = Vec::new();
+            for (i, (file, entry)) in files.iter().zip(&previous_entries).enumerate() {
+                if change.added.contains(file.path(db).as_str()) && !refreshed.contains(file.path(db).as_str()) {
+                    hits.push(*file);
+                } else if entry.is_some_and(|e| e.probes.meets(&names)) {
+                    also_key[i] = true;
+                    if !refreshed.contains(file.path(db).as_str()) {
+                        hits.push(*file);
+                    }
+                }
+            }
+            let index = crate::stages::resolve::module_index(db, Project::get(db));
+            for name in &change.names {
+                let ancestors = crate::stages::exports::with_ancestors(name);
+                for package in ancestors[..ancestors.len() - 1].iter().filter_map(|a| index.file(a)) {
+                    also_key[position[package.path(db).as_str()]] = true;
+                }
+            }
+            tracing::debug!(names = change.names.len(), removed = change.removed.len(), probed = hits.len(), "layout path");
+            fresh.extend(workspace.for_each_file(pool, &hits, |db, file| GraphFact::of(db, file)));
+            recorded = Some(aligned);
+            moved = Some(change);
+        }
+    }
+    let recorded = recorded
+        .filter(|facts| facts.files.len() == files.len() && files.iter().zip(&facts.files).all(|(f, g)| *f.path(&workspace.db) == g.path))
+        // Registrations change other files' resolutions: the full path.
         .filter(|facts| {
             let by_path: std::collections::HashMap<&str, &GraphFact> = facts.files.iter().map(|g| (g.path.as_str(), g)).collect();
-            fresh.iter().flatten().all(|g| by_path.get(g.path.as_str()).is_some_and(|old| old.registered == g.registered))
+            fresh.iter().all(|g| by_path.get(g.path.as_str()).is_some_and(|old| old.registered == g.registered))
+                && moved.as_ref().is_none_or(|m| m.removed.iter().all(|g| g.registered.is_empty()))
         })
-        // Each changed file is the one its module name resolves to (a second file of the same
-        // name is rare, and the closures read only the one the index picks).
+        // Each refreshed file is the one its module name resolves to (a second file of the
+        // same name is rare, and the closures read only the one the index picks).
         .filter(|_| {
             let db = &workspace.db;
             let index = crate::stages::resolve::module_index(db, Project::get(db));
-            changed.iter().zip(&fresh).filter(|(_, g)| g.is_some()).all(|(f, _)| index.file(f.module(db)) == Some(*f))
+            fresh.iter().all(|g| index.file(&g.module).is_some_and(|f| *f.path(db) == g.path))
         });
     tracing::debug!(elapsed = ?phase_started.elapsed(), changed = changed.len(), firewall = held, edges_path = recorded.is_some(), "changed files evaluated");
-    // Files to key besides the changed ones (the edges path: fans, load cycles or package
-    // closures changed).
-    let mut also_key: Vec<bool> = vec![false; files.len()];
     // Packages whose closure passes through a changed module but is not keyed: their
     // closure's recorded size becomes an upper bound (it may have grown by what was gained).
     let mut closure_bounds: Vec<Option<u32>> = vec![None; files.len()];
@@ -653,12 +704,21 @@ fn evaluate(
             let mut old_loads: Vec<(String, Vec<String>)> = Vec::new();
             // A refreshed file's digest is its new fact's; the others' are their entries'.
             let mut digests: Vec<Option<[u8; 32]>> = previous_entries.iter().map(|e| e.map(|e| e.graph)).collect();
-            for fact in fresh.into_iter().flatten() {
+            for fact in fresh {
                 let i = position[fact.path.as_str()];
                 changed_modules.insert(files[i].module(db).clone());
                 old_loads.push((files[i].module(db).clone(), facts.files[i].loads.keys().cloned().collect()));
                 digests[i] = Some(fact.digest());
                 facts.files[i] = fact;
+            }
+            // The layout path: the files gone are changed modules that lost all their loads,
+            // and every name whose place in the index changed may be reached now, or no longer.
+            if let Some(change) = &moved {
+                for gone in &change.removed {
+                    changed_modules.insert(gone.module.clone());
+                    old_loads.push((gone.module.clone(), gone.loads.keys().cloned().collect()));
+                }
+                changed_modules.extend(change.names.iter().cloned());
             }
             let graph = crate::stages::graph::build_import_graph(files.iter().zip(&facts.files).map(|(f, g)| (f.module(db).as_str(), &g.edges)));
             let fans: Vec<Option<Fan>> = files.iter().zip(&facts.files).map(|(f, g)| Some(graph.fan(f.module(db), &g.edges))).collect();
@@ -693,6 +753,9 @@ fn evaluate(
                 let new = new_loads(module);
                 added.extend(new.iter().filter(|t| !old.contains(t)).cloned());
                 removed.extend(old.iter().filter(|t| !new.contains(t)).cloned());
+            }
+            if let Some(change) = &moved {
+                added.extend(change.names.iter().filter(|n| index.exists(n)).cloned());
             }
             let forward = |starts: Vec<String>, old: bool| {
                 crate::stages::exports::modules_reached(index, starts, |module: &str| -> Vec<String> {
@@ -743,7 +806,7 @@ fn evaluate(
             let fans = workspace.for_each_file(pool, files, |db, file| Some(module_fan(db, file)));
             let facts = workspace.for_each_file(pool, files, |db, file| GraphFact::of(db, file));
             let digests = facts.iter().map(|g| Some(g.digest())).collect();
-            facts_to_record = Some(GraphFacts { layout, files: facts });
+            facts_to_record = Some(GraphFacts { layout, base, files: facts });
             (fans, digests)
         }
     };
@@ -787,7 +850,7 @@ fn evaluate(
         }
     }
     // Phase 2: the rows key of each file to key, and its `exports(path)` node.
-    let layout_hex = blake3::Hash::from(layout).to_hex().to_string();
+    let target_hex = blake3::Hash::from(base).to_hex().to_string();
     // Each module's load-cycle companions (what `exports` reads of the load cycles).
     let companions = match cache {
         Some(_) => cycle_companions(crate::stages::exports::load_cycles(db, Project::get(db))),
@@ -799,7 +862,7 @@ fn evaluate(
         let labels = labels(db, file, fan, false, parent, settings, joins);
         let cross = CrossModule::of(db, file, graph_digests[i]);
         if let Some(cache) = cache.filter(|_| !again) {
-            note_exports(cache, db, file, &cross, &layout_hex, &companions, previous);
+            note_exports(cache, db, file, &cross, &target_hex, &companions, previous);
         }
         let mut inputs = rows_inputs(db, file, fan, &labels, &cross);
         inputs.push(("joins", joins.digest_of(file.path(db))));
@@ -907,6 +970,7 @@ fn evaluate(
                     entry.graph = keyed.cross.graph;
                     entry.face = keyed.cross.face;
                     entry.reads = keyed.cross.reads.clone();
+                    entry.probes = keyed.cross.probes.clone();
                     entry.closure = keyed.cross.closure;
                 }
                 FileOutput { entry, rendered: None, output_hash: [0; 32] }
@@ -916,6 +980,114 @@ fn evaluate(
         .collect();
     tracing::debug!(elapsed = ?phase_started.elapsed(), rendered = to_render.len(), "rows rendered");
     Evaluated { outputs, held, import_graph: new_graph, graph_facts: facts_to_record }
+}
+
+/// What changed in the module layout since the graph facts were recorded (see the layout path
+/// in [`evaluate`]).
+struct LayoutChange {
+    /// The module names whose place in the index changed: the file it resolves to, or being a
+    /// namespace package, missing (its top-level name is in the repository) or external.
+    names: std::collections::BTreeSet<String>,
+    /// The recorded facts of the files gone from the layout.
+    removed: Vec<GraphFact>,
+    /// The paths of the files new to the layout (or with another module name or package flag).
+    added: std::collections::HashSet<String>,
+}
+
+/// Where each module name of a layout is, as [`crate::stages::resolve::ModuleIndex::resolve`]
+/// sees it, computed from the recorded (module, path, package) of each file: the layout path
+/// compares the last build's with this one's.
+struct Places<'a> {
+    modules: std::collections::HashMap<&'a str, (&'a str, bool)>,
+    /// Every module name, sorted: namespace packages and top-level names are prefixes.
+    sorted: Vec<&'a str>,
+}
+
+impl<'a> Places<'a> {
+    /// `files`: (module, path, package) in path order; a package wins over a plain module of
+    /// the same name, as in the index.
+    fn new(files: impl Iterator<Item = (&'a str, &'a str, bool)>) -> Self {
+        let mut modules: std::collections::HashMap<&str, (&str, bool)> = std::collections::HashMap::new();
+        for (module, path, package) in files.filter(|(m, ..)| !m.is_empty()) {
+            if !modules.get(module).is_some_and(|(_, p)| *p) {
+                modules.insert(module, (path, package));
+            }
+        }
+        let mut sorted: Vec<&str> = modules.keys().copied().collect();
+        sorted.sort_unstable();
+        Places { modules, sorted }
+    }
+
+    fn has_submodule(&self, name: &str) -> bool {
+        let prefix = format!("{name}.");
+        let at = self.sorted.partition_point(|m| *m < prefix.as_str());
+        self.sorted.get(at).is_some_and(|m| m.starts_with(&prefix))
+    }
+
+    fn place(&self, name: &str) -> &str {
+        let top = name.split('.').next().unwrap_or(name);
+        match self.modules.get(name) {
+            Some((path, _)) => path,
+            None if self.has_submodule(name) => "namespace",
+            None if self.modules.contains_key(top) || self.has_submodule(top) => "missing",
+            None => "external",
+        }
+    }
+}
+
+/// The layout change from the recorded `facts` to `files`, with the facts realigned to
+/// `files` (a new file's are empty until refreshed). `None` when the change is not one the
+/// layout path takes: a module name added or removed that two files claim (before or after),
+/// or most of the layout changing at once (a `--src-layout` switch).
+fn layout_change(db: &crate::db::Database, files: &[SourceFile], facts: GraphFacts, layout: [u8; 32]) -> Option<(GraphFacts, LayoutChange)> {
+    let new: Vec<(&str, &str, bool)> = files.iter().map(|f| (f.module(db).as_str(), f.path(db).as_str(), f.is_package(db))).collect();
+    let now: std::collections::HashMap<&str, (&str, bool)> = new.iter().map(|(m, p, k)| (*p, (*m, *k))).collect();
+    let before: std::collections::HashMap<&str, &GraphFact> = facts.files.iter().map(|g| (g.path.as_str(), g)).collect();
+    let kept = |g: &GraphFact| now.get(g.path.as_str()) == Some(&(g.module.as_str(), g.package));
+    let added: Vec<(&str, &str)> = new.iter().filter(|(_, p, _)| !before.get(p).is_some_and(|g| kept(g))).map(|(m, p, _)| (*m, *p)).collect();
+    let removed: Vec<&GraphFact> = facts.files.iter().filter(|g| !kept(g)).collect();
+    if (added.len() + removed.len()) * 2 > files.len() {
+        return None;
+    }
+    fn claims<'a>(modules: impl Iterator<Item = &'a str>) -> std::collections::HashMap<&'a str, u32> {
+        let mut count: std::collections::HashMap<&str, u32> = std::collections::HashMap::new();
+        for module in modules {
+            *count.entry(module).or_default() += 1;
+        }
+        count
+    }
+    let (old_claims, new_claims) = (claims(facts.files.iter().map(|g| g.module.as_str())), claims(new.iter().map(|(m, ..)| *m)));
+    let moved: Vec<&str> = added.iter().map(|(m, _)| *m).chain(removed.iter().map(|g| g.module.as_str())).collect();
+    if moved.iter().any(|m| m.is_empty() || old_claims.get(m).copied().unwrap_or(0) > 1 || new_claims.get(m).copied().unwrap_or(0) > 1) {
+        return None;
+    }
+    let old_places = Places::new(facts.files.iter().map(|g| (g.module.as_str(), g.path.as_str(), g.package)));
+    let new_places = Places::new(new.iter().map(|(m, p, k)| (*m, *p, *k)));
+    let mut names = std::collections::BTreeSet::new();
+    for module in &moved {
+        for name in crate::stages::exports::with_ancestors(module) {
+            if old_places.place(&name) != new_places.place(&name) {
+                names.insert(name);
+            }
+        }
+    }
+    let aligned: Vec<GraphFact> = new
+        .iter()
+        .map(|(m, p, k)| match before.get(p).filter(|g| kept(g)) {
+            Some(g) => (*g).clone(),
+            None => GraphFact {
+                path: p.to_string(),
+                module: m.to_string(),
+                package: *k,
+                edges: Default::default(),
+                loads: Default::default(),
+                registered: Default::default(),
+            },
+        })
+        .collect();
+    let removed: Vec<GraphFact> = removed.into_iter().cloned().collect();
+    let added = added.into_iter().map(|(_, p)| p.to_string()).collect();
+    Some((GraphFacts { layout, base: facts.base, files: aligned }, LayoutChange { names, removed, added }))
 }
 
 /// Each module of a load cycle with a digest of the modules of its cycle (itself included):

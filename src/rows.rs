@@ -56,6 +56,10 @@ pub struct RowEntry {
     /// The modules whose exports this file's cross-module values read ([`export_reads`]):
     /// when one of their faces changes, this file's rows key is recomputed.
     pub reads: Vec<String>,
+    /// The module names its resolutions, exports and re-exports asked the module index about
+    /// ([`index_probes`]): when a file is added or removed, only files whose probes meet a
+    /// name whose place in the index changed can have other resolutions.
+    pub probes: crate::digest::NameSet,
     /// How many modules the import closure of a package's submodule attributes held (0 for
     /// a module without one; see `exports::CLOSURE_LIMIT`).
     pub closure: u32,
@@ -94,6 +98,7 @@ pub struct CrossModule {
     pub graph: [u8; 32],
     pub face: [u8; 32],
     pub reads: Vec<String>,
+    pub probes: crate::digest::NameSet,
     pub closure: u32,
 }
 
@@ -104,6 +109,7 @@ impl CrossModule {
             graph: graph.unwrap_or_else(|| graph_digest(db, file)),
             face: exports_face(db, file),
             reads: export_reads(db, file),
+            probes: crate::digest::NameSet::of(index_probes(db, file).iter().map(String::as_str)),
             closure: exports(db, file).closure_size,
         }
     }
@@ -132,15 +138,33 @@ pub fn source_digest(db: &dyn Db, file: SourceFile) -> [u8; 32] {
 /// and decide every condition the same way.
 pub fn layout_digest(db: &dyn Db, files: &[SourceFile], settings: &str) -> [u8; 32] {
     let mut hasher = blake3::Hasher::new();
+    hasher.update(&layout_base(db, settings));
+    for &file in files {
+        update_parts(&mut hasher, [file.path(db).as_str(), file.module(db).as_str(), if file.is_package(db) { "1" } else { "0" }]);
+    }
+    *hasher.finalize().as_bytes()
+}
+
+/// The part of the layout digest that is not the files: the tag and overlay settings and the
+/// Python target.
+pub fn layout_base(db: &dyn Db, settings: &str) -> [u8; 32] {
+    let mut hasher = blake3::Hasher::new();
     update_parts(&mut hasher, ["settings", settings]);
     if let Some(target) = crate::db::Target::try_get(db) {
         let (major, minor) = target.python_version(db);
         update_parts(&mut hasher, ["target", &format!("{major}.{minor}"), target.platform(db).as_str()]);
     }
-    for &file in files {
-        update_parts(&mut hasher, [file.path(db).as_str(), file.module(db).as_str(), if file.is_package(db) { "1" } else { "0" }]);
-    }
     *hasher.finalize().as_bytes()
+}
+
+/// Every module name `file`'s cross-module values asked the module index about: its
+/// resolutions' and loads' ([`resolution_probes`](crate::stages::resolve::resolution_probes)),
+/// its exports' and its re-exports'.
+pub fn index_probes(db: &dyn Db, file: SourceFile) -> std::collections::BTreeSet<String> {
+    let mut probes = crate::stages::resolve::resolution_probes(db, file);
+    probes.extend(exports(db, file).probes.iter().cloned());
+    probes.extend(traced_reexports(db, file).probes.iter().cloned());
+    probes
 }
 
 /// What the project-wide stages read of a file besides the layout: its import edges (the
@@ -152,6 +176,10 @@ pub fn layout_digest(db: &dyn Db, files: &[SourceFile], settings: &str) -> [u8; 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GraphFact {
     pub path: String,
+    /// The file's module name and package flag (its place in the layout; not part of
+    /// [`GraphFact::digest`]: a file keeps both as long as its path).
+    pub module: String,
+    pub package: bool,
     pub edges: std::collections::BTreeMap<String, bool>,
     pub loads: std::collections::BTreeMap<String, bool>,
     pub registered: std::collections::BTreeSet<String>,
@@ -161,6 +189,8 @@ impl GraphFact {
     pub fn of(db: &dyn Db, file: SourceFile) -> Self {
         GraphFact {
             path: file.path(db).clone(),
+            module: file.module(db).clone(),
+            package: file.is_package(db),
             edges: import_edges(db, file).clone(),
             loads: module_loads(db, file).clone(),
             registered: module_scope(db, file).registered_modules.clone(),
@@ -188,6 +218,9 @@ impl GraphFact {
 pub struct GraphFacts {
     #[serde(with = "crate::digest::bytes")]
     pub layout: [u8; 32],
+    /// [`layout_base`] of that layout.
+    #[serde(with = "crate::digest::bytes")]
+    pub base: [u8; 32],
     pub files: Vec<GraphFact>,
 }
 
@@ -331,6 +364,7 @@ impl FileOutput {
                 graph: cross.graph,
                 face: cross.face,
                 reads: cross.reads,
+                probes: cross.probes,
                 closure: cross.closure,
                 fan,
                 labels,

@@ -25,7 +25,7 @@ use serde::de::DeserializeOwned;
 use crate::explain::{ArtifactSize, NodeEvent, Reason, RunLog, StageTiming, Status};
 
 /// Bump when the layout of the cache file or the encoding of its values changes.
-pub const CACHE_SCHEMA: u32 = 8;
+pub const CACHE_SCHEMA: u32 = 9;
 
 pub use crate::digest::update_parts;
 pub use crate::explain::RUN_LOG_FILE;
@@ -666,9 +666,9 @@ fn subjects_digest(subjects: &BTreeSet<String>) -> Vec<u8> {
 }
 
 
-/// Inputs that are the same for every node reading them: `layout` (every file's path, module
-/// name and package flag, the target, the settings).
-pub const PROJECT_INPUTS: &[&str] = &["layout"];
+/// Inputs that are the same for every node reading them: `target` (the Python target and the
+/// tag and overlay settings).
+pub const PROJECT_INPUTS: &[&str] = &["target"];
 
 /// Status, reasons and cutoff of a node that ran, against its previous record.
 fn rerun_reasons(subject: &str, previous: Option<&NodeRecord>, record: &NodeRecord, corrupt: bool) -> (Status, Vec<Reason>, bool) {

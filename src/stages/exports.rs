@@ -45,6 +45,12 @@ pub struct Exports {
     /// exports to recompute when another module's change (see `build::evaluate`).
     #[serde(skip)]
     pub reads: BTreeSet<String>,
+    /// The module names this value asked the module index about (star-import targets,
+    /// `__getattr__` delegates, registration-decorator chains, `__all__` names that may be
+    /// submodules): with `reads`, all it depends on of the layout besides a package's
+    /// submodules. Skipped when serialized, like `reads`.
+    #[serde(skip)]
+    pub probes: BTreeSet<String>,
     /// Digest of the package's submodule attributes when they were computed from the import
     /// closure (the only part of the value that reads other modules' loads). Skipped when
     /// serialized, like `reads`.
@@ -105,6 +111,8 @@ struct ExportsResolver<'db> {
     me: String,
     /// The modules whose exports or scope were read (see [`Exports::reads`]).
     reads: BTreeSet<String>,
+    /// The names asked of the index (see [`Exports::probes`]).
+    probes: BTreeSet<String>,
 }
 
 impl Resolver for ExportsResolver<'_> {
@@ -117,6 +125,7 @@ impl Resolver for ExportsResolver<'_> {
     }
 
     fn star(&mut self, target: &str) -> StarNames {
+        probe_resolved(&mut self.probes, target);
         match self.index.resolve(target) {
             Resolved::File(source) => {
                 self.reads.insert(source.module(self.db).clone());
@@ -155,6 +164,7 @@ impl Resolver for ExportsResolver<'_> {
             Some(attr) => format!("{}.{attr}", reference.module),
             None => reference.module.clone(),
         };
+        self.probes.insert(module.clone());
         let Some(file) = self.index.file(&module) else { return OtherAll::Unknown };
         self.reads.insert(file.module(self.db).clone());
         let exports = exports(self.db, file);
@@ -174,17 +184,36 @@ impl Resolver for ExportsResolver<'_> {
     fn is_registrar(&mut self, decorator: &DecoratorRef, local: &BTreeSet<String>) -> Option<bool> {
         match decorator {
             DecoratorRef::Local(name) => Some(local.contains(name)),
-            DecoratorRef::Imported { module, name } => registrar_in(self.db, self.index, module, name, &mut self.reads),
+            DecoratorRef::Imported { module, name } => {
+                registrar_in(self.db, self.index, module, name, &mut self.reads, &mut self.probes)
+            }
             DecoratorRef::Other(_) => Some(false),
         }
     }
 }
 
+/// Note that `module` was resolved: what it resolves to depends on it and, between missing and
+/// external, on its top-level name.
+fn probe_resolved(probes: &mut BTreeSet<String>, module: &str) {
+    probes.insert(module.to_string());
+    if let Some((top, _)) = module.split_once('.') {
+        probes.insert(top.to_string());
+    }
+}
+
 /// Whether `module.name` is a registration decorator, following re-exports (each module
-/// visited is added to `reads`).
-fn registrar_in(db: &dyn Db, index: &ModuleIndex, module: &str, name: &str, reads: &mut BTreeSet<String>) -> Option<bool> {
+/// visited is added to `reads`, each module name resolved to `probes`).
+fn registrar_in(
+    db: &dyn Db,
+    index: &ModuleIndex,
+    module: &str,
+    name: &str,
+    reads: &mut BTreeSet<String>,
+    probes: &mut BTreeSet<String>,
+) -> Option<bool> {
     let (mut module, mut name) = (module.to_string(), name.to_string());
     for _ in 0..16 {
+        probe_resolved(probes, &module);
         match index.resolve(&module) {
             Resolved::File(file) => {
                 reads.insert(file.module(db).clone());
@@ -215,7 +244,7 @@ type Declared = (Vec<String>, BTreeSet<String>, BTreeSet<String>, bool);
 pub fn exports(db: &dyn Db, file: SourceFile) -> Exports {
     let index = module_index(db, Project::get(db));
     let scope = module_scope(db, file);
-    let mut resolver = ExportsResolver { db, index, me: file.module(db).clone(), reads: BTreeSet::new() };
+    let mut resolver = ExportsResolver { db, index, me: file.module(db).clone(), reads: BTreeSet::new(), probes: BTreeSet::new() };
     let outcome = flow::evaluate(scope, &mut resolver);
     let state = outcome.state;
     let bound: BTreeMap<String, Binding> = state.names.iter().map(|(n, (b, _))| (n.clone(), b.clone())).collect();
@@ -266,13 +295,19 @@ pub fn exports(db: &dyn Db, file: SourceFile) -> Exports {
             let module = file.module(db);
             // Names a guarded `__getattr__` answers are provided; with dynamic globals an unbound
             // name may well be written at run time.
+            let probes = &mut resolver.probes;
             let unbound: Vec<&String> = names
                 .iter()
                 .chain(&maybe)
                 .filter(|n| {
                     !(bound.contains_key(*n)
                         || scope.getattr_answers.contains(*n)
-                        || file.is_package(db) && index.exists(&format!("{module}.{n}")))
+                        || file.is_package(db) && {
+                            let submodule = format!("{module}.{n}");
+                            let exists = index.exists(&submodule);
+                            probes.insert(submodule);
+                            exists
+                        })
                 })
                 .filter(|_| scope.dynamic_globals.is_none() && outcome_unknown_empty)
                 .collect();
@@ -314,6 +349,7 @@ pub fn exports(db: &dyn Db, file: SourceFile) -> Exports {
         all_complete,
         bound,
         reads: resolver.reads,
+        probes: resolver.probes,
         submodules,
         closure_size,
     }
@@ -539,6 +575,8 @@ pub struct TracedReexports {
     pub list: Vec<Reexport>,
     /// The modules whose exports were read to trace them (see [`Exports::reads`]).
     pub reads: BTreeSet<String>,
+    /// The names asked of the module index to trace them (see [`Exports::probes`]).
+    pub probes: BTreeSet<String>,
 }
 
 /// The re-exports of `file`, sorted by name: exported names (on every or some paths) bound by
@@ -557,7 +595,7 @@ pub fn traced_reexports(db: &dyn Db, file: SourceFile) -> TracedReexports {
     let mut out = TracedReexports::default();
     for name in names {
         let Some(origin) = exports.bound.get(name).and_then(|b| b.origin.as_ref()) else { continue };
-        let (origin_module, origin_name) = trace_origin(db, index, origin.module.clone(), origin.name.clone(), &mut out.reads);
+        let (origin_module, origin_name) = trace_origin(db, index, origin.module.clone(), origin.name.clone(), &mut out.reads, &mut out.probes);
         out.list.push(Reexport { name: name.clone(), from: origin.module.clone(), origin: origin_module, origin_name });
     }
     out
@@ -572,14 +610,18 @@ fn trace_origin(
     mut module: String,
     mut name: Option<String>,
     reads: &mut BTreeSet<String>,
+    probes: &mut BTreeSet<String>,
 ) -> (String, Option<String>) {
     let mut seen = BTreeSet::new();
     while let Some(current) = name.clone() {
         // `from pkg import name` targets the submodule `pkg.name` when it exists.
         let submodule = format!("{module}.{current}");
-        if index.exists(&submodule) {
+        let exists = index.exists(&submodule);
+        probes.insert(submodule.clone());
+        if exists {
             return (submodule, None);
         }
+        probes.insert(module.clone());
         let Some(file) = index.file(&module) else {
             break;
         };
