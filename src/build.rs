@@ -786,7 +786,7 @@ fn evaluate(
                 for (count, reason) in counts.iter_mut().zip(reasons) {
                     *count += usize::from(reason);
                 }
-                also_key[i] = reasons.iter().any(|r| *r);
+                also_key[i] |= reasons.iter().any(|r| *r);
                 if reached && !also_key[i] {
                     closure_bounds[i] = Some(bound);
                 }

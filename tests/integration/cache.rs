@@ -670,6 +670,9 @@ fn edit_kinds_recompute_only_the_exports_they_reach() {
             Some("loads(leaf/__init__.py)"),
         ),
         ("deleted file", Box::new(|| std::fs::remove_file(repo.root.join("leaf/fresh.py")).unwrap()), vec![("leaf/__init__.py", false)], None),
+        // The same with a module that imports nothing: only the package above it can tell.
+        ("new file importing nothing", Box::new(|| edit("leaf/quiet.py", &|_| "QUIET = 1\n".into())), vec![("leaf/__init__.py", false), ("leaf/quiet.py", false)], None),
+        ("deleted file importing nothing", Box::new(|| std::fs::remove_file(repo.root.join("leaf/quiet.py")).unwrap()), vec![("leaf/__init__.py", false)], None),
         // A star import of a module that does not exist yet: cli's exports are not known.
         (
             "star import of a missing module",
