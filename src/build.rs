@@ -694,6 +694,7 @@ fn evaluate(
         (Some(previous), _) => {
             // Behind the firewall no file's loads changed: the previous load cycles hold.
             workspace.set_known_load_cycles(Some(std::sync::Arc::new(previous.load_cycles().clone())));
+            workspace.set_known_loads(None);
             (previous_entries.iter().map(|e| e.map(|e| e.fan)).collect(), previous_entries.iter().map(|e| e.map(|e| e.graph)).collect())
         }
         (None, Some(mut facts)) => {
@@ -754,9 +755,6 @@ fn evaluate(
                 added.extend(new.iter().filter(|t| !old.contains(t)).cloned());
                 removed.extend(old.iter().filter(|t| !new.contains(t)).cloned());
             }
-            if let Some(change) = &moved {
-                added.extend(change.names.iter().filter(|n| index.exists(n)).cloned());
-            }
             let forward = |starts: Vec<String>, old: bool| {
                 crate::stages::exports::modules_reached(index, starts, |module: &str| -> Vec<String> {
                     match old_loads_of.get(module).filter(|_| old) {
@@ -765,7 +763,13 @@ fn evaluate(
                     }
                 })
             };
-            let gained = forward(added, false);
+            let mut gained = forward(added, false);
+            // A name that now exists is gained where it is loaded (its ancestors were loaded
+            // there already: a load marks every existing prefix); what it loads is among the
+            // added loads.
+            if let Some(change) = &moved {
+                gained.extend(change.names.iter().filter(|n| index.exists(n)).cloned());
+            }
             let mut touched: std::collections::HashSet<String> = std::collections::HashSet::new();
             for module in gained.iter().cloned().chain(forward(removed, true)) {
                 let ancestors = crate::stages::exports::with_ancestors(&module);
@@ -793,12 +797,15 @@ fn evaluate(
             }
             tracing::debug!(fan = counts[0], cycle = counts[1], closure = counts[2], "edges path: files to key");
             new_graph = Some(graph);
+            let loads = facts.files.iter().map(|g| (g.path.clone(), g.loads.clone())).collect();
             facts_to_record = Some(facts);
             workspace.set_known_load_cycles(Some(std::sync::Arc::new(cycles)));
+            workspace.set_known_loads(Some(std::sync::Arc::new(loads)));
             (fans, digests)
         }
         (None, None) => {
             workspace.set_known_load_cycles(None);
+            workspace.set_known_loads(None);
             for chunk in unchanged.chunks(CHUNK_FILES) {
                 workspace.for_each_file(pool, chunk, |db, file| per_file(db, file, false));
                 salsa::Database::trigger_lru_eviction(&mut workspace.db);

@@ -219,6 +219,15 @@ pub struct KnownLoadCycles {
     pub cycles: Option<Arc<BTreeMap<String, u32>>>,
 }
 
+/// Every file's module-level loads (by path) as the build has them from the recorded graph
+/// facts, on the edges and layout paths (a singleton): package closures read them instead of
+/// evaluating the loads of thousands of modules from their cached scopes. `None` otherwise.
+#[salsa::input(singleton, debug)]
+pub struct KnownLoads {
+    #[returns(ref)]
+    pub loads: Option<Arc<std::collections::HashMap<String, BTreeMap<String, bool>>>>,
+}
+
 /// A file ready to become (or update) a [`SourceFile`] input.
 #[derive(Debug, Clone)]
 pub struct LoadedFile {
@@ -275,6 +284,18 @@ impl Workspace {
             }
             None => {
                 KnownLoadCycles::new(&self.db, cycles);
+            }
+        }
+    }
+
+    pub fn set_known_loads(&mut self, loads: Option<Arc<std::collections::HashMap<String, BTreeMap<String, bool>>>>) {
+        match KnownLoads::try_get(&self.db) {
+            Some(input) if *input.loads(&self.db) == loads => {}
+            Some(input) => {
+                input.set_loads(&mut self.db).to(loads);
+            }
+            None => {
+                KnownLoads::new(&self.db, loads);
             }
         }
     }

@@ -542,12 +542,18 @@ fn closure(db: &dyn Db, index: &ModuleIndex, starts: &[String], definite_only: b
     for start in starts {
         add(start, &mut seen, &mut queue);
     }
+    // The loads the build recorded, when it has them (they equal `module_loads`).
+    let known = crate::db::KnownLoads::try_get(db).and_then(|k| k.loads(db).as_ref());
     while let Some(module) = queue.pop() {
         if seen.len() >= CLOSURE_LIMIT {
             break;
         }
         let Some(file) = index.file(&module) else { continue };
-        for (target, definite) in module_loads(db, file) {
+        let loads = match known.and_then(|k| k.get(file.path(db).as_str())) {
+            Some(loads) => loads,
+            None => module_loads(db, file),
+        };
+        for (target, definite) in loads {
             if *definite || !definite_only {
                 add(target, &mut seen, &mut queue);
             }
