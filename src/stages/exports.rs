@@ -503,7 +503,7 @@ fn package_children(db: &dyn Db, index: &ModuleIndex, package: &str) -> (BTreeSe
     let prefix = format!("{package}.");
     let definite = closure(db, index, &with_ancestors(package), true);
     let child = |module: &str| module.strip_prefix(&prefix).map(|rest| rest.split('.').next().unwrap_or(rest).to_string());
-    let loaded: BTreeSet<String> = definite.iter().filter_map(|m| child(m)).collect();
+    let loaded: BTreeSet<String> = definite.iter().filter_map(|&id| child(&index.names[id as usize].0)).collect();
     // Every other submodule may be an attribute (loaded on some path, or by another import).
     let mut maybe: BTreeSet<String> = BTreeSet::new();
     for module in index.modules.range(prefix.clone()..).map(|(m, _)| m).take_while(|m| m.starts_with(&prefix)) {
@@ -516,50 +516,53 @@ fn package_children(db: &dyn Db, index: &ModuleIndex, package: &str) -> (BTreeSe
     (loaded, maybe, definite.len() as u32)
 }
 
-/// The repository modules loaded by importing `starts` (and, with `definite_only`, only
-/// through imports that run on every path), at most [`CLOSURE_LIMIT`] of them. Importing a
-/// module loads its ancestors first.
-fn closure(db: &dyn Db, index: &ModuleIndex, starts: &[String], definite_only: bool) -> BTreeSet<String> {
-    let mut seen: std::collections::HashSet<String> = std::collections::HashSet::new();
-    let mut queue: Vec<String> = Vec::new();
-    // Mark `module` and its ancestors loaded (prefixes looked up without allocating).
-    let add = |module: &str, seen: &mut std::collections::HashSet<String>, queue: &mut Vec<String>| {
-        let module = module.strip_suffix(".__init__").unwrap_or(module);
-        let mut end = 0;
-        loop {
-            let next = module[end..].find('.').map(|i| end + i);
-            let prefix = &module[..next.unwrap_or(module.len())];
-            if !seen.contains(prefix) && index.exists(prefix) {
-                seen.insert(prefix.to_string());
-                queue.push(prefix.to_string());
-            }
-            match next {
-                Some(i) => end = i + 1,
-                None => break,
-            }
+/// What a closure walk follows from `file`: the index ids of its loads' existing prefixes
+/// (`a`, `a.b` for `a.b`), load by load in order, each with whether the load runs on every
+/// path. Per file, so the walks of many packages through one module share it; the loads are
+/// the ones the build recorded when it has them ([`crate::db::KnownLoads`]), else evaluated.
+#[salsa::tracked(returns(ref))]
+pub fn load_steps(db: &dyn Db, file: SourceFile) -> Vec<(u32, bool)> {
+    let index = module_index(db, Project::get(db));
+    let known = crate::db::KnownLoads::try_get(db).and_then(|k| k.loads(db).as_ref());
+    let loads = match known.and_then(|k| k.get(file.path(db).as_str())) {
+        Some(loads) => loads,
+        None => module_loads(db, file),
+    };
+    let mut steps = Vec::new();
+    for (target, definite) in loads {
+        index.prefix_ids(target, |id| steps.push((id, *definite)));
+    }
+    steps
+}
+
+/// The repository modules (index ids) loaded by importing `starts` (and, with
+/// `definite_only`, only through imports that run on every path), at most [`CLOSURE_LIMIT`] of
+/// them. Importing a module loads its ancestors first.
+fn closure(db: &dyn Db, index: &ModuleIndex, starts: &[String], definite_only: bool) -> Vec<u32> {
+    let mut seen = vec![false; index.names.len()];
+    let mut order: Vec<u32> = Vec::new();
+    let mut queue: Vec<u32> = Vec::new();
+    let mark = |id: u32, seen: &mut Vec<bool>, order: &mut Vec<u32>, queue: &mut Vec<u32>| {
+        if !std::mem::replace(&mut seen[id as usize], true) {
+            order.push(id);
+            queue.push(id);
         }
     };
     for start in starts {
-        add(start, &mut seen, &mut queue);
+        index.prefix_ids(start, |id| mark(id, &mut seen, &mut order, &mut queue));
     }
-    // The loads the build recorded, when it has them (they equal `module_loads`).
-    let known = crate::db::KnownLoads::try_get(db).and_then(|k| k.loads(db).as_ref());
-    while let Some(module) = queue.pop() {
-        if seen.len() >= CLOSURE_LIMIT {
+    while let Some(id) = queue.pop() {
+        if order.len() >= CLOSURE_LIMIT {
             break;
         }
-        let Some(file) = index.file(&module) else { continue };
-        let loads = match known.and_then(|k| k.get(file.path(db).as_str())) {
-            Some(loads) => loads,
-            None => module_loads(db, file),
-        };
-        for (target, definite) in loads {
-            if *definite || !definite_only {
-                add(target, &mut seen, &mut queue);
+        let Some(file) = index.names[id as usize].1 else { continue };
+        for &(target, definite) in load_steps(db, file) {
+            if definite || !definite_only {
+                mark(target, &mut seen, &mut order, &mut queue);
             }
         }
     }
-    seen.into_iter().collect()
+    order
 }
 
 /// A name a module exports that it got from elsewhere.

@@ -33,9 +33,12 @@ pub struct ModuleIndex {
     pub namespace_packages: BTreeSet<String>,
     /// Top-level names of every module and namespace package.
     pub top_level: BTreeSet<String>,
-    /// Every module and namespace package, hashed: `exists` is asked millions of times by the
-    /// import-closure walks of a large tree.
-    pub existing: std::collections::HashSet<String>,
+    /// Every module and namespace package by name, with its id (its rank in name order):
+    /// `exists` is asked millions of times, and the import-closure walks of a large tree run
+    /// over ids.
+    pub ids: std::collections::HashMap<String, u32>,
+    /// Each id's name and file (none for a namespace package).
+    pub names: Vec<(String, Option<SourceFile>)>,
 }
 
 /// What a dotted module name refers to.
@@ -69,7 +72,28 @@ impl ModuleIndex {
 
     /// Whether `module` is a module or namespace package of the repository.
     pub fn exists(&self, module: &str) -> bool {
-        self.existing.contains(strip_init(module))
+        self.ids.contains_key(strip_init(module))
+    }
+
+    /// The id of a module or namespace package (see [`ModuleIndex::ids`]).
+    pub fn id(&self, module: &str) -> Option<u32> {
+        self.ids.get(strip_init(module)).copied()
+    }
+
+    /// The ids of `module`'s existing prefixes (`a`, `a.b`, `a.b.c`), in that order.
+    pub fn prefix_ids(&self, module: &str, mut each: impl FnMut(u32)) {
+        let module = strip_init(module);
+        let mut end = 0;
+        loop {
+            let next = module[end..].find('.').map(|i| end + i);
+            if let Some(&id) = self.ids.get(&module[..next.unwrap_or(module.len())]) {
+                each(id);
+            }
+            match next {
+                Some(i) => end = i + 1,
+                None => break,
+            }
+        }
     }
 
     pub fn file(&self, module: &str) -> Option<SourceFile> {
@@ -106,7 +130,11 @@ pub fn module_index(db: &dyn Db, project: Project) -> ModuleIndex {
     }
     let modules = &index.modules;
     index.namespace_packages.retain(|p| !modules.contains_key(p));
-    index.existing = index.modules.keys().chain(&index.namespace_packages).cloned().collect();
+    let mut names: Vec<(String, Option<SourceFile>)> =
+        index.modules.iter().map(|(m, f)| (m.clone(), Some(*f))).chain(index.namespace_packages.iter().map(|n| (n.clone(), None))).collect();
+    names.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    index.ids = names.iter().enumerate().map(|(id, (name, _))| (name.clone(), id as u32)).collect();
+    index.names = names;
     index
 }
 
