@@ -694,7 +694,18 @@ fn evaluate(
         (Some(previous), _) => {
             // Behind the firewall no file's loads changed: the previous load cycles hold.
             workspace.set_known_load_cycles(Some(std::sync::Arc::new(previous.load_cycles().clone())));
-            workspace.set_known_loads(None);
+            // A changed package's exports may walk its import closure (thousands of modules'
+            // loads): every file's loads are the recorded ones (a change would have left the
+            // firewall), so the walk reads those instead of evaluating them.
+            let db = &workspace.db;
+            let loads = changed
+                .iter()
+                .any(|f| f.is_package(db))
+                .then(|| cache.and_then(|c| c.graph_facts::<GraphFacts>()))
+                .flatten()
+                .filter(|facts| facts.layout == layout && facts.base == base)
+                .map(|facts| std::sync::Arc::new(facts.files.into_iter().map(|g| (g.path, g.loads)).collect()));
+            workspace.set_known_loads(loads);
             (previous_entries.iter().map(|e| e.map(|e| e.fan)).collect(), previous_entries.iter().map(|e| e.map(|e| e.graph)).collect())
         }
         (None, Some(mut facts)) => {
