@@ -735,7 +735,7 @@ fn evaluate(
             let graph = crate::stages::graph::build_import_graph(files.iter().zip(&facts.files).map(|(f, g)| (f.module(db).as_str(), &g.edges)));
             let fans: Vec<Option<Fan>> = files.iter().zip(&facts.files).map(|(f, g)| Some(graph.fan(f.module(db), &g.edges))).collect();
             let index = crate::stages::resolve::module_index(db, Project::get(db));
-            let cycles = crate::stages::exports::load_cycles_of(index, |file| facts.files[position[file.path(db).as_str()]].loads.keys().cloned().collect());
+            let cycles = crate::stages::exports::load_cycles_of(index, |file| &facts.files[position[file.path(db).as_str()]].loads);
             // Modules whose load-cycle companions changed, and packages whose import closure
             // can reach a module whose loads changed (over the old loads or the new).
             let (old_members, new_members) = (cycle_companions(previous.load_cycles()), cycle_companions(&cycles));
@@ -747,7 +747,11 @@ fn evaluate(
             }
             let reaching = crate::stages::exports::modules_reaching(
                 index,
-                files.iter().zip(&facts.files).map(|(f, g)| (f.module(db).as_str(), g.loads.keys().cloned().collect::<Vec<_>>())).chain(old_loads.iter().map(|(m, loads)| (m.as_str(), loads.clone()))),
+                files
+                    .iter()
+                    .zip(&facts.files)
+                    .map(|(f, g)| (f.module(db).as_str(), g.loads.keys().map(String::as_str).collect::<Vec<_>>()))
+                    .chain(old_loads.iter().map(|(m, loads)| (m.as_str(), loads.iter().map(String::as_str).collect()))),
                 &changed_modules,
             );
             // What a closure through a changed module can gain or lose: the modules its added

@@ -380,34 +380,47 @@ pub fn load_cycles(db: &dyn Db, project: Project) -> BTreeMap<String, u32> {
         return (*known).clone();
     }
     let index = module_index(db, project);
-    load_cycles_of(index, |file| module_loads(db, file).keys().cloned().collect())
+    load_cycles_of(index, |file| module_loads(db, file))
 }
 
 /// [`load_cycles`] given each module's loads (`loads`, asked for the file of each module of
 /// `index`): the build computes them from recorded loads when only some files' loads changed.
-pub fn load_cycles_of(index: &ModuleIndex, mut loads: impl FnMut(SourceFile) -> Vec<String>) -> BTreeMap<String, u32> {
-    let mut edges: BTreeMap<String, BTreeMap<String, bool>> = BTreeMap::new();
-    for (module, &file) in &index.modules {
-        let targets = edges.entry(module.clone()).or_default();
-        let ancestors = with_ancestors(module);
-        for ancestor in &ancestors[..ancestors.len() - 1] {
-            if index.modules.contains_key(ancestor) {
-                targets.insert(ancestor.clone(), true);
-            }
-        }
-        for target in &loads(file) {
-            let target = target.strip_suffix(".__init__").unwrap_or(target);
-            for candidate in with_ancestors(target) {
-                if index.modules.contains_key(&candidate) && candidate != *module {
-                    targets.insert(candidate, true);
-                }
-            }
-        }
+/// Over index ids, which follow name order: the components and their numbers are those of a
+/// walk over names.
+pub fn load_cycles_of<'a>(index: &ModuleIndex, loads: impl Fn(SourceFile) -> &'a BTreeMap<String, bool>) -> BTreeMap<String, u32> {
+    // Nodes: the modules (not namespace packages), in name order.
+    let modules: Vec<u32> = (0..index.names.len() as u32).filter(|&id| index.names[id as usize].1.is_some()).collect();
+    let mut node_of: Vec<usize> = vec![usize::MAX; index.names.len()];
+    for (node, &id) in modules.iter().enumerate() {
+        node_of[id as usize] = node;
     }
+    let successors: Vec<Vec<usize>> = modules
+        .iter()
+        .map(|&id| {
+            let (module, file) = &index.names[id as usize];
+            let mut targets: Vec<usize> = Vec::new();
+            // Importing a module loads its ancestors first.
+            index.prefix_ids(module, |a| {
+                if a != id && node_of[a as usize] != usize::MAX {
+                    targets.push(node_of[a as usize]);
+                }
+            });
+            for target in loads(file.expect("a module has a file")).keys() {
+                index.prefix_ids(target, |t| {
+                    if t != id && node_of[t as usize] != usize::MAX {
+                        targets.push(node_of[t as usize]);
+                    }
+                });
+            }
+            targets.sort_unstable();
+            targets.dedup();
+            targets
+        })
+        .collect();
     let mut out = BTreeMap::new();
-    for (id, component) in crate::stages::graph::strongly_connected(&edges, false).into_iter().enumerate() {
-        for module in component {
-            out.insert(module, id as u32);
+    for (number, component) in crate::stages::graph::components_of(&successors).into_iter().enumerate() {
+        for node in component {
+            out.insert(index.names[modules[node] as usize].0.clone(), number as u32);
         }
     }
     out
@@ -446,29 +459,32 @@ pub fn with_ancestors(module: &str) -> Vec<String> {
 /// edge counts.
 pub fn modules_reaching<'a>(
     index: &ModuleIndex,
-    loads: impl IntoIterator<Item = (&'a str, Vec<String>)>,
+    loads: impl IntoIterator<Item = (&'a str, Vec<&'a str>)>,
     targets: &BTreeSet<String>,
 ) -> std::collections::HashSet<String> {
-    let mut reverse: std::collections::HashMap<String, Vec<&'a str>> = std::collections::HashMap::new();
-    for (module, targets) in loads {
-        for target in targets {
-            for prefix in with_ancestors(target.strip_suffix(".__init__").unwrap_or(&target)) {
-                if index.exists(&prefix) {
-                    reverse.entry(prefix).or_default().push(module);
-                }
+    // Over index ids: a module that no longer exists reaches nothing further.
+    let mut reverse: Vec<Vec<u32>> = vec![Vec::new(); index.names.len()];
+    for (module, loaded) in loads {
+        let Some(from) = index.id(module) else { continue };
+        for target in loaded {
+            index.prefix_ids(target, |t| reverse[t as usize].push(from));
+        }
+    }
+    let mut seen = vec![false; index.names.len()];
+    let mut queue: Vec<u32> = targets.iter().filter_map(|t| index.id(t)).collect();
+    for &id in &queue {
+        seen[id as usize] = true;
+    }
+    while let Some(id) = queue.pop() {
+        for &from in &reverse[id as usize] {
+            if !std::mem::replace(&mut seen[from as usize], true) {
+                queue.push(from);
             }
         }
     }
-    let mut seen: std::collections::HashSet<String> = targets.iter().cloned().collect();
-    let mut queue: Vec<String> = targets.iter().cloned().collect();
-    while let Some(module) = queue.pop() {
-        for &from in reverse.get(&module).into_iter().flatten() {
-            if seen.insert(from.to_string()) {
-                queue.push(from.to_string());
-            }
-        }
-    }
-    seen
+    let mut out: std::collections::HashSet<String> = targets.iter().cloned().collect();
+    out.extend(seen.iter().enumerate().filter(|(_, s)| **s).map(|(id, _)| index.names[id].0.clone()));
+    out
 }
 
 /// The modules a walk like [`closure`]'s reaches from `starts` (with every load, each with

@@ -82,7 +82,13 @@ pub(crate) fn strongly_connected(edges: &BTreeMap<String, BTreeMap<String, bool>
                 .collect()
         })
         .collect();
-    let n = nodes.len();
+    components_of(&successors).into_iter().map(|c| c.into_iter().map(|m| nodes[m].clone()).collect()).collect()
+}
+
+/// [`strongly_connected`] over node ids (`successors[node]`, each list in the order to visit):
+/// the components with more than one node, each sorted, in order of their first node.
+pub(crate) fn components_of(successors: &[Vec<usize>]) -> Vec<Vec<usize>> {
+    let n = successors.len();
     let (mut index, mut low, mut on_stack) = (vec![usize::MAX; n], vec![0; n], vec![false; n]);
     let (mut stack, mut next_index, mut components) = (Vec::new(), 0, Vec::new());
     for root in 0..n {
@@ -112,17 +118,18 @@ pub(crate) fn strongly_connected(edges: &BTreeMap<String, BTreeMap<String, bool>
                 low[parent] = low[parent].min(low[node]);
             }
             if low[node] == index[node] {
-                let mut component = BTreeSet::new();
+                let mut component = Vec::new();
                 loop {
                     let member = stack.pop().expect("the component's root is on the stack");
                     on_stack[member] = false;
-                    component.insert(nodes[member].clone());
+                    component.push(member);
                     if member == node {
                         break;
                     }
                 }
                 if component.len() > 1 {
-                    components.push(component.into_iter().collect::<Vec<_>>());
+                    component.sort_unstable();
+                    components.push(component);
                 }
             }
         }
