@@ -481,7 +481,10 @@ pub fn assemble(outputs: &[FileOutput], previous: Option<&PreviousRows>) -> Resu
     let same_files = previous.is_some_and(|p| {
         outputs.len() == p.index.entries.len() && outputs.iter().zip(&p.index.entries).all(|(o, e)| o.entry.path == e.path)
     });
+    // The three artifacts are independent: assembled side by side.
+    use rayon::prelude::*;
     let assembled: Vec<Assembled> = (0..3)
+        .into_par_iter()
         .map(|part| {
             let mut old = None;
             if let Some(previous) = previous.filter(|_| same_files) {

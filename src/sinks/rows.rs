@@ -26,8 +26,10 @@ impl Sink for Rows {
 fn render(outputs: &[FileOutput], previous: Option<&PreviousRows>, problems: &[Problem]) -> Result<Vec<Artifact>> {
     let counts = [outputs.len(), outputs.iter().map(|o| o.entry.symbols).sum(), outputs.iter().map(|o| o.entry.imports).sum()];
     let parts = assemble(outputs, previous)?;
+    // Hashing a changed artifact reads all of it: the three side by side.
+    use rayon::prelude::*;
     let mut artifacts: Vec<Artifact> = parts
-        .into_iter()
+        .into_par_iter()
         .zip(ROW_ARTIFACTS)
         .zip(counts)
         .map(|((part, name), rows)| match part {
