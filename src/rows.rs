@@ -115,11 +115,31 @@ impl CrossModule {
     }
 }
 
+/// A file's rendered rows for each of [`ROW_ARTIFACTS`]. Assembling an artifact takes its
+/// part (the artifact holds the bytes from then on): a large build does not hold every row
+/// twice.
+#[derive(Debug)]
+pub struct Rendered([std::sync::Mutex<Vec<u8>>; 3]);
+
+impl Rendered {
+    fn new(parts: [Vec<u8>; 3]) -> Self {
+        Rendered(parts.map(std::sync::Mutex::new))
+    }
+
+    fn part(&self, part: usize) -> std::sync::MutexGuard<'_, Vec<u8>> {
+        self.0[part].lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn take(&self, part: usize) -> Vec<u8> {
+        std::mem::take(&mut *self.part(part))
+    }
+}
+
 /// One file's contribution to the artifacts: its entry, and its rendered rows unless they
 /// are reused from the previous artifacts.
 pub struct FileOutput {
     pub entry: RowEntry,
-    pub rendered: Option<[Vec<u8>; 3]>,
+    pub rendered: Option<Rendered>,
     /// blake3 of the rendered rows (the `rows` node's output, for early cutoff).
     pub output_hash: [u8; 32],
 }
@@ -381,7 +401,7 @@ impl FileOutput {
                 update_parts(&mut hasher, &rendered);
                 *hasher.finalize().as_bytes()
             },
-            rendered: Some(rendered),
+            rendered: Some(Rendered::new(rendered)),
         }
     }
 }
@@ -496,8 +516,8 @@ pub fn assemble(outputs: &[FileOutput], previous: Option<&PreviousRows>) -> Resu
                     Some(rows) => {
                         o.entry.lens[part] == e.lens[part]
                             && match &old {
-                                Some(old) => old[previous.ranges[&e.path].0[part].clone()] == rows[part],
-                                None => previous.read_rows(&e.path, part).is_some_and(|old| old == rows[part]),
+                                Some(old) => old[previous.ranges[&e.path].0[part].clone()] == *rows.part(part),
+                                None => previous.read_rows(&e.path, part).is_some_and(|old| old == *rows.part(part)),
                             }
                     }
                 });
@@ -519,7 +539,7 @@ pub fn assemble(outputs: &[FileOutput], previous: Option<&PreviousRows>) -> Resu
             let mut bytes = Vec::with_capacity(size);
             for output in outputs {
                 match &output.rendered {
-                    Some(rendered) => bytes.extend_from_slice(&rendered[part]),
+                    Some(rendered) => bytes.extend_from_slice(&rendered.take(part)),
                     None => {
                         let previous = previous.expect("reused rows come from the previous artifacts");
                         let old = old.as_ref().expect("the previous artifact is read when rows are reused");
