@@ -393,6 +393,10 @@ fn run_build(
             .collect();
         let artifact_stats = sinks::artifact_stats(&config.out, &artifacts);
         let load_cycles = crate::stages::exports::load_cycles(&workspace.db, Project::get(&workspace.db)).clone();
+        if let (Some(previous), Some(last)) = (previous.as_ref(), last_build.as_ref()) {
+            let artifacts = last.artifacts.iter().map(|a| a.0.clone()).chain([crate::writers::duckdb::DATABASE_FILE.to_string()]);
+            cache.set_previously(previous.paths().map(str::to_string).collect(), artifacts.collect());
+        }
         let log = cache.finish(CACHED_STAGES, &subjects, updated, sizes)?;
         cache.record_build(
             BuildRecord {
