@@ -270,9 +270,8 @@ fn run_build(
         }
     }
     let labelling = Labelling { settings: &settings, joins: &joins, digest: &settings_digest };
-    let Evaluated { outputs, held: firewall_held, import_graph, graph_facts } =
+    let Evaluated { outputs, layout, held: firewall_held, import_graph, graph_facts } =
         evaluate(workspace, pool, &files, &progress, cache, previous.as_ref(), &labelling);
-    let layout = layout_digest(&workspace.db, &files, &settings_digest);
     progress.finish_and_clear();
     phase("evaluate", &mut timings);
 
@@ -412,7 +411,7 @@ fn run_build(
             },
             &RowIndex { layout, entries: outputs.iter().map(|o| o.entry.clone()).collect(), load_cycles },
             &stat_entries,
-            graph_facts.map(|facts| rmp_serde::to_vec(&facts).expect("graph facts serialize")),
+            graph_facts,
         )?;
         tracing::debug!(elapsed = ?started.elapsed(), "build recorded");
         report.run_log = Some(log);
@@ -539,9 +538,10 @@ fn note_exports(
     let scope = blake3::hash(&rmp_serde::to_vec(module_scope(db, file)).expect("stage outputs serialize"));
     let mut loads = blake3::Hasher::new();
     loads.update(&companions.get(file.module(db).as_str()).copied().unwrap_or_default());
-    loads.update(&crate::stages::exports::exports(db, file).submodules.unwrap_or_default());
+    let exports = crate::stages::exports::exports(db, file);
+    loads.update(&exports.submodules.unwrap_or_default());
     let mut probed = blake3::Hasher::new();
-    for name in &crate::stages::exports::exports(db, file).probes {
+    for name in &exports.probes {
         let place = match index.resolve(name) {
             crate::stages::resolve::Resolved::File(f) => f.path(db).as_str(),
             crate::stages::resolve::Resolved::Namespace => "namespace",
@@ -624,6 +624,11 @@ fn evaluate(
     });
     let held = firewall && fresh.iter().all(Option::is_none);
     let mut fresh: Vec<GraphFact> = fresh.into_iter().flatten().collect();
+    // Each file's index by path: the layout and edges paths find files by their facts' paths.
+    let position: std::collections::HashMap<&str, usize> = match held {
+        true => std::collections::HashMap::new(),
+        false => files.iter().enumerate().map(|(i, f)| (f.path(&workspace.db).as_str(), i)).collect(),
+    };
     // Files to key besides the changed ones (the edges and layout paths: resolutions, fans,
     // load cycles or package closures changed).
     let mut also_key: Vec<bool> = vec![false; files.len()];
@@ -645,7 +650,6 @@ fn evaluate(
         if let Some((aligned, change)) = layout_change(&workspace.db, files, facts, layout) {
             let db = &workspace.db;
             let names: std::collections::HashSet<u32> = change.names.iter().map(|n| crate::digest::NameSet::hash(n)).collect();
-            let position: std::collections::HashMap<&str, usize> = files.iter().enumerate().map(|(i, f)| (f.path(db).as_str(), i)).collect();
             let refreshed: std::collections::HashSet<&str> = fresh.iter().map(|g| g.path.as_str()).collect();
             let mut hits: Vec<SourceFile> = Vec::new();
             for (i, (file, entry)) in files.iter().zip(&previous_entries).enumerate() {
@@ -691,7 +695,7 @@ fn evaluate(
     // closure's recorded size becomes an upper bound (it may have grown by what was gained).
     let mut closure_bounds: Vec<Option<u32>> = vec![None; files.len()];
     let mut new_graph: Option<crate::stages::graph::ImportGraph> = None;
-    let mut facts_to_record: Option<GraphFacts> = None;
+    let mut facts_to_record: Option<Vec<u8>> = None;
     // Each file's fan and graph digest (known from the entries or the facts: never computed
     // twice).
     let (fans, graph_digests): (Vec<Option<Fan>>, Vec<Option<[u8; 32]>>) = match (previous.filter(|_| held), recorded) {
@@ -715,7 +719,6 @@ fn evaluate(
         (None, Some(mut facts)) => {
             let previous = previous.expect("the edges path has a previous build");
             let db = &workspace.db;
-            let position: std::collections::HashMap<&str, usize> = files.iter().enumerate().map(|(i, f)| (f.path(db).as_str(), i)).collect();
             let mut changed_modules: std::collections::BTreeSet<String> = std::collections::BTreeSet::new();
             let mut old_loads: Vec<(String, Vec<String>)> = Vec::new();
             // A refreshed file's digest is its new fact's; the others' are their entries'.
@@ -816,8 +819,9 @@ fn evaluate(
             }
             tracing::debug!(fan = counts[0], cycle = counts[1], closure = counts[2], "edges path: files to key");
             new_graph = Some(graph);
-            let loads = facts.files.iter().map(|g| (g.path.clone(), g.loads.clone())).collect();
-            facts_to_record = Some(facts);
+            // Recorded as they are now; the walks then take every file's loads from them.
+            facts_to_record = Some(rmp_serde::to_vec(&facts).expect("graph facts serialize"));
+            let loads = facts.files.into_iter().map(|g| (g.path, g.loads)).collect();
             workspace.set_known_load_cycles(Some(std::sync::Arc::new(cycles)));
             workspace.set_known_loads(Some(std::sync::Arc::new(loads)));
             (fans, digests)
@@ -832,7 +836,7 @@ fn evaluate(
             let fans = workspace.for_each_file(pool, files, |db, file| Some(module_fan(db, file)));
             let facts = workspace.for_each_file(pool, files, |db, file| GraphFact::of(db, file));
             let digests = facts.iter().map(|g| Some(g.digest())).collect();
-            facts_to_record = Some(GraphFacts { layout, base, files: facts });
+            facts_to_record = Some(rmp_serde::to_vec(&GraphFacts { layout, base, files: facts }).expect("graph facts serialize"));
             (fans, digests)
         }
     };
@@ -1005,7 +1009,7 @@ fn evaluate(
         })
         .collect();
     tracing::debug!(elapsed = ?phase_started.elapsed(), rendered = to_render.len(), "rows rendered");
-    Evaluated { outputs, held, import_graph: new_graph, graph_facts: facts_to_record }
+    Evaluated { outputs, layout, held, import_graph: new_graph, graph_facts: facts_to_record }
 }
 
 /// What changed in the module layout since the graph facts were recorded (see the layout path
@@ -1131,12 +1135,14 @@ fn cycle_companions(cycles: &std::collections::BTreeMap<String, u32>) -> std::co
 /// What [`evaluate`] found.
 struct Evaluated {
     outputs: Vec<FileOutput>,
+    /// The layout digest the files were evaluated under.
+    layout: [u8; 32],
     /// Behind the graph firewall: the import graph, fans and load cycles are the last build's.
     held: bool,
     /// The import graph, when the edges path rebuilt it from recorded facts.
     import_graph: Option<crate::stages::graph::ImportGraph>,
-    /// Every file's graph facts, to record (absent behind the firewall: unchanged).
-    graph_facts: Option<GraphFacts>,
+    /// Every file's graph facts, encoded, to record (absent behind the firewall: unchanged).
+    graph_facts: Option<Vec<u8>>,
 }
 
 /// Create the output directory and take its lock (on the marker file): builds writing one

@@ -288,6 +288,8 @@ impl Workspace {
         }
     }
 
+    /// Give the closure walks every file's recorded loads (the edges and layout paths), or let
+    /// them evaluate loads (`None`); a setter only when the value changed.
     pub fn set_known_loads(&mut self, loads: Option<Arc<std::collections::HashMap<String, BTreeMap<String, bool>>>>) {
         match KnownLoads::try_get(&self.db) {
             Some(input) if *input.loads(&self.db) == loads => {}

@@ -227,18 +227,7 @@ pub fn import_edges(db: &dyn Db, file: SourceFile) -> BTreeMap<String, bool> {
 /// them (the build's layout path re-keys the files whose probes meet the changed names).
 pub fn resolution_probes(db: &dyn Db, file: SourceFile) -> BTreeSet<String> {
     let mut probes = BTreeSet::new();
-    let mut with_ancestors = |module: &str| {
-        let module = strip_init(module);
-        let mut end = 0;
-        loop {
-            let next = module[end..].find('.').map(|i| end + i);
-            probes.insert(module[..next.unwrap_or(module.len())].to_string());
-            match next {
-                Some(i) => end = i + 1,
-                None => break,
-            }
-        }
-    };
+    let mut with_ancestors = |module: &str| probes.extend(crate::stages::exports::with_ancestors(strip_init(module)));
     for row in &imports(db, file).imports {
         with_ancestors(&row.target);
         for name in &row.names {
