@@ -178,12 +178,31 @@ pub fn layout_base(db: &dyn Db, settings: &str) -> [u8; 32] {
 }
 
 /// Every module name `file`'s cross-module values asked the module index about: its
-/// resolutions' and loads' ([`resolution_probes`](crate::stages::resolve::resolution_probes)),
-/// its exports' and its re-exports'.
+/// resolutions' and loads' ([`resolution_probes`]), its exports' and its re-exports'.
 pub fn index_probes(db: &dyn Db, file: SourceFile) -> std::collections::BTreeSet<String> {
-    let mut probes = crate::stages::resolve::resolution_probes(db, file);
+    let mut probes = resolution_probes(db, file);
     probes.extend(exports(db, file).probes.iter().cloned());
     probes.extend(traced_reexports(db, file).probes.iter().cloned());
+    probes
+}
+
+/// The module names whose place in the index (a file, a namespace package, a top-level name)
+/// resolving `file`'s imports and walking its loads read: each import target and load with
+/// its ancestors, and each `target.name` of `from target import name`. Adding or removing a
+/// file can change this file's resolutions, import edges and loads' reach only through one of
+/// them (the build's layout path re-keys the files whose probes meet the changed names).
+fn resolution_probes(db: &dyn Db, file: SourceFile) -> std::collections::BTreeSet<String> {
+    let mut probes = std::collections::BTreeSet::new();
+    let mut with_ancestors = |module: &str| probes.extend(crate::stages::exports::with_ancestors(crate::stages::resolve::strip_init(module)));
+    for row in &crate::stages::imports::imports(db, file).imports {
+        with_ancestors(&row.target);
+        for name in &row.names {
+            with_ancestors(&format!("{}.{}", row.target, name.name));
+        }
+    }
+    for target in module_loads(db, file).keys() {
+        with_ancestors(target);
+    }
     probes
 }
 

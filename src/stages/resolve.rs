@@ -52,7 +52,7 @@ pub enum Resolved {
 }
 
 /// `pkg.__init__` names the file of `pkg` (importing it loads `pkg/__init__.py` again).
-fn strip_init(module: &str) -> &str {
+pub(crate) fn strip_init(module: &str) -> &str {
     module.strip_suffix(".__init__").unwrap_or(module)
 }
 
@@ -218,24 +218,4 @@ pub fn import_edges(db: &dyn Db, file: SourceFile) -> BTreeMap<String, bool> {
         }
     }
     edges
-}
-
-/// The module names whose place in the index (a file, a namespace package, a top-level name)
-/// resolving `file`'s imports and walking its loads read: each import target and load with
-/// its ancestors, and each `target.name` of `from target import name`. Adding or removing a
-/// file can change this file's resolutions, import edges and loads' reach only through one of
-/// them (the build's layout path re-keys the files whose probes meet the changed names).
-pub fn resolution_probes(db: &dyn Db, file: SourceFile) -> BTreeSet<String> {
-    let mut probes = BTreeSet::new();
-    let mut with_ancestors = |module: &str| probes.extend(crate::stages::exports::with_ancestors(strip_init(module)));
-    for row in &imports(db, file).imports {
-        with_ancestors(&row.target);
-        for name in &row.names {
-            with_ancestors(&format!("{}.{}", row.target, name.name));
-        }
-    }
-    for target in crate::stages::exports::module_loads(db, file).keys() {
-        with_ancestors(target);
-    }
-    probes
 }
