@@ -88,6 +88,8 @@ impl<'a> Store<'a> {
                 cycles: artifact_bytes(&config.out, cycles)?.into_owned(),
                 cycles_changed: !was(&cycles.path, &cycles.hash),
                 batches,
+                threads: config.jobs.saturating_sub(1).max(1),
+                commit_threads: config.jobs,
             },
         })
     }
