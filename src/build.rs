@@ -316,6 +316,7 @@ fn run_build(
         batches: Default::default(),
     };
     let artifacts = sinks::render_all(&mut sinks, |name| phase(name, &mut timings))?;
+    release_free_memory();
     let batches = std::mem::take(&mut sinks.batches);
     report.artifacts = artifacts
         .iter()
@@ -344,6 +345,13 @@ fn run_build(
     // linked into place) and the cache commits; the build is recorded only once all three
     // succeeded.
     std::thread::scope(|scope| -> Result<()> {
+        // The cache's entries go into its write transaction while the outputs are written.
+        let early = cache.filter(|_| !config.dry_run).map(|cache| {
+            std::thread::Builder::new()
+                .name("cache".into())
+                .spawn_scoped(scope, move || cache.write_early())
+                .expect("a thread can be started")
+        });
         let update_waits = store.as_ref().is_some_and(|(_, prepared)| prepared.reads_outputs());
         let mut write = |timings: &mut Vec<(String, f64)>| -> Result<()> {
             sinks::write_all(config, cache, last_build.as_ref(), &artifacts)?;
@@ -396,7 +404,8 @@ fn run_build(
             let artifacts = last.artifacts.iter().map(|a| a.0.clone()).chain([crate::writers::duckdb::DATABASE_FILE.to_string()]);
             cache.set_previously(previous.paths().map(str::to_string).collect(), artifacts.collect());
         }
-        let log = cache.finish(CACHED_STAGES, &subjects, updated, sizes)?;
+        let early = early.map(|early| early.join().expect("writing the cache does not panic")).transpose()?;
+        let log = cache.finish(CACHED_STAGES, &subjects, updated, sizes, early)?;
         cache.record_build(
             BuildRecord {
                 key: build_key,
@@ -1187,4 +1196,11 @@ fn progress_bar(config: &Config, total: usize) -> ProgressBar {
             .expect("valid progress template"),
     );
     bar
+}
+
+/// Hand the memory the allocator holds freed back to the system, between phases: what the
+/// evaluation and the encoders freed would otherwise stay resident while the database loads.
+fn release_free_memory() {
+    // SAFETY: `mi_collect` only releases memory no allocation uses.
+    unsafe { libmimalloc_sys::mi_collect(true) }
 }

@@ -123,6 +123,13 @@ impl BuildRecord {
     }
 }
 
+/// A write transaction holding the entries a build queued before it wrote its outputs (see
+/// [`StageCache::write_early`]).
+pub struct EarlyWrite {
+    txn: redb::WriteTransaction,
+    entries: usize,
+}
+
 struct Pending {
     node: String,
     record: NodeRecord,
@@ -618,6 +625,38 @@ impl StageCache {
         read_meta(&self.db, "subjects").is_none_or(|digest| digest != subjects_digest(subjects))
     }
 
+    /// Insert the entries queued so far into a write transaction that [`StageCache::finish`]
+    /// completes and commits: a build calls it once its rows are rendered, on a thread of its
+    /// own, so that the bulk of a cold build's entries (208k on the generated 20k tree, ~0.6 s)
+    /// goes in while the outputs are written instead of after. Nothing is committed here: a
+    /// build that fails or is killed later leaves the previous cache.
+    pub fn write_early(&self) -> Result<EarlyWrite> {
+        let txn = self.db.begin_write().context("cannot write the cache")?;
+        let entries = self.insert_pending(&txn)?;
+        Ok(EarlyWrite { txn, entries })
+    }
+
+    /// Insert (and drop) the queued entries; returns how many.
+    fn insert_pending(&self, txn: &redb::WriteTransaction) -> Result<usize> {
+        let mut pending = std::mem::take(&mut *self.pending.lock().unwrap());
+        let mut values = txn.open_table(VALUES)?;
+        let mut nodes = txn.open_table(NODES)?;
+        // Inserted in key order: B-tree pages fill sequentially instead of splitting at
+        // random places (a cold 20k-file build inserts 220k entries).
+        pending.sort_unstable_by_key(|entry| entry.record.key);
+        for entry in &pending {
+            if let Some(value) = &entry.value {
+                values.insert(entry.record.key.as_slice(), value.as_slice())?;
+            }
+        }
+        pending.sort_unstable_by(|a, b| a.node.cmp(&b.node));
+        for entry in &pending {
+            let record = seal(rmp_serde::to_vec(&entry.record).expect("records serialize"));
+            nodes.insert(entry.node.as_str(), record.as_slice())?;
+        }
+        Ok(pending.len())
+    }
+
     /// Write the queued entries, mark nodes of vanished subjects removed, and return the run
     /// log (also written to the cache directory for `explain`). `stages` are the per-file
     /// stages, `subjects` the files of this build: a stage not evaluated for a live subject in
@@ -629,28 +668,18 @@ impl StageCache {
         subjects: &BTreeSet<String>,
         timings: impl FnOnce() -> Result<Vec<(String, f64)>>,
         artifacts: Vec<ArtifactSize>,
+        early: Option<EarlyWrite>,
     ) -> Result<RunLog> {
         let started = std::time::Instant::now();
-        let mut pending = std::mem::take(&mut *self.pending.lock().unwrap());
+        let (txn, early) = match early {
+            Some(EarlyWrite { txn, entries }) => (txn, entries),
+            None => (self.db.begin_write().context("cannot write the cache")?, 0),
+        };
+        let inserted = early + self.insert_pending(&txn)?;
         let mut events = std::mem::take(&mut *self.events.lock().unwrap());
         let subjects_changed = self.subjects_changed(subjects);
-        let txn = self.db.begin_write().context("cannot write the cache")?;
         {
-            let mut values = txn.open_table(VALUES)?;
             let mut nodes = txn.open_table(NODES)?;
-            // Inserted in key order: B-tree pages fill sequentially instead of splitting at
-            // random places (a cold 20k-file build inserts 220k entries).
-            pending.sort_unstable_by_key(|entry| entry.record.key);
-            for entry in &pending {
-                if let Some(value) = &entry.value {
-                    values.insert(entry.record.key.as_slice(), value.as_slice())?;
-                }
-            }
-            pending.sort_unstable_by(|a, b| a.node.cmp(&b.node));
-            for entry in &pending {
-                let record = seal(rmp_serde::to_vec(&entry.record).expect("records serialize"));
-                nodes.insert(entry.node.as_str(), record.as_slice())?;
-            }
             if subjects_changed {
                 let removed = match self.previously.lock().unwrap().take() {
                     Some((old_subjects, old_artifacts)) => gone_nodes(&nodes, &events, stages, subjects, &old_subjects, &old_artifacts)?,
@@ -663,7 +692,7 @@ impl StageCache {
                 txn.open_table(META)?.insert("subjects", subjects_digest(subjects).as_slice())?;
             }
         }
-        tracing::debug!(entries = pending.len(), elapsed = ?started.elapsed(), "cache entries inserted");
+        tracing::debug!(entries = inserted, elapsed = ?started.elapsed(), "cache entries inserted");
         txn.commit().context("cannot commit the cache")?;
         tracing::debug!(elapsed = ?started.elapsed(), "cache committed");
         let log = self.run_log(events, stages, subjects, timings()?, artifacts);
@@ -910,7 +939,7 @@ mod tests {
             let cache = StageCache::open(dir.path()).unwrap();
             let value = outline_of(&cache, version, content, runs);
             assert_eq!(value, format!("outline of {content}"));
-            cache.finish(&["outline"], &subjects, || Ok(Vec::new()), Vec::new()).unwrap()
+            cache.finish(&["outline"], &subjects, || Ok(Vec::new()), Vec::new(), None).unwrap()
         };
         assert_eq!(reasons(&run(1, "aaa", &mut runs)), [(Status::New, vec![Reason::New])]);
         assert_eq!(reasons(&run(1, "aaa", &mut runs)), [(Status::Reused, vec![])]);
@@ -925,7 +954,7 @@ mod tests {
         assert_eq!(runs, 3);
         // A node whose subject disappears is removed.
         let cache = StageCache::open(dir.path()).unwrap();
-        let log = cache.finish(&["outline"], &BTreeSet::new(), || Ok(Vec::new()), Vec::new()).unwrap();
+        let log = cache.finish(&["outline"], &BTreeSet::new(), || Ok(Vec::new()), Vec::new(), None).unwrap();
         assert_eq!(reasons(&log), [(Status::Removed, vec![])]);
     }
 
