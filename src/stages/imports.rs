@@ -11,6 +11,7 @@
 //! Module names, imported names and aliases are identifiers as CPython spells them:
 //! NFKC-normalized (PEP 3131), so `import µmod` imports `μmod`.
 
+use crate::stages::parse::field;
 use serde::{Deserialize, Serialize};
 use tree_sitter::Node;
 
@@ -105,12 +106,12 @@ fn walk(node: Node<'_>, flags: Flags, text: &str, package: &str, out: &mut Vec<I
                 statement_imports(child, text, package, flags, out);
             }
             "function_definition" => {
-                if let Some(body) = child.child_by_field_name("body") {
+                if let Some(body) = child.child_by_field_id(field::BODY.get()) {
                     walk(body, Flags { in_function: true, ..flags }, text, package, out);
                 }
             }
             "class_definition" => {
-                if let Some(body) = child.child_by_field_name("body") {
+                if let Some(body) = child.child_by_field_id(field::BODY.get()) {
                     walk(body, flags, text, package, out);
                 }
             }
@@ -136,7 +137,7 @@ fn walk(node: Node<'_>, flags: Flags, text: &str, package: &str, out: &mut Vec<I
 }
 
 fn if_statement(node: Node<'_>, flags: Flags, text: &str, package: &str, out: &mut Vec<Import>) {
-    let condition = node.child_by_field_name("condition");
+    let condition = node.child_by_field_id(field::CONDITION.get());
     let tc_body = condition.is_some_and(|c| is_type_checking(c, text));
     // After `if not TYPE_CHECKING:`, every other branch runs only under type checking.
     let tc_rest = condition.is_some_and(|c| is_not_type_checking(c, text));
@@ -146,7 +147,7 @@ fn if_statement(node: Node<'_>, flags: Flags, text: &str, package: &str, out: &m
         match part.kind() {
             "block" => walk(part, flags.type_checking(tc_body), text, package, out),
             "elif_clause" => {
-                let tc = tc_rest || part.child_by_field_name("condition").is_some_and(|c| is_type_checking(c, text));
+                let tc = tc_rest || part.child_by_field_id(field::CONDITION.get()).is_some_and(|c| is_type_checking(c, text));
                 walk(part, flags.type_checking(tc), text, package, out);
             }
             "else_clause" => walk(part, flags.type_checking(tc_rest), text, package, out),
@@ -165,7 +166,7 @@ fn module_name(node: Node<'_>, text: &str) -> String {
 /// `package`. A relative import that climbs above the top-level package keeps its dots.
 /// Identifiers are NFKC-normalized (the package, a module name from a path, is kept as is).
 pub fn from_target(node: Node<'_>, text: &str, package: &str) -> Option<(u32, String)> {
-    let module = node.child_by_field_name("module_name")?;
+    let module = node.child_by_field_id(field::MODULE_NAME.get())?;
     if module.kind() != "relative_import" {
         return Some((0, module_name(module, text)));
     }
@@ -189,8 +190,8 @@ pub fn imported_name(node: Node<'_>, text: &str) -> Option<ImportedName> {
     match node.kind() {
         "dotted_name" => Some(ImportedName { name: module_name(node, text), asname: None }),
         "aliased_import" => Some(ImportedName {
-            name: module_name(node.child_by_field_name("name")?, text),
-            asname: node.child_by_field_name("alias").map(|a| identifier_text(a, text).into_owned()),
+            name: module_name(node.child_by_field_id(field::NAME.get())?, text),
+            asname: node.child_by_field_id(field::ALIAS.get()).map(|a| identifier_text(a, text).into_owned()),
         }),
         _ => None,
     }
@@ -213,7 +214,7 @@ fn statement_imports(node: Node<'_>, text: &str, package: &str, flags: Flags, ou
     };
     let mut cursor = node.walk();
     let names: Vec<ImportedName> = node
-        .children_by_field_name("name", &mut cursor)
+        .children_by_field_id(*field::NAME, &mut cursor)
         .filter_map(|n| imported_name(n, text))
         .collect();
     match node.kind() {

@@ -6,6 +6,7 @@
 //! last token of the body's last statement (see [`statement_end`]). Names are identifiers as
 //! CPython spells them (NFKC-normalized, PEP 3131).
 
+use crate::stages::parse::field;
 use serde::{Deserialize, Serialize};
 use tree_sitter::Node;
 
@@ -120,8 +121,8 @@ fn variables(statement: Node<'_>, text: &str, scopes: &[Scope], out: &mut Outlin
     for child in statement.named_children(&mut cursor) {
         let mut assignment = Some(child).filter(|c| matches!(c.kind(), "assignment" | "augmented_assignment"));
         while let Some(node) = assignment {
-            let annotation = node.child_by_field_name("type").map(|t| node_text(t, text).to_string());
-            if let Some(left) = node.child_by_field_name("left") {
+            let annotation = node.child_by_field_id(field::TYPE.get()).map(|t| node_text(t, text).to_string());
+            if let Some(left) = node.child_by_field_id(field::LEFT.get()) {
                 let mut names = Vec::new();
                 plain_targets(left, text, &mut names);
                 for name in names {
@@ -136,7 +137,7 @@ fn variables(statement: Node<'_>, text: &str, scopes: &[Scope], out: &mut Outlin
                 }
             }
             // `a = b = value`: the right side is itself an assignment.
-            assignment = node.child_by_field_name("right").filter(|r| r.kind() == "assignment");
+            assignment = node.child_by_field_id(field::RIGHT.get()).filter(|r| r.kind() == "assignment");
         }
     }
 }
@@ -166,7 +167,7 @@ fn walk_statements(node: Node<'_>, text: &str, scopes: &mut Vec<Scope>, out: &mu
             "function_definition" | "class_definition" => definition(child, Vec::new(), text, scopes, out),
             "decorated_definition" => {
                 let decorators = decorators(child, text);
-                match child.child_by_field_name("definition") {
+                match child.child_by_field_id(field::DEFINITION.get()) {
                     Some(def) => definition(def, decorators, text, scopes, out),
                     None => walk_statements(child, text, scopes, out),
                 }
@@ -202,8 +203,8 @@ pub(crate) fn is_compound(kind: &str) -> bool {
 }
 
 fn definition(node: Node<'_>, decorators: Vec<String>, text: &str, scopes: &mut Vec<Scope>, out: &mut Outline) {
-    let body = node.child_by_field_name("body");
-    let Some(name_node) = node.child_by_field_name("name") else {
+    let body = node.child_by_field_id(field::BODY.get());
+    let Some(name_node) = node.child_by_field_id(field::NAME.get()) else {
         if let Some(body) = body {
             walk_statements(body, text, scopes, out);
         }
@@ -235,14 +236,14 @@ fn definition(node: Node<'_>, decorators: Vec<String>, text: &str, scopes: &mut 
         is_async: !is_class && node.child(0).is_some_and(|c| c.kind() == "async"),
         decorators,
         bases: node
-            .child_by_field_name("superclasses")
+            .child_by_field_id(field::SUPERCLASSES.get())
             .map(|args| named_texts(args, text))
             .unwrap_or_default(),
         params: node
-            .child_by_field_name("parameters")
+            .child_by_field_id(field::PARAMETERS.get())
             .map(|params| parameters(params, text))
             .unwrap_or_default(),
-        returns: node.child_by_field_name("return_type").map(|t| node_text(t, text).to_string()),
+        returns: node.child_by_field_id(field::RETURN_TYPE.get()).map(|t| node_text(t, text).to_string()),
         is_public,
         docstring: body.and_then(|body| docstring(body, text)),
         name: name.clone(),
@@ -262,8 +263,8 @@ pub fn statement_end(node: Node<'_>) -> tree_sitter::Point {
     let mut node = node;
     loop {
         let inner = match node.kind() {
-            "function_definition" | "class_definition" => node.child_by_field_name("body"),
-            "decorated_definition" => node.child_by_field_name("definition"),
+            "function_definition" | "class_definition" => node.child_by_field_id(field::BODY.get()),
+            "decorated_definition" => node.child_by_field_id(field::DEFINITION.get()),
             "ERROR" => None,
             kind if is_compound(kind) => last_token_or_statement(node),
             _ => None,
@@ -313,11 +314,11 @@ fn parameters(params: Node<'_>, text: &str) -> Vec<Param> {
             "identifier" | "tuple_pattern" | "list_splat_pattern" | "dictionary_splat_pattern" => (param, None, false),
             "typed_parameter" => {
                 let Some(target) = param.named_child(0) else { continue };
-                (target, param.child_by_field_name("type"), false)
+                (target, param.child_by_field_id(field::TYPE.get()), false)
             }
             "default_parameter" | "typed_default_parameter" => {
-                let Some(target) = param.child_by_field_name("name") else { continue };
-                (target, param.child_by_field_name("type"), true)
+                let Some(target) = param.child_by_field_id(field::NAME.get()) else { continue };
+                (target, param.child_by_field_id(field::TYPE.get()), true)
             }
             "keyword_separator" => {
                 keyword_only = true;

@@ -39,6 +39,7 @@
 //! the same tags as whole-tree runs on every standard-library file.) A query without a
 //! `prefilter` line runs on the whole tree.
 
+use crate::stages::parse::field;
 use std::collections::HashMap;
 use std::ops::Range;
 use std::sync::OnceLock;
@@ -471,7 +472,7 @@ fn is_attribute_of(target: &str, module: &str, name: &str) -> bool {
 fn statement_binds(statement: Node<'_>, text: &str, name: &str, target: &str) -> bool {
     let mut cursor = statement.walk();
     match statement.kind() {
-        "import_statement" => statement.children_by_field_name("name", &mut cursor).any(|imported| {
+        "import_statement" => statement.children_by_field_id(*field::NAME, &mut cursor).any(|imported| {
             match imported.kind() {
                 // `import a.b` binds `a` to module `a`.
                 "dotted_name" => {
@@ -481,7 +482,7 @@ fn statement_binds(statement: Node<'_>, text: &str, name: &str, target: &str) ->
                 }
                 "aliased_import" => {
                     let (Some(module), Some(alias)) =
-                        (imported.child_by_field_name("name"), imported.child_by_field_name("alias"))
+                        (imported.child_by_field_id(field::NAME.get()), imported.child_by_field_id(field::ALIAS.get()))
                     else {
                         return false;
                     };
@@ -491,7 +492,7 @@ fn statement_binds(statement: Node<'_>, text: &str, name: &str, target: &str) ->
             }
         }),
         "import_from_statement" => {
-            let Some(module) = statement.child_by_field_name("module_name").filter(|m| m.kind() == "dotted_name")
+            let Some(module) = statement.child_by_field_id(field::MODULE_NAME.get()).filter(|m| m.kind() == "dotted_name")
             else {
                 return false;
             };
@@ -500,14 +501,14 @@ fn statement_binds(statement: Node<'_>, text: &str, name: &str, target: &str) ->
             if star {
                 return is_attribute_of(target, &module, name);
             }
-            statement.children_by_field_name("name", &mut cursor).any(|imported| match imported.kind() {
+            statement.children_by_field_id(*field::NAME, &mut cursor).any(|imported| match imported.kind() {
                 "dotted_name" => {
                     let imported = dotted(imported, text);
                     imported == name && is_attribute_of(target, &module, &imported)
                 }
                 "aliased_import" => {
                     let (Some(original), Some(alias)) =
-                        (imported.child_by_field_name("name"), imported.child_by_field_name("alias"))
+                        (imported.child_by_field_id(field::NAME.get()), imported.child_by_field_id(field::ALIAS.get()))
                     else {
                         return false;
                     };

@@ -19,6 +19,7 @@
 //! functions declare `global`, and whether anything writes the module's globals or `__all__`
 //! in a way no static reading can follow.
 
+use crate::stages::parse::field;
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
@@ -370,7 +371,7 @@ impl ScopeWalker<'_> {
                         }
                     }
                 }
-                if let Some(definition) = node.child_by_field_name("definition") {
+                if let Some(definition) = node.child_by_field_id(field::DEFINITION.get()) {
                     self.definition(definition, &decorators, out);
                 }
             }
@@ -407,32 +408,32 @@ impl ScopeWalker<'_> {
             "raise_statement" => out.push(Stmt::Raise),
             "if_statement" => self.if_statement(node, out),
             "for_statement" => {
-                if let Some(right) = node.child_by_field_name("right") {
+                if let Some(right) = node.child_by_field_id(field::RIGHT.get()) {
                     self.walruses(right, false, out);
                 }
-                let runs_once = node.child_by_field_name("right").is_some_and(|r| self.runs_once(r));
+                let runs_once = node.child_by_field_id(field::RIGHT.get()).is_some_and(|r| self.runs_once(r));
                 let mut body = Vec::new();
-                if let Some(left) = node.child_by_field_name("left") {
+                if let Some(left) = node.child_by_field_id(field::LEFT.get()) {
                     self.bind_targets(left, &mut body);
                 }
-                body.extend(node.child_by_field_name("body").map(|b| self.block(b)).unwrap_or_default());
-                let orelse = node.child_by_field_name("alternative").map(|e| self.clause_body(e)).unwrap_or_default();
+                body.extend(node.child_by_field_id(field::BODY.get()).map(|b| self.block(b)).unwrap_or_default());
+                let orelse = node.child_by_field_id(field::ALTERNATIVE.get()).map(|e| self.clause_body(e)).unwrap_or_default();
                 out.push(Stmt::Loop { body, orelse, runs_once });
             }
             "while_statement" => {
-                let condition = node.child_by_field_name("condition");
+                let condition = node.child_by_field_id(field::CONDITION.get());
                 if let Some(condition) = condition {
                     self.walruses(condition, false, out);
                 }
                 let decided = condition.map(|c| self.cond(c));
-                let orelse = node.child_by_field_name("alternative").map(|e| self.clause_body(e)).unwrap_or_default();
+                let orelse = node.child_by_field_id(field::ALTERNATIVE.get()).map(|e| self.clause_body(e)).unwrap_or_default();
                 if decided == Some(Cond::Const(false)) {
                     // `while False:` never runs its body; its `else:` runs.
                     out.extend(orelse);
                     return;
                 }
                 let runs_once = decided == Some(Cond::Const(true));
-                let body = node.child_by_field_name("body").map(|b| self.block(b)).unwrap_or_default();
+                let body = node.child_by_field_id(field::BODY.get()).map(|b| self.block(b)).unwrap_or_default();
                 out.push(Stmt::Loop { body, orelse, runs_once });
             }
             "with_statement" => {
@@ -448,7 +449,7 @@ impl ScopeWalker<'_> {
             "try_statement" => self.try_statement(node, out),
             "match_statement" => self.match_statement(node, out),
             "type_alias_statement" => {
-                if let Some(left) = node.child_by_field_name("left") {
+                if let Some(left) = node.child_by_field_id(field::LEFT.get()) {
                     let mut names = Vec::new();
                     target_names(left, self.text, &mut names);
                     if let Some(name) = names.first().cloned() {
@@ -465,14 +466,14 @@ impl ScopeWalker<'_> {
     }
 
     fn definition(&mut self, node: Node<'_>, decorators: &[DecoratorRef], out: &mut Vec<Stmt>) {
-        let Some(name_node) = node.child_by_field_name("name") else { return };
+        let Some(name_node) = node.child_by_field_id(field::NAME.get()) else { return };
         let name = self.ident(name_node);
         let is_class = node.kind() == "class_definition";
         // Defaults and class bases run at module level: walruses there bind.
-        if let Some(parameters) = node.child_by_field_name("parameters") {
+        if let Some(parameters) = node.child_by_field_id(field::PARAMETERS.get()) {
             self.walruses(parameters, false, out);
         }
-        if let Some(superclasses) = node.child_by_field_name("superclasses") {
+        if let Some(superclasses) = node.child_by_field_id(field::SUPERCLASSES.get()) {
             self.walruses(superclasses, false, out);
         }
         if !is_class {
@@ -507,7 +508,7 @@ impl ScopeWalker<'_> {
             }
             "attribute" => {
                 let (Some(object), Some(attribute)) =
-                    (expression.child_by_field_name("object"), expression.child_by_field_name("attribute"))
+                    (expression.child_by_field_id(field::OBJECT.get()), expression.child_by_field_id(field::ATTRIBUTE.get()))
                 else {
                     return DecoratorRef::Other(last(self.text(expression)));
                 };
@@ -524,7 +525,7 @@ impl ScopeWalker<'_> {
                 }
             }
             "call" => {
-                let function = expression.child_by_field_name("function").map(|f| self.text(f)).unwrap_or("");
+                let function = expression.child_by_field_id(field::FUNCTION.get()).map(|f| self.text(f)).unwrap_or("");
                 DecoratorRef::Other(format!("{}()", last(function)))
             }
             _ => DecoratorRef::Other(last(self.text(expression))),
@@ -544,7 +545,7 @@ impl ScopeWalker<'_> {
                     for part in child.children(&mut inner) {
                         match part.kind() {
                             "as_pattern" => {
-                                if let Some(alias) = part.child_by_field_name("alias") {
+                                if let Some(alias) = part.child_by_field_id(field::ALIAS.get()) {
                                     target_names(alias, self.text, &mut aliases);
                                 }
                             }
@@ -557,7 +558,7 @@ impl ScopeWalker<'_> {
                             _ => {}
                         }
                     }
-                    if let Some(alias) = child.child_by_field_name("alias") {
+                    if let Some(alias) = child.child_by_field_id(field::ALIAS.get()) {
                         target_names(alias, self.text, &mut aliases);
                     }
                     // CPython deletes the alias when the handler ends.
@@ -619,23 +620,23 @@ impl ScopeWalker<'_> {
     fn if_statement(&mut self, node: Node<'_>, out: &mut Vec<Stmt>) {
         let mut branches = Vec::new();
         let mut orelse = None;
-        if let Some(condition) = node.child_by_field_name("condition") {
+        if let Some(condition) = node.child_by_field_id(field::CONDITION.get()) {
             self.walruses(condition, false, out);
             self.scope.has_main_guard |= is_main_guard(condition, self.text);
-            let body = node.child_by_field_name("consequence").map(|b| self.block(b)).unwrap_or_default();
+            let body = node.child_by_field_id(field::CONSEQUENCE.get()).map(|b| self.block(b)).unwrap_or_default();
             branches.push((self.cond(condition), body));
         }
         let mut cursor = node.walk();
         for part in node.children(&mut cursor) {
             match part.kind() {
                 "elif_clause" => {
-                    let condition = part.child_by_field_name("condition");
+                    let condition = part.child_by_field_id(field::CONDITION.get());
                     let mut body = Vec::new();
                     // A walrus in an `elif` condition binds only when that test runs.
                     if let Some(c) = condition {
                         self.walruses(c, true, out);
                     }
-                    if let Some(b) = part.child_by_field_name("consequence") {
+                    if let Some(b) = part.child_by_field_id(field::CONSEQUENCE.get()) {
                         body.extend(self.block(b));
                     }
                     branches.push((condition.map_or(Cond::Unknown, |c| self.cond(c)), body));
@@ -656,19 +657,19 @@ impl ScopeWalker<'_> {
             "integer" => self.text(node).replace('_', "").parse::<i64>().map_or(Cond::Unknown, |v| Cond::Const(v != 0)),
             "identifier" if self.text(node) == "TYPE_CHECKING" => Cond::Const(false),
             "attribute"
-                if node.child_by_field_name("attribute").is_some_and(|a| self.text(a) == "TYPE_CHECKING") =>
+                if node.child_by_field_id(field::ATTRIBUTE.get()).is_some_and(|a| self.text(a) == "TYPE_CHECKING") =>
             {
                 Cond::Const(false)
             }
             "not_operator" => node
-                .child_by_field_name("argument")
+                .child_by_field_id(field::ARGUMENT.get())
                 .map_or(Cond::Unknown, |arg| Cond::Not(Box::new(self.cond(arg)))),
             "boolean_operator" => {
-                let (Some(left), Some(right)) = (node.child_by_field_name("left"), node.child_by_field_name("right"))
+                let (Some(left), Some(right)) = (node.child_by_field_id(field::LEFT.get()), node.child_by_field_id(field::RIGHT.get()))
                 else {
                     return Cond::Unknown;
                 };
-                let operator = node.child_by_field_name("operator").map(|o| self.text(o)).unwrap_or("");
+                let operator = node.child_by_field_id(field::OPERATOR.get()).map(|o| self.text(o)).unwrap_or("");
                 match operator {
                     "and" => Cond::And(vec![self.cond(left), self.cond(right)]),
                     "or" => Cond::Or(vec![self.cond(left), self.cond(right)]),
@@ -687,7 +688,7 @@ impl ScopeWalker<'_> {
         let mut cursor = node.walk();
         let operands: Vec<Node<'_>> = node.named_children(&mut cursor).collect();
         let [left, right] = operands.as_slice() else { return None };
-        let operator = node.child_by_field_name("operators").map(|o| o.kind()).or_else(|| node.child(1).map(|o| o.kind()))?;
+        let operator = node.child_by_field_id(field::OPERATORS.get()).map(|o| o.kind()).or_else(|| node.child(1).map(|o| o.kind()))?;
         if let Some(part) = self.version_part(*left) {
             let op = CmpOp::parse(operator)?;
             return Some(Cond::Version { part, op, value: int_tuple(*right, self.text)? });
@@ -713,12 +714,12 @@ impl ScopeWalker<'_> {
 
     /// `sys.platform.startswith("linux")` / `os.name.startswith(("a", "b"))`.
     fn startswith(&self, node: Node<'_>) -> Option<Cond> {
-        let function = node.child_by_field_name("function").filter(|f| f.kind() == "attribute")?;
-        if self.text(function.child_by_field_name("attribute")?) != "startswith" {
+        let function = node.child_by_field_id(field::FUNCTION.get()).filter(|f| f.kind() == "attribute")?;
+        if self.text(function.child_by_field_id(field::ATTRIBUTE.get())?) != "startswith" {
             return None;
         }
-        let (of, prefix) = self.target_string(function.child_by_field_name("object")?)?;
-        let arguments = node.child_by_field_name("arguments")?;
+        let (of, prefix) = self.target_string(function.child_by_field_id(field::OBJECT.get())?)?;
+        let arguments = node.child_by_field_id(field::ARGUMENTS.get())?;
         let mut cursor = arguments.walk();
         let args: Vec<Node<'_>> = arguments.named_children(&mut cursor).filter(|n| n.kind() != "comment").collect();
         let [arg] = args.as_slice() else { return None };
@@ -792,10 +793,10 @@ impl ScopeWalker<'_> {
     fn with_clause(&mut self, clause: Node<'_>, out: &mut Vec<Stmt>) {
         let mut cursor = clause.walk();
         for item in clause.named_children(&mut cursor) {
-            let Some(value) = item.child_by_field_name("value") else { continue };
+            let Some(value) = item.child_by_field_id(field::VALUE.get()) else { continue };
             self.walruses(value, false, out);
             if value.kind() == "as_pattern"
-                && let Some(alias) = value.child_by_field_name("alias")
+                && let Some(alias) = value.child_by_field_id(field::ALIAS.get())
             {
                 self.bind_targets(alias, out);
             }
@@ -811,8 +812,8 @@ impl ScopeWalker<'_> {
     }
 
     fn assignment(&mut self, node: Node<'_>, out: &mut Vec<Stmt>) {
-        let left = node.child_by_field_name("left");
-        let right = node.child_by_field_name("right");
+        let left = node.child_by_field_id(field::LEFT.get());
+        let right = node.child_by_field_id(field::RIGHT.get());
         if let Some(right) = right {
             match right.kind() {
                 // `a = b = value`: the inner assignment binds too (its value first).
@@ -837,7 +838,7 @@ impl ScopeWalker<'_> {
         let literal = (left.kind() == "identifier").then(|| value.and_then(|v| literal_strings(v, self.text))).flatten();
         let items = (left.kind() == "identifier").then(|| value.and_then(|v| self.all_items(v))).flatten();
         if left.kind() == "subscript" && self.text(left).replace(char::is_whitespace, "").starts_with("sys.modules[") {
-            if let Some(key) = left.child_by_field_name("subscript").and_then(|k| string_value(k, self.text)) {
+            if let Some(key) = left.child_by_field_id(field::SUBSCRIPT.get()).and_then(|k| string_value(k, self.text)) {
                 self.scope.registered_modules.insert(key);
             } else {
                 if self.text(left).contains("__name__") {
@@ -855,12 +856,12 @@ impl ScopeWalker<'_> {
     }
 
     fn augmented(&mut self, node: Node<'_>, out: &mut Vec<Stmt>) {
-        let (Some(left), Some(right)) = (node.child_by_field_name("left"), node.child_by_field_name("right")) else {
+        let (Some(left), Some(right)) = (node.child_by_field_id(field::LEFT.get()), node.child_by_field_id(field::RIGHT.get())) else {
             return;
         };
         self.walruses(right, false, out);
         if self.text(left) == "__all__" {
-            let operator = node.child_by_field_name("operator").map(|o| self.text(o).to_string());
+            let operator = node.child_by_field_id(field::OPERATOR.get()).map(|o| self.text(o).to_string());
             let items = if operator.as_deref() == Some("+=") { self.all_items(right) } else { None };
             out.push(Stmt::All(items.map_or(AllOp::Unknown, AllOp::Extend)));
             return;
@@ -871,9 +872,9 @@ impl ScopeWalker<'_> {
     /// A call as a statement (or the value of an assignment): `__all__` methods, calls of
     /// this module's helpers and of functions that declare globals.
     fn call_statement(&mut self, call: Node<'_>, out: &mut Vec<Stmt>) {
-        let Some(function) = call.child_by_field_name("function") else { return };
+        let Some(function) = call.child_by_field_id(field::FUNCTION.get()) else { return };
         let args: Vec<Node<'_>> = call
-            .child_by_field_name("arguments")
+            .child_by_field_id(field::ARGUMENTS.get())
             .map(|a| {
                 let mut cursor = a.walk();
                 a.named_children(&mut cursor).filter(|n| n.kind() != "comment").collect()
@@ -892,7 +893,7 @@ impl ScopeWalker<'_> {
             return;
         }
         if function.kind() == "attribute"
-            && function.child_by_field_name("object").is_some_and(|o| self.text(o) != "__all__")
+            && function.child_by_field_id(field::OBJECT.get()).is_some_and(|o| self.text(o) != "__all__")
             && let callee @ DecoratorRef::Imported { .. } = self.decorator_ref(function)
         {
             out.push(Stmt::CallImported(callee));
@@ -900,7 +901,7 @@ impl ScopeWalker<'_> {
         if function.kind() != "attribute" {
             return;
         }
-        let Some(object) = function.child_by_field_name("object") else { return };
+        let Some(object) = function.child_by_field_id(field::OBJECT.get()) else { return };
         if self.text(object) != "__all__" {
             // A method call may mutate the object: it is no longer a known value.
             if object.kind() == "identifier" {
@@ -910,7 +911,7 @@ impl ScopeWalker<'_> {
             }
             return;
         }
-        let method = function.child_by_field_name("attribute").map(|a| self.text(a).to_string()).unwrap_or_default();
+        let method = function.child_by_field_id(field::ATTRIBUTE.get()).map(|a| self.text(a).to_string()).unwrap_or_default();
         let op = match (method.as_str(), args.as_slice()) {
             ("extend", [arg]) => self.all_items(*arg).map(AllOp::Extend),
             ("append", [arg]) => string_value(*arg, self.text).map(|s| AllOp::Extend(vec![AllItem::Name(s)])),
@@ -942,20 +943,20 @@ impl ScopeWalker<'_> {
                 Some(items)
             }
             "attribute" => {
-                let attribute = node.child_by_field_name("attribute")?;
+                let attribute = node.child_by_field_id(field::ATTRIBUTE.get())?;
                 if self.text(attribute) != "__all__" {
                     return None;
                 }
-                let object = node.child_by_field_name("object")?;
+                let object = node.child_by_field_id(field::OBJECT.get())?;
                 Some(vec![AllItem::ModuleAll(self.module_ref(object)?)])
             }
             "binary_operator" => {
-                let operator = node.child_by_field_name("operator")?;
+                let operator = node.child_by_field_id(field::OPERATOR.get())?;
                 if self.text(operator) != "+" {
                     return None;
                 }
-                let mut items = self.all_items(node.child_by_field_name("left")?)?;
-                items.extend(self.all_items(node.child_by_field_name("right")?)?);
+                let mut items = self.all_items(node.child_by_field_id(field::LEFT.get())?)?;
+                items.extend(self.all_items(node.child_by_field_id(field::RIGHT.get())?)?);
                 Some(items)
             }
             _ => None,
@@ -998,7 +999,7 @@ impl ScopeWalker<'_> {
 
     fn import_statement(&mut self, node: Node<'_>, out: &mut Vec<Stmt>) {
         let mut cursor = node.walk();
-        for name in node.children_by_field_name("name", &mut cursor) {
+        for name in node.children_by_field_id(*field::NAME, &mut cursor) {
             let Some(imported) = imported_name(name, self.text) else { continue };
             let (module, alias) = (identifier(&imported.name).into_owned(), imported.asname.map(|a| identifier(&a).into_owned()));
             out.push(Stmt::Load(module.clone()));
@@ -1029,7 +1030,7 @@ impl ScopeWalker<'_> {
             return;
         }
         let mut cursor = node.walk();
-        for name in node.children_by_field_name("name", &mut cursor) {
+        for name in node.children_by_field_id(*field::NAME, &mut cursor) {
             let Some(imported_name) = imported_name(name, self.text) else { continue };
             let imported = identifier(&imported_name.name).into_owned();
             let alias = imported_name.asname.map(|a| identifier(&a).into_owned());
@@ -1055,9 +1056,9 @@ impl ScopeWalker<'_> {
             return;
         }
         if node.kind() == "named_expression"
-            && let Some(name) = node.child_by_field_name("name")
+            && let Some(name) = node.child_by_field_id(field::NAME.get())
         {
-            if let Some(value) = node.child_by_field_name("value") {
+            if let Some(value) = node.child_by_field_id(field::VALUE.get()) {
                 self.walruses(value, maybe, out);
             }
             let name = self.ident(name);
@@ -1085,15 +1086,15 @@ impl ScopeWalker<'_> {
     /// `__all__` helper, a PEP 562 `__getattr__`, `global` names, or an `__all__` change no
     /// static reading follows.
     fn analyze_function(&mut self, def: Node<'_>, name: &str) {
-        let Some(body) = def.child_by_field_name("body") else { return };
+        let Some(body) = def.child_by_field_id(field::BODY.get()) else { return };
         let body_text = node_text(body, self.text);
-        let first_param = def.child_by_field_name("parameters").and_then(|p| {
+        let first_param = def.child_by_field_id(field::PARAMETERS.get()).and_then(|p| {
             let mut cursor = p.walk();
             let first = p.named_children(&mut cursor).find(|c| c.kind() != "comment");
             first.and_then(|f| match f.kind() {
                 "identifier" => Some(self.ident(f)),
                 "typed_parameter" | "default_parameter" | "typed_default_parameter" => {
-                    let inner = f.child_by_field_name("name").or_else(|| f.named_child(0))?;
+                    let inner = f.child_by_field_id(field::NAME.get()).or_else(|| f.named_child(0))?;
                     (inner.kind() == "identifier").then(|| self.ident(inner))
                 }
                 _ => None,
@@ -1176,11 +1177,11 @@ impl ScopeWalker<'_> {
     /// `if name == "x": …`, `if name in KNOWN: …` (with `elif`s, no `else`), none of which can
     /// match `"__all__"`.
     fn guard_excludes_all(&self, node: Node<'_>, param: &str) -> bool {
-        let mut conditions = vec![node.child_by_field_name("condition")];
+        let mut conditions = vec![node.child_by_field_id(field::CONDITION.get())];
         let mut cursor = node.walk();
         for part in node.children(&mut cursor) {
             match part.kind() {
-                "elif_clause" => conditions.push(part.child_by_field_name("condition")),
+                "elif_clause" => conditions.push(part.child_by_field_id(field::CONDITION.get())),
                 "else_clause" => return false,
                 _ => {}
             }
@@ -1192,9 +1193,9 @@ impl ScopeWalker<'_> {
         match condition.kind() {
             "parenthesized_expression" => condition.named_child(0).is_some_and(|c| self.name_test_excludes_all(c, param)),
             "boolean_operator" => {
-                let operator = condition.child_by_field_name("operator").map(|o| self.text(o)).unwrap_or("");
-                let left = condition.child_by_field_name("left").is_some_and(|c| self.name_test_excludes_all(c, param));
-                let right = condition.child_by_field_name("right").is_some_and(|c| self.name_test_excludes_all(c, param));
+                let operator = condition.child_by_field_id(field::OPERATOR.get()).map(|o| self.text(o)).unwrap_or("");
+                let left = condition.child_by_field_id(field::LEFT.get()).is_some_and(|c| self.name_test_excludes_all(c, param));
+                let right = condition.child_by_field_id(field::RIGHT.get()).is_some_and(|c| self.name_test_excludes_all(c, param));
                 if operator == "and" { left || right } else { left && right }
             }
             "comparison_operator" => {
@@ -1224,11 +1225,11 @@ impl ScopeWalker<'_> {
     fn delegate_target(&self, value: Node<'_>, param: &str) -> Option<ModuleAllRef> {
         match value.kind() {
             "call" => {
-                let function = value.child_by_field_name("function")?;
+                let function = value.child_by_field_id(field::FUNCTION.get())?;
                 if self.text(function) != "getattr" {
                     return None;
                 }
-                let arguments = value.child_by_field_name("arguments")?;
+                let arguments = value.child_by_field_id(field::ARGUMENTS.get())?;
                 let mut cursor = arguments.walk();
                 let args: Vec<Node<'_>> = arguments.named_children(&mut cursor).filter(|n| n.kind() != "comment").collect();
                 if args.len() != 2 || self.text(args[1]) != param {
@@ -1237,17 +1238,17 @@ impl ScopeWalker<'_> {
                 self.module_ref(args[0])
             }
             "subscript" => {
-                let key = value.child_by_field_name("subscript")?;
+                let key = value.child_by_field_id(field::SUBSCRIPT.get())?;
                 if self.text(key) != param {
                     return None;
                 }
-                let object = value.child_by_field_name("value")?;
+                let object = value.child_by_field_id(field::VALUE.get())?;
                 match object.kind() {
-                    "attribute" if object.child_by_field_name("attribute").is_some_and(|a| self.text(a) == "__dict__") => {
-                        self.module_ref(object.child_by_field_name("object")?)
+                    "attribute" if object.child_by_field_id(field::ATTRIBUTE.get()).is_some_and(|a| self.text(a) == "__dict__") => {
+                        self.module_ref(object.child_by_field_id(field::OBJECT.get())?)
                     }
-                    "call" if object.child_by_field_name("function").is_some_and(|f| self.text(f) == "vars") => {
-                        let arguments = object.child_by_field_name("arguments")?;
+                    "call" if object.child_by_field_id(field::FUNCTION.get()).is_some_and(|f| self.text(f) == "vars") => {
+                        let arguments = object.child_by_field_id(field::ARGUMENTS.get())?;
                         self.module_ref(arguments.named_child(0)?)
                     }
                     _ => None,
@@ -1283,7 +1284,7 @@ impl ScopeWalker<'_> {
         }
         for (at, _) in text.match_indices("exec(") {
             let Some(call) = call_at(root, at, "exec") else { continue };
-            let count = call.child_by_field_name("arguments").map_or(0, |a| {
+            let count = call.child_by_field_id(field::ARGUMENTS.get()).map_or(0, |a| {
                 let mut cursor = a.walk();
                 a.named_children(&mut cursor).filter(|n| n.kind() != "comment").count()
             });
@@ -1300,7 +1301,7 @@ impl ScopeWalker<'_> {
             let parent_call = std::iter::successors(node.parent(), |n| n.parent())
                 .take(3)
                 .find(|n| n.kind() == "call")
-                .and_then(|c| c.child_by_field_name("function"))
+                .and_then(|c| c.child_by_field_id(field::FUNCTION.get()))
                 .map(|f| node_text(f, text));
             if !matches!(parent_call, Some("getattr" | "hasattr")) {
                 self.scope.dynamic_globals.get_or_insert_with(|| "sys.modules[__name__] is used".to_string());
@@ -1345,21 +1346,21 @@ fn globals_call_writes(call: Node<'_>, text: &str) -> bool {
         "subscript" => {
             let Some(grand) = parent.parent() else { return false };
             match grand.kind() {
-                "assignment" | "augmented_assignment" => grand.child_by_field_name("left") == Some(parent),
+                "assignment" | "augmented_assignment" => grand.child_by_field_id(field::LEFT.get()) == Some(parent),
                 "delete_statement" => true,
                 "pattern_list" | "tuple_pattern" | "expression_list" => true,
                 _ => false,
             }
         }
         "attribute" => {
-            let method = parent.child_by_field_name("attribute").map(|a| node_text(a, text)).unwrap_or("");
+            let method = parent.child_by_field_id(field::ATTRIBUTE.get()).map(|a| node_text(a, text)).unwrap_or("");
             !matches!(method, "get" | "keys" | "values" | "items" | "copy" | "__contains__" | "__getitem__")
         }
         "comparison_operator" => false,
         "argument_list" => {
             let function = parent
                 .parent()
-                .and_then(|c| c.child_by_field_name("function"))
+                .and_then(|c| c.child_by_field_id(field::FUNCTION.get()))
                 .map(|f| node_text(f, text))
                 .unwrap_or("");
             // Import functions take the caller's globals only to find its package.
@@ -1390,11 +1391,11 @@ fn all_helper(body: Node<'_>, param: &str, text: &str) -> Option<bool> {
                 }
             }
             "for_statement" => {
-                let left = compact(statement.child_by_field_name("left")?);
-                if compact(statement.child_by_field_name("right")?) != param_all {
+                let left = compact(statement.child_by_field_id(field::LEFT.get())?);
+                if compact(statement.child_by_field_id(field::RIGHT.get())?) != param_all {
                     return None;
                 }
-                let body = statement.child_by_field_name("body")?;
+                let body = statement.child_by_field_id(field::BODY.get())?;
                 let mut inner = body.walk();
                 let stmts: Vec<Node<'_>> = body.named_children(&mut inner).filter(|n| n.kind() != "comment").collect();
                 let mut dedupe = false;
@@ -1403,8 +1404,8 @@ fn all_helper(body: Node<'_>, param: &str, text: &str) -> Option<bool> {
                     let line = compact(s);
                     if line == format!("__all__.append({left})") {
                         appended = true;
-                    } else if s.kind() == "if_statement" && compact(s.child_by_field_name("condition")?) == format!("{left}notin__all__") {
-                        let consequence = s.child_by_field_name("consequence")?;
+                    } else if s.kind() == "if_statement" && compact(s.child_by_field_id(field::CONDITION.get())?) == format!("{left}notin__all__") {
+                        let consequence = s.child_by_field_id(field::CONSEQUENCE.get())?;
                         if compact(consequence).starts_with(&format!("__all__.append({left})")) && s.named_child_count() == 2 {
                             dedupe = true;
                             appended = true;
@@ -1479,7 +1480,7 @@ fn is_docstring(node: Node<'_>) -> bool {
 /// The value at the end of `a = b = value`.
 fn innermost_value(mut node: Node<'_>) -> Option<Node<'_>> {
     while node.kind() == "assignment" {
-        node = node.child_by_field_name("right")?;
+        node = node.child_by_field_id(field::RIGHT.get())?;
     }
     Some(node)
 }
@@ -1535,7 +1536,7 @@ fn literal_strings(node: Node<'_>, text: &str) -> Option<Vec<String>> {
             let mut keys = Vec::new();
             for pair in node.named_children(&mut cursor) {
                 match pair.kind() {
-                    "pair" => keys.push(string_value(pair.child_by_field_name("key")?, text)?),
+                    "pair" => keys.push(string_value(pair.child_by_field_id(field::KEY.get())?, text)?),
                     "comment" => {}
                     _ => return None,
                 }
@@ -1543,11 +1544,11 @@ fn literal_strings(node: Node<'_>, text: &str) -> Option<Vec<String>> {
             Some(keys)
         }
         "call" => {
-            let function = node_text(node.child_by_field_name("function")?, text);
+            let function = node_text(node.child_by_field_id(field::FUNCTION.get())?, text);
             if !matches!(function, "frozenset" | "set" | "tuple" | "list") {
                 return None;
             }
-            literal_strings(node.child_by_field_name("arguments")?.named_child(0)?, text)
+            literal_strings(node.child_by_field_id(field::ARGUMENTS.get())?.named_child(0)?, text)
         }
         _ => string_items(node, text),
     }

@@ -10,6 +10,7 @@
 //! has one. Names bound on some paths only (`exports_maybe`) are declared too, under a comment
 //! that says so: a checker then accepts them, as it would accept the source.
 
+use crate::stages::parse::field;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write as _;
 
@@ -61,23 +62,23 @@ pub fn stub_star_names(db: &dyn Db, file: SourceFile) -> Option<Vec<String>> {
     let mut cursor = root.walk();
     for statement in root.named_children(&mut cursor) {
         let statement = if statement.kind() == "decorated_definition" {
-            statement.child_by_field_name("definition").unwrap_or(statement)
+            statement.child_by_field_id(field::DEFINITION.get()).unwrap_or(statement)
         } else {
             statement
         };
         match statement.kind() {
             "function_definition" | "class_definition" => {
-                if let Some(name) = statement.child_by_field_name("name") {
+                if let Some(name) = statement.child_by_field_id(field::NAME.get()) {
                     names.insert(node_text(name));
                 }
             }
             "expression_statement" => {
                 let Some(assignment) = statement.named_child(0).filter(|n| n.kind() == "assignment") else { continue };
-                let Some(left) = assignment.child_by_field_name("left").filter(|l| l.kind() == "identifier") else { continue };
+                let Some(left) = assignment.child_by_field_id(field::LEFT.get()).filter(|l| l.kind() == "identifier") else { continue };
                 let name = node_text(left);
                 if name == "__all__" {
                     let mut all = Vec::new();
-                    if let Some(value) = assignment.child_by_field_name("right") {
+                    if let Some(value) = assignment.child_by_field_id(field::RIGHT.get()) {
                         let mut inner = value.walk();
                         for item in value.named_children(&mut inner) {
                             if let Some(s) = crate::stages::text::string_value(item, text) {
@@ -93,11 +94,11 @@ pub fn stub_star_names(db: &dyn Db, file: SourceFile) -> Option<Vec<String>> {
             }
             "import_statement" | "import_from_statement" => {
                 let mut inner = statement.walk();
-                for alias in statement.children_by_field_name("name", &mut inner) {
+                for alias in statement.children_by_field_id(*field::NAME, &mut inner) {
                     if alias.kind() != "aliased_import" {
                         continue;
                     }
-                    let (Some(name), Some(asname)) = (alias.child_by_field_name("name"), alias.child_by_field_name("alias")) else { continue };
+                    let (Some(name), Some(asname)) = (alias.child_by_field_id(field::NAME.get()), alias.child_by_field_id(field::ALIAS.get())) else { continue };
                     let imported = node_text(name);
                     let asname = node_text(asname);
                     if imported.rsplit('.').next() == Some(asname.as_str()) {

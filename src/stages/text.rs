@@ -1,6 +1,7 @@
 //! Small helpers over source text shared by the stages: node text, Python string literal
 //! values and docstring cleaning (as `ast.get_docstring(clean=True)` does).
 
+use crate::stages::parse::field;
 use tree_sitter::Node;
 
 /// The source text of `node`.
@@ -203,7 +204,7 @@ pub fn is_type_checking(node: Node<'_>, text: &str) -> bool {
     match node.kind() {
         "identifier" => node_text(node, text) == "TYPE_CHECKING",
         "attribute" => node
-            .child_by_field_name("attribute")
+            .child_by_field_id(field::ATTRIBUTE.get())
             .is_some_and(|attr| node_text(attr, text) == "TYPE_CHECKING"),
         "parenthesized_expression" => node.named_child(0).is_some_and(|inner| is_type_checking(inner, text)),
         _ => false,
@@ -229,7 +230,7 @@ pub fn is_main_guard(node: Node<'_>, text: &str) -> bool {
 /// `not TYPE_CHECKING`, maybe parenthesized.
 pub fn is_not_type_checking(node: Node<'_>, text: &str) -> bool {
     match node.kind() {
-        "not_operator" => node.child_by_field_name("argument").is_some_and(|arg| is_type_checking(arg, text)),
+        "not_operator" => node.child_by_field_id(field::ARGUMENT.get()).is_some_and(|arg| is_type_checking(arg, text)),
         "parenthesized_expression" => node.named_child(0).is_some_and(|inner| is_not_type_checking(inner, text)),
         _ => false,
     }
