@@ -18,7 +18,7 @@ use crate::diagnostics::{Problem, ProblemKind};
 use crate::discover::{FoundFile, OUTPUT_MARKER, discover};
 use crate::module_path::module_path;
 use crate::source;
-use crate::stat::{Stat, StatCache, StatEntry};
+use crate::stat::{StatCache, StatEntry};
 use crate::db::Project;
 use crate::stages::graph::{Fan, module_fan};
 use crate::stages::tags::{Labels, TagSettings};
@@ -161,7 +161,7 @@ fn run_build(
             .map(|file| {
                 let stub = discovery.stubs.get(&file.rel_path).and_then(|path| read_stub(path));
                 let compiled = discovery.extensions.get(&file.rel_path).cloned();
-                load(file, src_layout, config.max_file_bytes, &stats).map(|(mut loaded, entry)| {
+                load(file, discovery.stat_taken_ns, src_layout, config.max_file_bytes, &stats).map(|(mut loaded, entry)| {
                     loaded.stub = stub;
                     loaded.compiled = compiled;
                     (loaded, entry)
@@ -457,9 +457,16 @@ fn read_stub(path: &std::path::Path) -> Option<Arc<str>> {
     String::from_utf8(bytes).ok().map(Arc::from)
 }
 
-/// Stat, then read, size-check and decode one file — or, when the stat cache vouches for
-/// it, take its hash and encoding from there without reading it (see [`crate::stat`]).
-fn load(file: &FoundFile, src_layout: bool, max_file_bytes: u64, stats: &StatCache) -> Result<(LoadedFile, StatEntry), Problem> {
+/// Read, size-check and decode one file — or, when the stat cache vouches for the stat the
+/// walk took of it (at or after `taken_ns`), take its hash and encoding from there without
+/// reading it (see [`crate::stat`]).
+fn load(
+    file: &FoundFile,
+    taken_ns: i128,
+    src_layout: bool,
+    max_file_bytes: u64,
+    stats: &StatCache,
+) -> Result<(LoadedFile, StatEntry), Problem> {
     let problem = |kind, message: String| Problem::new(file.rel_path.clone(), kind, message);
     // Checked on the stat, and again on the bytes read (the file may have grown since).
     let size_ok = |len: u64| {
@@ -468,10 +475,8 @@ fn load(file: &FoundFile, src_layout: bool, max_file_bytes: u64, stats: &StatCac
         }
         Ok(())
     };
-    let meta = std::fs::metadata(&file.abs_path).map_err(|err| problem(ProblemKind::Unreadable, err.to_string()))?;
-    let stat = Stat::of(&meta);
-    let taken_ns = crate::stat::now_ns();
-    size_ok(meta.len())?;
+    let stat = file.stat;
+    size_ok(stat.size)?;
     let module = module_path(&file.rel_path, src_layout);
     let loaded = |hash, encoding: String, text| LoadedFile {
         path: file.rel_path.clone(),
