@@ -218,7 +218,8 @@ fn run_build(
         let mut last = last.clone();
         phase("verify", &mut timings);
         let artifacts = sinks::last_artifacts(&last);
-        let kept_any = sinks::keep_artifacts(&config.out, &cache.artifacts_dir(), &artifacts)?;
+        let (kept_any, set_aside) = sinks::keep_artifacts(&config.out, &cache.artifacts_dir(), &artifacts)?;
+        sinks::remove_set_aside(set_aside);
         if hashed || kept_any {
             last.artifact_stats = sinks::artifact_stats(&config.out, &artifacts);
             cache.update_build_record(&last)?;
@@ -354,8 +355,15 @@ fn run_build(
         });
         let update_waits = store.as_ref().is_some_and(|(_, prepared)| prepared.reads_outputs());
         let mut write = |timings: &mut Vec<(String, f64)>| -> Result<()> {
-            sinks::write_all(config, cache, last_build.as_ref(), &artifacts)?;
+            let set_aside = sinks::write_all(config, cache, last_build.as_ref(), &artifacts)?;
             phase("write", timings);
+            // Older kept copies are freed while the build is recorded.
+            if !set_aside.is_empty() {
+                std::thread::Builder::new()
+                    .name("set-aside".into())
+                    .spawn_scoped(scope, move || sinks::remove_set_aside(set_aside))
+                    .expect("a thread can be started");
+            }
             Ok(())
         };
         if update_waits {
