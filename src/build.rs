@@ -149,6 +149,7 @@ fn run_build(
         }
     };
     let _out_lock = if config.dry_run { None } else { Some(lock_output_dir(config)?) };
+    let mut window = (!config.dry_run && cache.is_some()).then(|| crate::stat::WindowProbe::start(&config.out));
     let discovery = discover(config)?;
     phase("discover", &mut timings);
     let mut problems = discovery.problems;
@@ -219,9 +220,11 @@ fn run_build(
         phase("verify", &mut timings);
         let artifacts = sinks::last_artifacts(&last);
         let (kept_any, set_aside) = sinks::keep_artifacts(&config.out, &cache.artifacts_dir(), &artifacts)?;
+        let written_ns = crate::stat::now_ns();
         sinks::remove_set_aside(set_aside);
         if hashed || kept_any {
-            last.artifact_stats = sinks::artifact_stats(&config.out, &artifacts);
+            let window_ns = window.as_mut().map_or(crate::stat::RACY_NANOS, crate::stat::WindowProbe::window_ns);
+            last.artifact_stats = sinks::artifact_stats(&config.out, &artifacts, window_ns, written_ns);
             cache.update_build_record(&last)?;
         }
         // Files re-read (new stats, or racy ones) get entries the next build can trust.
@@ -354,8 +357,10 @@ fn run_build(
                 .expect("a thread can be started")
         });
         let update_waits = store.as_ref().is_some_and(|(_, prepared)| prepared.reads_outputs());
+        let mut written_ns = 0;
         let mut write = |timings: &mut Vec<(String, f64)>| -> Result<()> {
             let set_aside = sinks::write_all(config, cache, last_build.as_ref(), &artifacts)?;
+            written_ns = crate::stat::now_ns();
             phase("write", timings);
             // Older kept copies are freed while the build is recorded.
             if !set_aside.is_empty() {
@@ -406,7 +411,6 @@ fn run_build(
             .iter()
             .map(|a| crate::explain::ArtifactSize { path: a.path.clone(), rows: a.rows, bytes: a.bytes })
             .collect();
-        let artifact_stats = sinks::artifact_stats(&config.out, &artifacts);
         let load_cycles = crate::stages::exports::load_cycles(&workspace.db, Project::get(&workspace.db)).clone();
         if let (Some(previous), Some(last)) = (previous.as_ref(), last_build.as_ref()) {
             let artifacts = last.artifacts.iter().map(|a| a.0.clone()).chain([crate::writers::duckdb::DATABASE_FILE.to_string()]);
@@ -414,6 +418,9 @@ fn run_build(
         }
         let early = early.map(|early| early.join().expect("writing the cache does not panic")).transpose()?;
         let log = cache.finish(CACHED_STAGES, &subjects, updated, sizes, early)?;
+        // After the cache's commit: the racy window since the writes has mostly passed.
+        let window_ns = window.as_mut().map_or(crate::stat::RACY_NANOS, crate::stat::WindowProbe::window_ns);
+        let artifact_stats = sinks::artifact_stats(&config.out, &artifacts, window_ns, written_ns);
         cache.record_build(
             BuildRecord {
                 key: build_key,

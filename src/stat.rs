@@ -113,6 +113,30 @@ pub fn artifact_window_ns(dir: &std::path::Path) -> i128 {
     timestamp_granularity_ns(dir).map_or(RACY_NANOS, |g| (2 * g + 1_000_000).min(RACY_NANOS))
 }
 
+/// [`artifact_window_ns`] of a directory, measured on a thread of its own from the start of a
+/// build: the probe waits for a few clock ticks (~10 ms where Linux stamps with a 4 ms tick)
+/// that the build need not wait for.
+pub struct WindowProbe {
+    probe: Option<std::thread::JoinHandle<i128>>,
+    measured: Option<i128>,
+}
+
+impl WindowProbe {
+    pub fn start(dir: &std::path::Path) -> WindowProbe {
+        let dir = dir.to_path_buf();
+        let probe = std::thread::Builder::new().name("clock-probe".into()).spawn(move || artifact_window_ns(&dir)).ok();
+        WindowProbe { probe, measured: None }
+    }
+
+    /// The measured window ([`RACY_NANOS`] when the probe failed); waits for the probe once.
+    pub fn window_ns(&mut self) -> i128 {
+        if let Some(probe) = self.probe.take() {
+            self.measured = probe.join().ok();
+        }
+        self.measured.unwrap_or(RACY_NANOS)
+    }
+}
+
 pub fn now_ns() -> i128 {
     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos() as i128)
 }

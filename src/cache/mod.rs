@@ -502,11 +502,13 @@ impl StageCache {
         stats: &[crate::stat::StatEntry],
         graph_facts: Option<Vec<u8>>,
     ) -> Result<()> {
+        let started = std::time::Instant::now();
         record.sort();
         // Named encoding: `Problem` skips absent fields, which a positional encoding cannot.
         let record = seal(rmp_serde::to_vec_named(&record).expect("records serialize"));
         let rows = seal(rmp_serde::to_vec(rows).expect("row indexes serialize"));
         let stats = seal(rmp_serde::to_vec(stats).expect("stat entries serialize"));
+        tracing::debug!(elapsed = ?started.elapsed(), "build record encoded");
         let txn = self.db.begin_write()?;
         {
             let mut table = txn.open_table(META)?;

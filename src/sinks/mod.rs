@@ -268,20 +268,14 @@ pub fn last_artifacts(last: &BuildRecord) -> Vec<Artifact> {
 
 /// The stat of each artifact now in `out`, for the next build's [`artifact_intact`].
 ///
-/// The build wrote these files a moment ago, so their mtimes are inside any racy window
-/// measured from now: it waits until the newest is older than the output directory's window
-/// (a few milliseconds where the file system stamps finely, see
+/// The build wrote these files a moment ago, by `written_ns` (no mtime is later: the file
+/// system stamps with a clock that lags the one `now_ns` reads), so their mtimes are inside
+/// any racy window measured from then: it waits until `written_ns` is older than the output
+/// directory's window `window_ns` (a few milliseconds where the file system stamps finely, see
 /// [`crate::stat::artifact_window_ns`]) before taking the stats, so the next build can trust
 /// them instead of hashing every artifact again.
-pub fn artifact_stats(out: &std::path::Path, artifacts: &[Artifact]) -> Vec<StatEntry> {
-    let window_ns = crate::stat::artifact_window_ns(out);
-    let newest = artifacts
-        .par_iter()
-        .filter_map(|a| std::fs::metadata(out.join(&a.path)).ok())
-        .map(|m| Stat::of(&m).mtime_ns)
-        .max()
-        .unwrap_or(0);
-    let wait = newest + window_ns + 1 - crate::stat::now_ns();
+pub fn artifact_stats(out: &std::path::Path, artifacts: &[Artifact], window_ns: i128, written_ns: i128) -> Vec<StatEntry> {
+    let wait = written_ns + window_ns + 1 - crate::stat::now_ns();
     if wait > 0 && wait < crate::stat::RACY_NANOS {
         std::thread::sleep(std::time::Duration::from_nanos(wait as u64));
     }
