@@ -275,6 +275,12 @@ impl StageCache {
     /// Lock and open the cache in `dir`.
     pub fn open(dir: &Path) -> Result<StageCache> {
         let lock = lock(dir)?;
+        // Older artifact copies a killed build set aside (see `sinks::keep_artifacts`).
+        for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            if entry.file_name().to_str().is_some_and(|n| n.starts_with(crate::writers::SET_ASIDE_PREFIX)) {
+                let _ = std::fs::remove_file(entry.path());
+            }
+        }
         let mut notes = Vec::new();
         let db = open_database(dir, &mut notes)?;
         let txn = db.begin_read().ok();

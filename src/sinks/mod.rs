@@ -182,11 +182,12 @@ pub fn keep_artifacts(out: &std::path::Path, kept: &std::path::Path, artifacts: 
                 return Ok(false);
             }
             // Replacing the last link of the older copy frees its blocks inside the rename
-            // (15 ms for a 20 MB `modules.jsonl`, strace): a second link keeps it alive until
+            // (15 ms for a 20 MB `modules.jsonl`, strace): a second link (in the cache
+            // directory, whose opening removes any a killed build left) keeps it alive until
             // `remove_set_aside` drops it off the build's critical path.
             if let Ok(old) = &target
                 && old.len() >= SET_ASIDE_BYTES
-                && let Some(aside) = crate::writers::set_aside(&to)
+                && let Some(aside) = crate::writers::set_aside(&to, kept.parent().unwrap_or(kept))
             {
                 set_aside.lock().unwrap().push(aside);
             }
@@ -315,8 +316,11 @@ mod tests {
         assert_eq!(aside.len(), 1, "the older copy is set aside");
         assert_eq!(std::fs::read(&aside[0]).unwrap(), old);
         assert_eq!(std::fs::read(crate::writers::kept_path(&kept, "rows.jsonl")).unwrap(), new);
-        remove_set_aside(aside.clone());
+        assert_eq!(aside[0].parent(), Some(dir.path()), "set aside in the cache directory");
+        // A build killed before removing it: the next opening of the cache does.
+        drop(crate::cache::StageCache::open(dir.path()).unwrap());
         assert!(!aside[0].exists());
+        assert_eq!(std::fs::read(crate::writers::kept_path(&kept, "rows.jsonl")).unwrap(), new);
         // A small older copy is replaced in place.
         write_atomic(&out.join("small.json"), b"1").unwrap();
         keep_artifacts(&out, &kept, &[Artifact::new("small.json", 1, b"1".to_vec())]).unwrap();

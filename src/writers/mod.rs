@@ -146,11 +146,14 @@ pub fn link_atomic(source: &Path, path: &Path) -> Result<()> {
     Ok(())
 }
 
-/// A second link to `path` beside it (a temporary name), so that replacing `path` does not
-/// free its blocks; `None` when it cannot be made (the replacement then frees them).
-pub fn set_aside(path: &Path) -> Option<std::path::PathBuf> {
-    let dir = path.parent()?;
-    let aside = dir.join(format!(".tmp-aside-{}-{}", std::process::id(), TEMPORARY.fetch_add(1, std::sync::atomic::Ordering::Relaxed)));
+/// Prefix of the links [`set_aside`] makes.
+pub const SET_ASIDE_PREFIX: &str = ".tmp-aside-";
+
+/// A second link to `path` in `dir` (same file system; a temporary name), so that replacing
+/// `path` does not free its blocks; `None` when it cannot be made (the replacement then frees
+/// them).
+pub fn set_aside(path: &Path, dir: &Path) -> Option<std::path::PathBuf> {
+    let aside = dir.join(format!("{SET_ASIDE_PREFIX}{}-{}", std::process::id(), TEMPORARY.fetch_add(1, std::sync::atomic::Ordering::Relaxed)));
     std::fs::hard_link(path, &aside).ok().map(|()| aside)
 }
 
