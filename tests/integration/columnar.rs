@@ -278,6 +278,19 @@ fn database_stays_in_step_with_edits_additions_and_deletions() {
     std::fs::write(&file, std::fs::read_to_string(&file).unwrap().replace("\"run\"]", "\"run\", \"Wheel\"]\nWheel = 4")).unwrap();
     built(root, &out, &[]);
     assert_database_matches_cold(root, &out, &cold);
+    // A new import cycle, then its end: the update replaces the `cycles` table.
+    let cycle_modules = |out: &Path| -> Vec<String> {
+        database_tables(out)["cycles"].iter().filter_map(|r| r["module"].as_str().map(str::to_string)).collect()
+    };
+    std::fs::write(root.join("zeta.py"), "import eta\n").unwrap();
+    std::fs::write(root.join("eta.py"), "import zeta\n").unwrap();
+    built(root, &out, &[]);
+    assert!(cycle_modules(&out).contains(&"zeta".to_string()), "{:?}", cycle_modules(&out));
+    assert_database_matches_cold(root, &out, &cold);
+    std::fs::write(root.join("eta.py"), "\n").unwrap();
+    built(root, &out, &[]);
+    assert!(!cycle_modules(&out).contains(&"zeta".to_string()), "{:?}", cycle_modules(&out));
+    assert_database_matches_cold(root, &out, &cold);
 }
 
 #[test]
