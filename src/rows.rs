@@ -502,12 +502,30 @@ impl PreviousRows {
         Some(rows)
     }
 
+    /// The previous artifact `part`, open for [`read_range`], checked to have its recorded length.
+    fn open(&self, part: usize) -> Result<(std::fs::File, &Path)> {
+        let path = &self.found[part];
+        let file = std::fs::File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
+        let len = file.metadata().with_context(|| format!("cannot read {}", path.display()))?.len();
+        anyhow::ensure!(len == self.recorded[part].1 as u64, "{} changed during the build", path.display());
+        Ok((file, path))
+    }
+
     fn read_all(&self, part: usize) -> Result<Vec<u8>> {
         let path = &self.found[part];
         let bytes = std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
         anyhow::ensure!(bytes.len() == self.recorded[part].1, "{} changed during the build", path.display());
         Ok(bytes)
     }
+}
+
+/// Append bytes `range` of the open previous artifact to `bytes`.
+fn read_range((file, path): &mut (std::fs::File, &Path), range: Range<usize>, bytes: &mut Vec<u8>) -> Result<()> {
+    use std::io::{Read as _, Seek as _};
+    file.seek(std::io::SeekFrom::Start(range.start as u64)).with_context(|| format!("cannot read {}", path.display()))?;
+    let read = file.by_ref().take(range.len() as u64).read_to_end(bytes).with_context(|| format!("cannot read {}", path.display()))?;
+    anyhow::ensure!(read == range.len(), "{} changed during the build", path.display());
+    Ok(())
 }
 
 /// Each row artifact from `outputs` (sorted by path): unchanged when the files are the
@@ -549,22 +567,41 @@ pub fn assemble(outputs: &[FileOutput], previous: Option<&PreviousRows>) -> Resu
                     });
                 }
             }
-            if old.is_none()
-                && let Some(previous) = previous.filter(|_| rendered < outputs.len())
-            {
-                old = Some(previous.read_all(part)?);
-            }
             let size = outputs.iter().map(|o| o.entry.lens[part] as usize).sum();
             let mut bytes = Vec::with_capacity(size);
+            // Reused rows are read from the previous artifact straight into place, run by run
+            // (consecutive files' rows are consecutive there): no second buffer the size of
+            // the artifact (28 MB for the standard library's `symbols.jsonl`).
+            let mut source = match (&old, previous.filter(|_| rendered < outputs.len())) {
+                (None, Some(previous)) => Some(previous.open(part)?),
+                _ => None,
+            };
+            let mut run: Option<Range<usize>> = None;
             for output in outputs {
-                match &output.rendered {
-                    Some(rendered) => bytes.extend_from_slice(&rendered.take(part)),
-                    None => {
-                        let previous = previous.expect("reused rows come from the previous artifacts");
-                        let old = old.as_ref().expect("the previous artifact is read when rows are reused");
-                        bytes.extend_from_slice(&old[previous.ranges[&output.entry.path].0[part].clone()]);
+                let reused = match &output.rendered {
+                    Some(_) => None,
+                    None => Some(previous.expect("reused rows come from the previous artifacts").ranges[&output.entry.path].0[part].clone()),
+                };
+                match (reused, &old) {
+                    (Some(range), Some(old)) => bytes.extend_from_slice(&old[range]),
+                    (Some(range), None) => match &mut run {
+                        Some(run) if run.end == range.start => run.end = range.end,
+                        _ => {
+                            if let Some(done) = run.replace(range) {
+                                read_range(source.as_mut().expect("the previous artifact is open when rows are reused"), done, &mut bytes)?;
+                            }
+                        }
+                    },
+                    (None, _) => {
+                        if let Some(done) = run.take() {
+                            read_range(source.as_mut().expect("the previous artifact is open when rows are reused"), done, &mut bytes)?;
+                        }
+                        bytes.extend_from_slice(&output.rendered.as_ref().expect("rendered").take(part));
                     }
                 }
+            }
+            if let Some(done) = run.take() {
+                read_range(source.as_mut().expect("the previous artifact is open when rows are reused"), done, &mut bytes)?;
             }
             Ok(Assembled::Changed(bytes))
         })
