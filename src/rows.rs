@@ -576,33 +576,30 @@ pub fn assemble(outputs: &[FileOutput], previous: Option<&PreviousRows>) -> Resu
                 (None, Some(previous)) => Some(previous.open(part)?),
                 _ => None,
             };
+            let mut read = |run: Option<Range<usize>>, bytes: &mut Vec<u8>| match (run, source.as_mut()) {
+                (Some(run), Some(source)) => read_range(source, run, bytes),
+                (Some(_), None) => unreachable!("the previous artifact is open when rows are reused"),
+                (None, _) => Ok(()),
+            };
             let mut run: Option<Range<usize>> = None;
             for output in outputs {
                 let reused = match &output.rendered {
                     Some(_) => None,
                     None => Some(previous.expect("reused rows come from the previous artifacts").ranges[&output.entry.path].0[part].clone()),
                 };
-                match (reused, &old) {
-                    (Some(range), Some(old)) => bytes.extend_from_slice(&old[range]),
-                    (Some(range), None) => match &mut run {
+                match (reused, &old, &output.rendered) {
+                    (Some(range), Some(old), _) => bytes.extend_from_slice(&old[range]),
+                    (Some(range), None, _) => match &mut run {
                         Some(run) if run.end == range.start => run.end = range.end,
-                        _ => {
-                            if let Some(done) = run.replace(range) {
-                                read_range(source.as_mut().expect("the previous artifact is open when rows are reused"), done, &mut bytes)?;
-                            }
-                        }
+                        _ => read(run.replace(range), &mut bytes)?,
                     },
-                    (None, _) => {
-                        if let Some(done) = run.take() {
-                            read_range(source.as_mut().expect("the previous artifact is open when rows are reused"), done, &mut bytes)?;
-                        }
-                        bytes.extend_from_slice(&output.rendered.as_ref().expect("rendered").take(part));
+                    (None, _, rendered) => {
+                        read(run.take(), &mut bytes)?;
+                        bytes.extend_from_slice(&rendered.as_ref().expect("a file without reused rows is rendered").take(part));
                     }
                 }
             }
-            if let Some(done) = run.take() {
-                read_range(source.as_mut().expect("the previous artifact is open when rows are reused"), done, &mut bytes)?;
-            }
+            read(run.take(), &mut bytes)?;
             Ok(Assembled::Changed(bytes))
         })
         .collect::<Result<_>>()?;
