@@ -149,7 +149,6 @@ fn run_build(
         }
     };
     let _out_lock = if config.dry_run { None } else { Some(lock_output_dir(config)?) };
-    let mut window = (!config.dry_run && cache.is_some()).then(|| crate::stat::WindowProbe::start(&config.out));
     let discovery = discover(config)?;
     phase("discover", &mut timings);
     let mut problems = discovery.problems;
@@ -223,7 +222,7 @@ fn run_build(
         let written_ns = crate::stat::now_ns();
         sinks::remove_set_aside(set_aside);
         if hashed || kept_any {
-            let window_ns = window.as_mut().map_or(crate::stat::RACY_NANOS, crate::stat::WindowProbe::window_ns);
+            let window_ns = crate::stat::artifact_window_ns(&config.out);
             last.artifact_stats = sinks::artifact_stats(&config.out, &artifacts, window_ns, written_ns);
             cache.update_build_record(&last)?;
         }
@@ -250,6 +249,8 @@ fn run_build(
         }
     }
 
+    // The output directory's racy window, measured while the build evaluates and writes.
+    let mut window = (!config.dry_run && cache.is_some()).then(|| crate::stat::WindowProbe::start(&config.out));
     // The previous build's rows, when its artifacts are intact: unchanged files are copied.
     let previous = cache.zip(last_build.as_ref()).and_then(|(cache, last)| {
         PreviousRows::load(&config.out, &cache.artifacts_dir(), cache.row_index()?, last)

@@ -583,21 +583,18 @@ pub fn assemble(outputs: &[FileOutput], previous: Option<&PreviousRows>) -> Resu
             };
             let mut run: Option<Range<usize>> = None;
             for output in outputs {
-                let reused = match &output.rendered {
-                    Some(_) => None,
-                    None => Some(previous.expect("reused rows come from the previous artifacts").ranges[&output.entry.path].0[part].clone()),
-                };
-                match (reused, &old, &output.rendered) {
-                    (Some(range), Some(old), _) => bytes.extend_from_slice(&old[range]),
-                    (Some(range), None, _) => match &mut run {
-                        Some(run) if run.end == range.start => run.end = range.end,
-                        _ => read(run.replace(range), &mut bytes)?,
-                    },
-                    (None, _, rendered) => {
-                        read(run.take(), &mut bytes)?;
-                        bytes.extend_from_slice(&rendered.as_ref().expect("a file without reused rows is rendered").take(part));
+                let Some(rendered) = &output.rendered else {
+                    let previous = previous.expect("reused rows come from the previous artifacts");
+                    let range = previous.ranges[&output.entry.path].0[part].clone();
+                    match (&old, &mut run) {
+                        (Some(old), _) => bytes.extend_from_slice(&old[range]),
+                        (None, Some(run)) if run.end == range.start => run.end = range.end,
+                        (None, run) => read(run.replace(range), &mut bytes)?,
                     }
-                }
+                    continue;
+                };
+                read(run.take(), &mut bytes)?;
+                bytes.extend_from_slice(&rendered.take(part));
             }
             read(run.take(), &mut bytes)?;
             Ok(Assembled::Changed(bytes))

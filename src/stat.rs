@@ -113,9 +113,10 @@ pub fn artifact_window_ns(dir: &std::path::Path) -> i128 {
     timestamp_granularity_ns(dir).map_or(RACY_NANOS, |g| (2 * g + 1_000_000).min(RACY_NANOS))
 }
 
-/// [`artifact_window_ns`] of a directory, measured on a thread of its own from the start of a
-/// build: the probe waits for a few clock ticks (~10 ms where Linux stamps with a 4 ms tick)
-/// that the build need not wait for.
+/// [`artifact_window_ns`] of a directory, measured on a thread of its own while a build
+/// evaluates: the probe waits for a few clock ticks (~10 ms where Linux stamps with a 4 ms
+/// tick) that the build need not wait for. Dropping it waits for the probe, so that its
+/// temporary file never outlives the build.
 pub struct WindowProbe {
     probe: Option<std::thread::JoinHandle<i128>>,
     measured: Option<i128>,
@@ -134,6 +135,12 @@ impl WindowProbe {
             self.measured = probe.join().ok();
         }
         self.measured.unwrap_or(RACY_NANOS)
+    }
+}
+
+impl Drop for WindowProbe {
+    fn drop(&mut self) {
+        self.window_ns();
     }
 }
 

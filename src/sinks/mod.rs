@@ -16,7 +16,6 @@ pub mod tags;
 pub mod trees;
 
 use std::path::PathBuf;
-use std::sync::Mutex;
 
 use anyhow::{Context as _, Result};
 use rayon::prelude::*;
@@ -164,38 +163,37 @@ pub fn previous_artifact(out: &std::path::Path, kept: &std::path::Path, last: &B
 /// changes the file's ctime, so its recorded stat is stale), and the older copies set aside
 /// for [`remove_set_aside`].
 pub fn keep_artifacts(out: &std::path::Path, kept: &std::path::Path, artifacts: &[Artifact]) -> Result<(bool, Vec<PathBuf>)> {
-    let set_aside = Mutex::new(Vec::new());
-    // Independent files (hundreds of overlays on a large tree): linked in parallel.
-    let linked: Vec<bool> = artifacts
+    // Independent files (hundreds of overlays on a large tree): linked in parallel. Each
+    // yields whether it was linked, and the older copy it set aside.
+    let linked: Vec<(bool, Option<PathBuf>)> = artifacts
         .par_iter()
-        .map(|artifact| -> Result<bool> {
+        .map(|artifact| -> Result<(bool, Option<PathBuf>)> {
             let (from, to) = (out.join(&artifact.path), crate::writers::kept_path(kept, &artifact.path));
-            let (Ok(source), target) = (std::fs::metadata(&from), std::fs::metadata(&to)) else { return Ok(false) };
+            let (Ok(source), target) = (std::fs::metadata(&from), std::fs::metadata(&to)) else { return Ok((false, None)) };
             #[cfg(unix)]
             {
                 use std::os::unix::fs::MetadataExt as _;
                 if target.as_ref().is_ok_and(|t| (t.dev(), t.ino()) == (source.dev(), source.ino())) {
-                    return Ok(false);
+                    return Ok((false, None));
                 }
             }
             if matches!(artifact.body, Body::OnDisk) && target.as_ref().is_ok_and(|t| t.len() == source.len()) {
-                return Ok(false);
+                return Ok((false, None));
             }
             // Replacing the last link of the older copy frees its blocks inside the rename
             // (15 ms for a 20 MB `modules.jsonl`, strace): a second link (in the cache
             // directory, whose opening removes any a killed build left) keeps it alive until
             // `remove_set_aside` drops it off the build's critical path.
-            if let Ok(old) = &target
-                && old.len() >= SET_ASIDE_BYTES
-                && let Some(aside) = crate::writers::set_aside(&to, kept.parent().unwrap_or(kept))
-            {
-                set_aside.lock().unwrap().push(aside);
-            }
+            let aside = match &target {
+                Ok(old) if old.len() >= SET_ASIDE_BYTES => crate::writers::set_aside(&to, kept.parent().unwrap_or(kept)),
+                _ => None,
+            };
             link_atomic(&from, &to)?;
-            Ok(true)
+            Ok((true, aside))
         })
         .collect::<Result<_>>()?;
-    Ok((linked.into_iter().any(|l| l), set_aside.into_inner().unwrap()))
+    let any = linked.iter().any(|(l, _)| *l);
+    Ok((any, linked.into_iter().filter_map(|(_, aside)| aside).collect()))
 }
 
 /// Older kept copies at least this large are set aside rather than freed in place.

@@ -399,18 +399,15 @@ pub fn load_cycles_of<'a>(index: &ModuleIndex, loads: impl Fn(SourceFile) -> &'a
         .map(|&id| {
             let (module, file) = &index.names[id as usize];
             let mut targets: Vec<usize> = Vec::new();
-            // Importing a module loads its ancestors first.
-            index.prefix_ids(module, |a| {
-                if a != id && node_of[a as usize] != usize::MAX {
-                    targets.push(node_of[a as usize]);
+            let mut add = |t: u32| {
+                if t != id && node_of[t as usize] != usize::MAX {
+                    targets.push(node_of[t as usize]);
                 }
-            });
+            };
+            // Importing a module loads its ancestors first.
+            index.prefix_ids(module, &mut add);
             for target in loads(file.expect("a module has a file")).keys() {
-                index.prefix_ids(target, |t| {
-                    if t != id && node_of[t as usize] != usize::MAX {
-                        targets.push(node_of[t as usize]);
-                    }
-                });
+                index.prefix_ids(target, &mut add);
             }
             targets.sort_unstable();
             targets.dedup();
