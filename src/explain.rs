@@ -119,8 +119,10 @@ pub struct ArtifactSize {
 /// Everything a build recorded about its nodes.
 ///
 /// Per-file nodes are a grid, `grid_stages` × `grid_subjects` (the build's files): a pair of
-/// the grid without an event in `nodes` was reused. The file stays small (a no-op build of
-/// 20k files reuses 120k nodes) and [`RunLog::expanded`] lists every node.
+/// the grid without an event in `nodes` was reused — or new, with the reason "new node", when
+/// its stage is in `grid_new` (every node of that stage was new: a cold build). The file stays
+/// small (a no-op build of 20k files reuses 200k nodes, a cold one builds as many) and
+/// [`RunLog::expanded`] lists every node.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct RunLog {
     pub schema: u32,
@@ -139,6 +141,8 @@ pub struct RunLog {
     pub grid_stages: Vec<String>,
     #[serde(default)]
     pub grid_subjects: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub grid_new: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
@@ -172,7 +176,10 @@ impl RunLog {
             summary.cutoff += usize::from(node.cutoff);
             in_grid += usize::from(node.status != Status::Removed && self.grid_stages.contains(&node.stage));
         }
-        summary.reused += (self.grid_stages.len() * self.grid_subjects.len()).saturating_sub(in_grid);
+        let implicit = (self.grid_stages.len() * self.grid_subjects.len()).saturating_sub(in_grid);
+        let new = self.grid_new.len() * self.grid_subjects.len();
+        summary.new += new;
+        summary.reused += implicit.saturating_sub(new);
         summary.root_causes = self.root_causes().len();
         summary
     }
@@ -186,18 +193,19 @@ impl RunLog {
         for stage in &self.grid_stages {
             for subject in &self.grid_subjects {
                 if !listed.contains(&(stage.as_str(), subject.as_str())) {
+                    let new = self.grid_new.contains(stage);
                     nodes.push(NodeEvent {
                         stage: stage.clone(),
                         subject: subject.clone(),
-                        status: Status::Reused,
-                        reasons: Vec::new(),
+                        status: if new { Status::New } else { Status::Reused },
+                        reasons: if new { vec![Reason::New] } else { Vec::new() },
                         cutoff: false,
                     });
                 }
             }
         }
         nodes.sort_by(|a, b| (&a.stage, &a.subject).cmp(&(&b.stage, &b.subject)));
-        RunLog { nodes, grid_stages: Vec::new(), grid_subjects: Vec::new(), ..self.clone() }
+        RunLog { nodes, grid_stages: Vec::new(), grid_subjects: Vec::new(), grid_new: Vec::new(), ..self.clone() }
     }
 
     fn root_causes(&self) -> Vec<RootCause> {

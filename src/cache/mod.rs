@@ -25,12 +25,13 @@ use serde::de::DeserializeOwned;
 use crate::explain::{ArtifactSize, NodeEvent, Reason, RunLog, StageTiming, Status};
 
 /// Bump when the layout of the cache file or the encoding of its values changes.
-pub const CACHE_SCHEMA: u32 = 9;
+pub const CACHE_SCHEMA: u32 = 10;
 
 pub use crate::digest::update_parts;
 pub use crate::explain::RUN_LOG_FILE;
 
 const VALUES: TableDefinition<&[u8], &[u8]> = TableDefinition::new("values");
+/// Node records by subject: one entry holds every node of its subject (see [`SubjectNodes`]).
 const NODES: TableDefinition<&str, &[u8]> = TableDefinition::new("nodes");
 const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 
@@ -61,6 +62,21 @@ pub struct NodeRecord {
     pub inputs: Vec<(String, String)>,
     #[serde(with = "crate::digest::bytes")]
     pub output: [u8; 32],
+}
+
+/// The records of every node of one subject, sorted by stage: the `nodes` table keeps one entry
+/// per subject rather than per node (a cold build of the generated 20k tree has 208k nodes on
+/// 20k files: one B-tree insert, seal and encoding per file instead of ten).
+type SubjectNodes = Vec<(String, NodeRecord)>;
+
+fn decode_nodes(sealed: &[u8]) -> Option<SubjectNodes> {
+    rmp_serde::from_slice(unseal(sealed)?).ok()
+}
+
+/// The stages of a subject's stored records, without decoding the records.
+fn decode_stages(sealed: &[u8]) -> Vec<String> {
+    let stages: Option<Vec<(String, serde::de::IgnoredAny)>> = unseal(sealed).and_then(|payload| rmp_serde::from_slice(payload).ok());
+    stages.unwrap_or_default().into_iter().map(|(stage, _)| stage).collect()
 }
 
 /// What the last complete build produced, for the whole-build shortcut: when the next build's
@@ -131,7 +147,8 @@ pub struct EarlyWrite {
 }
 
 struct Pending {
-    node: String,
+    stage: &'static str,
+    subject: String,
     record: NodeRecord,
     value: Option<Vec<u8>>,
 }
@@ -156,13 +173,8 @@ pub struct StageCache {
     pub notes: Vec<String>,
 }
 
-fn node_name(stage: &str, subject: &str) -> String {
-    format!("{stage}\0{subject}")
-}
-
-fn split_node(node: &str) -> (&str, &str) {
-    node.split_once('\0').unwrap_or((node, ""))
-}
+/// A node `(stage, subject)`.
+type Node = (String, String);
 
 /// Take the cache directory's lock, waiting for another build that holds it.
 pub fn lock(dir: &Path) -> Result<File> {
@@ -325,9 +337,10 @@ impl StageCache {
         self.values.as_ref()?.get(key.as_slice()).ok()?.map(|v| v.value().to_vec())
     }
 
-    fn previous(&self, node: &str) -> Option<NodeRecord> {
-        let bytes = self.nodes.as_ref()?.get(node).ok()??.value().to_vec();
-        rmp_serde::from_slice(unseal(&bytes)?).ok()
+    /// The record of node `(stage, subject)` as the last build left it.
+    fn previous(&self, stage: &str, subject: &str) -> Option<NodeRecord> {
+        let nodes = decode_nodes(self.nodes.as_ref()?.get(subject).ok()??.value())?;
+        nodes.into_iter().find(|(s, _)| s == stage).map(|(_, record)| record)
     }
 
     /// The cached output of `(stage, subject)` for these inputs, or `compute()` — recorded in
@@ -356,7 +369,6 @@ impl StageCache {
         compute: impl FnOnce() -> T,
     ) -> T {
         let key = Self::key(stage, version, subject, &inputs);
-        let node = node_name(stage, subject);
         let mut corrupt = false;
         if let Some(sealed) = self.lookup(&key) {
             match unseal(&sealed).and_then(|payload| rmp_serde::from_slice::<T>(payload).ok()) {
@@ -367,7 +379,7 @@ impl StageCache {
                 None => corrupt = true,
             }
         }
-        let previous = self.previous(&node);
+        let previous = self.previous(stage, subject);
         let started = std::time::Instant::now();
         let value = compute();
         let elapsed = started.elapsed().as_secs_f64();
@@ -393,7 +405,7 @@ impl StageCache {
             reasons.insert(0, Reason::Upstream { nodes: upstream() });
         }
         self.event(stage, subject, status, reasons, cutoff);
-        self.pending.lock().unwrap().push(Pending { node, record, value: Some(seal(payload)) });
+        self.pending.lock().unwrap().push(Pending { stage, subject: subject.to_string(), record, value: Some(seal(payload)) });
         value
     }
 
@@ -417,8 +429,7 @@ impl StageCache {
         upstream_input: &str,
         upstream: Vec<String>,
     ) {
-        let node = node_name(stage, subject);
-        let previous = self.previous(&node);
+        let previous = self.previous(stage, subject);
         if previous.as_ref().is_some_and(|p| p.key == key) {
             self.note_reused(stage);
             return;
@@ -431,15 +442,14 @@ impl StageCache {
         }
         self.stages.lock().unwrap().entry(stage).or_default().computed += 1;
         self.event(stage, subject, status, reasons, cutoff);
-        self.pending.lock().unwrap().push(Pending { node, record, value: None });
+        self.pending.lock().unwrap().push(Pending { stage, subject: subject.to_string(), record, value: None });
     }
 
     /// Record a node whose value lives outside the cache (a file's rows live in the previous
     /// artifacts) and that ran: its new output hashes to `output`.
     pub fn note_rerun(&self, stage: &'static str, subject: &str, inputs: &[(&'static str, String)], key: [u8; 32], output: [u8; 32]) {
-        let node = node_name(stage, subject);
         let record = NodeRecord { key, inputs: inputs.iter().map(|(n, v)| (n.to_string(), short(v))).collect(), output };
-        let (status, mut reasons, cutoff) = rerun_reasons(subject, self.previous(&node).as_ref(), &record, false);
+        let (status, mut reasons, cutoff) = rerun_reasons(subject, self.previous(stage, subject).as_ref(), &record, false);
         for reason in &mut reasons {
             if *reason == Reason::EntryMissing {
                 *reason = Reason::OutputMissing;
@@ -447,7 +457,7 @@ impl StageCache {
         }
         self.stages.lock().unwrap().entry(stage).or_default().computed += 1;
         self.event(stage, subject, status, reasons, cutoff);
-        self.pending.lock().unwrap().push(Pending { node, record, value: None });
+        self.pending.lock().unwrap().push(Pending { stage, subject: subject.to_string(), record, value: None });
     }
 
     fn event(&self, stage: &str, subject: &str, status: Status, reasons: Vec<Reason>, cutoff: bool) {
@@ -549,6 +559,7 @@ impl StageCache {
             files_read: *self.files_read.lock().unwrap(),
             grid_stages: previous.grid_stages,
             grid_subjects: previous.grid_subjects,
+            grid_new: Vec::new(),
         };
         let bytes = serde_json::to_vec(&log).expect("run logs serialize");
         crate::writers::write_atomic(&self.dir.join(RUN_LOG_FILE), &bytes).ok()?;
@@ -577,16 +588,18 @@ impl StageCache {
 
     /// Record the outcome of a writer node (an artifact), keyed by its own bytes.
     pub fn record_artifact(&self, path: &str, output: [u8; 32], upstream_recomputed: usize) {
-        let node = node_name("write", path);
-        let previous = self.previous(&node);
+        let previous = self.previous("write", path);
         let (status, reasons) = match &previous {
             None => (Status::New, vec![Reason::New]),
             Some(old) if old.output == output => (Status::Reused, Vec::new()),
             Some(_) => (Status::Recomputed, vec![Reason::Cascade { count: upstream_recomputed }]),
         };
         self.event("write", path, status, reasons, false);
-        let record = NodeRecord { key: output, inputs: Vec::new(), output };
-        self.pending.lock().unwrap().push(Pending { node, record, value: None });
+        // A reused artifact's record is the stored one already.
+        if status != Status::Reused {
+            let record = NodeRecord { key: output, inputs: Vec::new(), output };
+            self.pending.lock().unwrap().push(Pending { stage: "write", subject: path.to_string(), record, value: None });
+        }
     }
 
     /// The run log a build would have, without writing anything (plan mode): queued entries are
@@ -596,7 +609,7 @@ impl StageCache {
         let mut events = std::mem::take(&mut *self.events.lock().unwrap());
         if self.subjects_changed(subjects) {
             let removed = removed_nodes(self.nodes.as_ref().context("the cache has no node table")?, &events, subjects)?;
-            events.extend(removed.iter().map(|node| removed_event(node)));
+            events.extend(removed.iter().map(removed_event));
         }
         Ok(self.run_log(events, stages, subjects, Vec::new(), Vec::new()))
     }
@@ -612,8 +625,26 @@ impl StageCache {
         artifacts: Vec<ArtifactSize>,
     ) -> RunLog {
         events.sort_by(|a, b| (&a.stage, &a.subject).cmp(&(&b.stage, &b.subject)));
+        // A node computed twice (a package re-keyed as an overlay parent) is reported once, as
+        // its last computation (the record the cache keeps).
+        events.reverse();
+        events.dedup_by(|later, earlier| later.stage == earlier.stage && later.subject == earlier.subject);
+        events.reverse();
         // Reused grid nodes are implicit: listing them explicitly would double them.
         events.retain(|e| !(e.status == Status::Reused && stages.contains(&e.stage.as_str()) && subjects.contains(&e.subject)));
+        // So are the nodes of a grid stage that is new for every subject (a cold build).
+        let plain_new = |e: &NodeEvent| e.status == Status::New && e.reasons == [Reason::New] && !e.cutoff;
+        let grid_new: Vec<String> = stages
+            .iter()
+            .filter(|stage| {
+                let of_stage = events.iter().filter(|e| e.stage == **stage);
+                !subjects.is_empty() && of_stage.clone().count() == subjects.len() && of_stage.zip(subjects).all(|(e, s)| plain_new(e) && e.subject == *s)
+            })
+            .map(|stage| stage.to_string())
+            .collect();
+        if !grid_new.is_empty() {
+            events.retain(|e| !grid_new.contains(&e.stage));
+        }
         RunLog {
             schema: crate::explain::RUN_LOG_SCHEMA,
             nodes: events,
@@ -624,6 +655,7 @@ impl StageCache {
             files_read: *self.files_read.lock().unwrap(),
             grid_stages: stages.iter().map(|s| s.to_string()).collect(),
             grid_subjects: subjects.iter().cloned().collect(),
+            grid_new,
         }
     }
 
@@ -639,30 +671,54 @@ impl StageCache {
     /// goes in while the outputs are written instead of after. Nothing is committed here: a
     /// build that fails or is killed later leaves the previous cache.
     pub fn write_early(&self) -> Result<EarlyWrite> {
+        let started = std::time::Instant::now();
         let txn = self.db.begin_write().context("cannot write the cache")?;
         let entries = self.insert_pending(&txn)?;
+        tracing::debug!(entries, elapsed = ?started.elapsed(), "cache entries inserted early");
         Ok(EarlyWrite { txn, entries })
     }
 
     /// Insert (and drop) the queued entries; returns how many.
     fn insert_pending(&self, txn: &redb::WriteTransaction) -> Result<usize> {
-        let mut pending = std::mem::take(&mut *self.pending.lock().unwrap());
+        let pending = std::mem::take(&mut *self.pending.lock().unwrap());
+        let count = pending.len();
         let mut values = txn.open_table(VALUES)?;
         let mut nodes = txn.open_table(NODES)?;
-        // Inserted in key order: B-tree pages fill sequentially instead of splitting at
-        // random places (a cold 20k-file build inserts 220k entries).
-        pending.sort_unstable_by_key(|entry| entry.record.key);
-        for entry in &pending {
-            if let Some(value) = &entry.value {
-                values.insert(entry.record.key.as_slice(), value.as_slice())?;
+        // Values in key order: B-tree pages fill sequentially instead of splitting at random
+        // places (a cold 20k-file build inserts 163k values).
+        let mut sealed: Vec<([u8; 32], Vec<u8>)> = Vec::with_capacity(count);
+        // Records grouped by subject, in the order they were queued within a node: a node
+        // queued twice (a package re-keyed as an overlay parent) keeps its last record.
+        let mut records: Vec<(usize, &'static str, String, NodeRecord)> = Vec::with_capacity(count);
+        for (at, Pending { stage, subject, record, value }) in pending.into_iter().enumerate() {
+            if let Some(value) = value {
+                sealed.push((record.key, value));
             }
+            records.push((at, stage, subject, record));
         }
-        pending.sort_unstable_by(|a, b| a.node.cmp(&b.node));
-        for entry in &pending {
-            let record = seal(rmp_serde::to_vec(&entry.record).expect("records serialize"));
-            nodes.insert(entry.node.as_str(), record.as_slice())?;
+        sealed.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        for (key, value) in &sealed {
+            values.insert(key.as_slice(), value.as_slice())?;
         }
-        Ok(pending.len())
+        drop(sealed);
+        records.sort_unstable_by(|a, b| (a.2.as_str(), a.1, a.0).cmp(&(b.2.as_str(), b.1, b.0)));
+        let mut entries = records.into_iter().map(|(_, stage, subject, record)| (stage, subject, record)).peekable();
+        while let Some((stage, subject, record)) = entries.next() {
+            let mut group = match nodes.get(subject.as_str())? {
+                Some(stored) => decode_nodes(stored.value()).unwrap_or_default(),
+                None => Vec::new(),
+            };
+            let mut put = |stage: &str, record: NodeRecord| match group.binary_search_by(|(s, _)| s.as_str().cmp(stage)) {
+                Ok(at) => group[at].1 = record,
+                Err(at) => group.insert(at, (stage.to_string(), record)),
+            };
+            put(stage, record);
+            while let Some((stage, _, record)) = entries.next_if(|e| e.1 == subject) {
+                put(stage, record);
+            }
+            nodes.insert(subject.as_str(), seal(rmp_serde::to_vec(&group).expect("records serialize")).as_slice())?;
+        }
+        Ok(count)
     }
 
     /// Write the queued entries, mark nodes of vanished subjects removed, and return the run
@@ -686,19 +742,19 @@ impl StageCache {
         let inserted = early + self.insert_pending(&txn)?;
         let mut events = std::mem::take(&mut *self.events.lock().unwrap());
         let subjects_changed = self.subjects_changed(subjects);
-        {
-            let mut nodes = txn.open_table(NODES)?;
-            if subjects_changed {
-                let removed = match self.previously.lock().unwrap().take() {
-                    Some((old_subjects, old_artifacts)) => gone_nodes(&nodes, &events, stages, subjects, &old_subjects, &old_artifacts)?,
-                    None => removed_nodes(&nodes, &events, subjects)?,
-                };
-                for node in removed {
-                    nodes.remove(node.as_str())?;
-                    events.push(removed_event(&node));
-                }
-                txn.open_table(META)?.insert("subjects", subjects_digest(subjects).as_slice())?;
+        // Removed nodes are found in the cache as the build found it: what this build inserted
+        // is live.
+        if subjects_changed {
+            let removed = match (self.nodes.as_ref(), self.previously.lock().unwrap().take()) {
+                (None, _) => Vec::new(),
+                (Some(nodes), Some((old_subjects, old_artifacts))) => gone_nodes(nodes, &events, stages, subjects, &old_subjects, &old_artifacts)?,
+                (Some(nodes), None) => removed_nodes(nodes, &events, subjects)?,
+            };
+            {
+                remove_nodes(&mut txn.open_table(NODES)?, &removed)?;
+                events.extend(removed.iter().map(removed_event));
             }
+            txn.open_table(META)?.insert("subjects", subjects_digest(subjects).as_slice())?;
         }
         tracing::debug!(entries = inserted, elapsed = ?started.elapsed(), "cache entries inserted");
         txn.commit().context("cannot commit the cache")?;
@@ -762,30 +818,32 @@ fn removed_nodes(
     nodes: &impl ReadableTable<&'static str, &'static [u8]>,
     events: &[NodeEvent],
     subjects: &BTreeSet<String>,
-) -> Result<Vec<String>> {
+) -> Result<Vec<Node>> {
     let artifacts: BTreeSet<&str> = events.iter().filter(|e| e.stage == "write").map(|e| e.subject.as_str()).collect();
     let mut removed = Vec::new();
     for item in nodes.iter()? {
-        let (node, _) = item?;
-        let node = node.value().to_string();
-        let (stage, subject) = split_node(&node);
-        // External inputs (`coverage(coverage.xml)`) are not files of the build: their nodes
-        // stay, so a changed input is explained against its previous content.
-        if INPUT_STAGES.contains(&stage) {
-            continue;
-        }
-        // Artifact nodes (a write, a dataset file's encoding) live while the artifact does.
-        let live = if ARTIFACT_STAGES.contains(&stage) { artifacts.contains(subject) } else { subjects.contains(subject) };
-        if !live {
-            removed.push(node);
+        let (subject, stored) = item?;
+        let subject = subject.value();
+        for stage in decode_stages(stored.value()) {
+            // External inputs (`coverage(coverage.xml)`) are not files of the build: their nodes
+            // stay, so a changed input is explained against its previous content.
+            if INPUT_STAGES.contains(&stage.as_str()) {
+                continue;
+            }
+            // Artifact nodes (a write, a dataset file's encoding) live while the artifact does.
+            let live = if ARTIFACT_STAGES.contains(&stage.as_str()) { artifacts.contains(subject) } else { subjects.contains(subject) };
+            if !live {
+                removed.push((stage, subject.to_string()));
+            }
         }
     }
+    removed.sort();
     Ok(removed)
 }
 
 /// [`removed_nodes`] when the last build's subjects and artifacts are known: the nodes of
 /// the per-file `stages` of each subject gone, and of the artifact stages of each artifact
-/// gone, looked up by name. (A node written by a build that was killed before recording its
+/// gone, looked up by subject. (A node written by a build that was killed before recording its
 /// subjects is not found this way; it stays, as an older record of its subject.)
 fn gone_nodes(
     nodes: &impl ReadableTable<&'static str, &'static [u8]>,
@@ -794,36 +852,52 @@ fn gone_nodes(
     subjects: &BTreeSet<String>,
     old_subjects: &[String],
     old_artifacts: &[String],
-) -> Result<Vec<String>> {
+) -> Result<Vec<Node>> {
     let artifacts: BTreeSet<&str> = events.iter().filter(|e| e.stage == "write").map(|e| e.subject.as_str()).collect();
     let mut removed = Vec::new();
-    let mut check = |stage: &str, subject: &str| -> Result<()> {
-        let node = node_name(stage, subject);
-        if nodes.get(node.as_str())?.is_some() {
-            removed.push(node);
+    let mut check = |of: &[&str], subject: &str| -> Result<()> {
+        if let Some(stored) = nodes.get(subject)? {
+            for stage in decode_stages(stored.value()) {
+                if of.contains(&stage.as_str()) {
+                    removed.push((stage, subject.to_string()));
+                }
+            }
         }
         Ok(())
     };
     for subject in old_subjects.iter().filter(|s| !subjects.contains(*s)) {
-        for stage in stages {
-            check(stage, subject)?;
-        }
+        check(stages, subject)?;
     }
     for artifact in old_artifacts.iter().filter(|a| !artifacts.contains(a.as_str())) {
-        for stage in ARTIFACT_STAGES {
-            check(stage, artifact)?;
-        }
+        check(ARTIFACT_STAGES, artifact)?;
     }
     removed.sort();
     removed.dedup();
     Ok(removed)
 }
 
-fn removed_event(node: &str) -> NodeEvent {
-    let (stage, subject) = split_node(node);
+/// Delete `removed` (sorted) from their subjects' records; a subject left with none goes.
+fn remove_nodes(nodes: &mut redb::Table<&'static str, &'static [u8]>, removed: &[Node]) -> Result<()> {
+    let mut by_subject: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    for (stage, subject) in removed {
+        by_subject.entry(subject.as_str()).or_default().push(stage.as_str());
+    }
+    for (subject, stages) in by_subject {
+        let Some(mut group) = nodes.get(subject)?.and_then(|stored| decode_nodes(stored.value())) else { continue };
+        group.retain(|(stage, _)| !stages.contains(&stage.as_str()));
+        if group.is_empty() {
+            nodes.remove(subject)?;
+        } else {
+            nodes.insert(subject, seal(rmp_serde::to_vec(&group).expect("records serialize")).as_slice())?;
+        }
+    }
+    Ok(())
+}
+
+fn removed_event((stage, subject): &Node) -> NodeEvent {
     NodeEvent {
-        stage: stage.to_string(),
-        subject: subject.to_string(),
+        stage: stage.clone(),
+        subject: subject.clone(),
         status: Status::Removed,
         reasons: Vec::new(),
         cutoff: false,
@@ -839,7 +913,10 @@ pub fn stats(dir: &Path) -> Result<String> {
     let db = open_database(dir, &mut notes)?;
     let txn = db.begin_read()?;
     let values = txn.open_table(VALUES)?.len()?;
-    let nodes = txn.open_table(NODES)?.len()?;
+    let mut nodes = 0;
+    for item in txn.open_table(NODES)?.iter()? {
+        nodes += decode_stages(item?.1.value()).len();
+    }
     let mut out = format!("{}: {values} values, {nodes} nodes, {bytes} bytes\n", path.display());
     if let Ok(log) = crate::explain::read_run_log(dir) {
         let summary = log.summary();
@@ -883,9 +960,7 @@ pub fn gc(dir: &Path) -> Result<u64> {
         let mut live: BTreeSet<[u8; 32]> = BTreeSet::new();
         for item in nodes.iter()? {
             let (_, value) = item?;
-            if let Some(record) = unseal(value.value()).and_then(|p| rmp_serde::from_slice::<NodeRecord>(p).ok()) {
-                live.insert(record.key);
-            }
+            live.extend(decode_nodes(value.value()).unwrap_or_default().into_iter().map(|(_, record)| record.key));
         }
         let mut values = txn.open_table(VALUES)?;
         let mut dead = Vec::new();
@@ -964,6 +1039,97 @@ mod tests {
         let cache = StageCache::open(dir.path()).unwrap();
         let log = cache.finish(&["outline"], &BTreeSet::new(), || Ok(Vec::new()), Vec::new(), None).unwrap();
         assert_eq!(reasons(&log), [(Status::Removed, vec![])]);
+    }
+
+    /// Nodes are stored grouped by subject: a build that recomputes one stage of a subject keeps
+    /// the records of its other stages, a subject gone takes only its per-file stages, and the
+    /// counts `cache stats` prints are of nodes, not of groups.
+    #[test]
+    fn node_records_grouped_by_subject() {
+        let dir = tempfile::tempdir().unwrap();
+        let files: BTreeSet<String> = ["a.py".to_string(), "b.py".to_string()].into();
+        let stages = ["imports", "outline"];
+        let build = |subjects: &BTreeSet<String>, content: &str, write_artifact: bool| {
+            let cache = StageCache::open(dir.path()).unwrap();
+            for subject in subjects {
+                for stage in stages {
+                    let inputs = vec![("content", if subject == "a.py" && stage == "outline" { content.to_string() } else { "same".to_string() })];
+                    cache.get_or_compute(stage, 1, subject, inputs, || format!("{stage} of {subject}"));
+                }
+            }
+            if write_artifact {
+                cache.record_artifact("a.py", [7; 32], 0);
+            }
+            cache.finish(&stages, subjects, || Ok(Vec::new()), Vec::new(), None).unwrap()
+        };
+        let nodes = |log: &RunLog| -> Vec<(String, String, Status)> {
+            log.expanded().nodes.into_iter().map(|n| (n.stage, n.subject, n.status)).collect()
+        };
+        build(&files, "v1", true);
+        assert!(stats(dir.path()).unwrap().contains("4 values, 5 nodes"), "{}", stats(dir.path()).unwrap());
+        // One stage of a.py reruns; its other stage and the artifact node of the same name stay.
+        let log = build(&files, "v2", false);
+        let ran: Vec<_> = nodes(&log).into_iter().filter(|n| n.2 != Status::Reused).collect();
+        assert_eq!(ran, [("outline".to_string(), "a.py".to_string(), Status::Recomputed)]);
+        let log = build(&files, "v2", true);
+        let summary = log.summary();
+        assert_eq!((summary.new, summary.recomputed, summary.reused), (0, 0, 5), "every record was kept");
+        // b.py goes: its two nodes are removed, a.py's three stay.
+        let only_a: BTreeSet<String> = ["a.py".to_string()].into();
+        let log = build(&only_a, "v2", true);
+        let removed: Vec<_> = nodes(&log).into_iter().filter(|n| n.2 == Status::Removed).map(|n| (n.0, n.1)).collect();
+        assert_eq!(removed, [("imports".to_string(), "b.py".to_string()), ("outline".to_string(), "b.py".to_string())]);
+        assert!(stats(dir.path()).unwrap().contains(" 3 nodes"), "{}", stats(dir.path()).unwrap());
+        let log = build(&only_a, "v2", true);
+        assert_eq!((log.summary().reused, log.summary().new, log.summary().recomputed), (3, 0, 0), "two grid nodes and the artifact, reused");
+    }
+
+    /// A node computed twice in one build (a package re-keyed as an overlay parent) is one
+    /// node: one event, and the cache keeps its last computation.
+    #[test]
+    fn a_node_computed_twice_is_reported_once_and_kept_as_its_last() {
+        let dir = tempfile::tempdir().unwrap();
+        let subjects: BTreeSet<String> = ["p/__init__.py".to_string()].into();
+        let cache = StageCache::open(dir.path()).unwrap();
+        for parent in ["false", "true"] {
+            cache.get_or_compute("tags", 1, "p/__init__.py", vec![("parent", parent.to_string())], || parent.to_string());
+        }
+        let log = cache.finish(&["tags"], &subjects, || Ok(Vec::new()), Vec::new(), None).unwrap();
+        assert_eq!(log.summary().new, 1);
+        assert_eq!(log.expanded().nodes.len(), 1);
+        drop(cache);
+        let cache = StageCache::open(dir.path()).unwrap();
+        assert_eq!(cache.previous("tags", "p/__init__.py").unwrap().inputs, [("parent".to_string(), "true".to_string())]);
+    }
+
+    /// A cold build's run log names the grid stages that are new for every file instead of
+    /// listing each node; expanded, it is the same log.
+    #[test]
+    fn an_all_new_grid_stage_is_listed_by_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let subjects: BTreeSet<String> = ["a.py".to_string(), "b.py".to_string()].into();
+        let cache = StageCache::open(dir.path()).unwrap();
+        for subject in &subjects {
+            cache.get_or_compute("outline", 1, subject, vec![("content", "x".to_string())], || 1);
+        }
+        cache.get_or_compute("imports", 1, "a.py", vec![("content", "x".to_string())], || 1);
+        let log = cache.finish(&["imports", "outline"], &subjects, || Ok(Vec::new()), Vec::new(), None).unwrap();
+        assert_eq!(log.grid_new, ["outline"], "imports is not new for b.py (never computed: reused)");
+        assert_eq!(log.nodes.len(), 1, "only imports(a.py) is listed");
+        let expanded: Vec<_> = log.expanded().nodes.into_iter().map(|n| (n.stage, n.subject, n.status, n.reasons)).collect();
+        assert_eq!(
+            expanded,
+            [
+                ("imports".to_string(), "a.py".to_string(), Status::New, vec![Reason::New]),
+                ("imports".to_string(), "b.py".to_string(), Status::Reused, vec![]),
+                ("outline".to_string(), "a.py".to_string(), Status::New, vec![Reason::New]),
+                ("outline".to_string(), "b.py".to_string(), Status::New, vec![Reason::New]),
+            ]
+        );
+        let summary = log.summary();
+        assert_eq!((summary.new, summary.reused), (3, 1));
+        // Read back from the file, the same.
+        assert_eq!(crate::explain::read_run_log(dir.path()).unwrap().summary(), summary);
     }
 
     #[test]
