@@ -327,8 +327,16 @@ impl StageCache {
 
     /// The key of node `(stage, subject)` with these named inputs.
     pub fn key(stage: &str, version: u32, subject: &str, inputs: &[(&'static str, String)]) -> [u8; 32] {
-        let mut hasher = blake3::Hasher::new();
-        update_parts(&mut hasher, [engine_fingerprint().as_str(), stage, &version.to_string(), subject]);
+        // The engine fingerprint absorbed once per process (a cold 20k-file build makes 230k keys).
+        static ENGINE: std::sync::OnceLock<blake3::Hasher> = std::sync::OnceLock::new();
+        let mut hasher = ENGINE
+            .get_or_init(|| {
+                let mut hasher = blake3::Hasher::new();
+                update_parts(&mut hasher, [engine_fingerprint()]);
+                hasher
+            })
+            .clone();
+        update_parts(&mut hasher, [stage, &version.to_string(), subject]);
         update_parts(&mut hasher, inputs.iter().flat_map(|(name, value)| [*name, value.as_str()]));
         *hasher.finalize().as_bytes()
     }

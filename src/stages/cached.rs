@@ -13,6 +13,12 @@ use crate::stages::parse::PARSE_VERSION;
 pub const CACHED_STAGES: &[&str] =
     &["exports", "imports", "module_docstring", "module_scope", "module_summary", "outline", "pattern_tags", "rows", "syntax_errors", "tags"];
 
+/// The `parser` input of every per-file stage.
+fn parser() -> &'static str {
+    static PARSER: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    PARSER.get_or_init(|| format!("tree-sitter-python 0.25 v{PARSE_VERSION}"))
+}
+
 /// `compute()`, or the cached output of `stage` for `file`'s current inputs.
 pub fn per_file<T: Serialize + DeserializeOwned>(
     db: &dyn Db,
@@ -40,7 +46,7 @@ pub fn per_file_with<T: Serialize + DeserializeOwned>(
     };
     let mut inputs = vec![
         ("content", file.content_hash(db).to_hex()),
-        ("parser", format!("tree-sitter-python 0.25 v{PARSE_VERSION}")),
+        ("parser", parser().to_string()),
     ];
     if reads_module_name {
         inputs.push(("module", file.module(db).clone()));
