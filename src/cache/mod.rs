@@ -532,7 +532,7 @@ impl StageCache {
         let record = seal(rmp_serde::to_vec_named(&record).expect("records serialize"));
         let rows = seal(rmp_serde::to_vec(rows).expect("row indexes serialize"));
         let stats = seal(rmp_serde::to_vec(stats).expect("stat entries serialize"));
-        tracing::debug!(elapsed = ?started.elapsed(), "build record encoded");
+        tracing::debug!(elapsed = ?started.elapsed(), record = record.len(), rows = rows.len(), stats = stats.len(), facts = graph_facts.as_ref().map_or(0, |f| f.len()), "build record encoded");
         let txn = self.db.begin_write()?;
         {
             let mut table = txn.open_table(META)?;
@@ -544,6 +544,7 @@ impl StageCache {
             }
         }
         txn.commit()?;
+        tracing::debug!(elapsed = ?started.elapsed(), "build record committed");
         Ok(())
     }
 
