@@ -637,7 +637,7 @@ impl StageCache {
         // A node computed twice (a package re-keyed as an overlay parent) is reported once, as
         // its last computation (the record the cache keeps).
         events.reverse();
-        events.dedup_by(|later, earlier| later.stage == earlier.stage && later.subject == earlier.subject);
+        events.dedup_by(|a, b| a.stage == b.stage && a.subject == b.subject);
         events.reverse();
         // Reused grid nodes are implicit: listing them explicitly would double them.
         events.retain(|e| !(e.status == Status::Reused && stages.contains(&e.stage.as_str()) && subjects.contains(&e.subject)));
