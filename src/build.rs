@@ -253,7 +253,7 @@ fn run_build(
     let mut window = (!config.dry_run && cache.is_some()).then(|| crate::stat::WindowProbe::start(&config.out));
     // The previous build's rows, when its artifacts are intact: unchanged files are copied.
     let previous = cache.zip(last_build.as_ref()).and_then(|(cache, last)| {
-        PreviousRows::load(&config.out, &cache.artifacts_dir(), cache.row_index()?, last)
+        PreviousRows::load(&config.out, &cache.artifacts_dir(), RowIndex::from_parts(cache.row_index()?)?, last)
     });
     phase("previous", &mut timings);
     // The database is opened while the build evaluates (opening reads its catalog), and
@@ -434,7 +434,7 @@ fn run_build(
                 artifact_stats,
                 database: database_digest.clone(),
             },
-            &RowIndex { layout, entries: outputs.iter().map(|o| o.entry.clone()).collect(), load_cycles },
+            RowIndex::update(layout, load_cycles, &outputs.iter().map(|o| &o.entry).collect::<Vec<_>>(), previous.as_ref().map(PreviousRows::entries)),
             &stat_entries,
             graph_facts,
         )?;

@@ -92,6 +92,69 @@ pub struct RowIndex {
     pub load_cycles: std::collections::BTreeMap<String, u32>,
 }
 
+/// The row index without its entries: the cache keeps each entry under its path (see
+/// [`crate::cache::RowsUpdate`]).
+#[derive(Serialize, Deserialize)]
+pub struct RowIndexHead {
+    #[serde(with = "crate::digest::bytes")]
+    pub layout: [u8; 32],
+    pub load_cycles: std::collections::BTreeMap<String, u32>,
+    /// How many entries the index has.
+    pub entries: usize,
+}
+
+impl RowIndex {
+    /// The index from its head and entries as the cache returned them (sorted by path), if
+    /// they agree.
+    pub fn from_parts((head, entries): (RowIndexHead, Vec<RowEntry>)) -> Option<RowIndex> {
+        let sorted = entries.windows(2).all(|w| w[0].path < w[1].path);
+        (entries.len() == head.entries && sorted).then_some(RowIndex { layout: head.layout, entries, load_cycles: head.load_cycles })
+    }
+
+    /// What to write of the index with these `entries` (sorted by path): every entry, or, given
+    /// the `stored` ones (sorted, as the cache holds them), those that differ and the paths gone.
+    pub fn update(
+        layout: [u8; 32],
+        load_cycles: std::collections::BTreeMap<String, u32>,
+        entries: &[&RowEntry],
+        stored: Option<&[RowEntry]>,
+    ) -> crate::cache::RowsUpdate {
+        let encode = |entry: &RowEntry| rmp_serde::to_vec(entry).expect("row entries serialize");
+        let head = rmp_serde::to_vec(&RowIndexHead { layout, load_cycles, entries: entries.len() }).expect("row indexes serialize");
+        let Some(stored) = stored else {
+            let put = entries.iter().map(|e| (e.path.clone(), encode(e))).collect();
+            return crate::cache::RowsUpdate { head, replace: true, put, remove: Vec::new() };
+        };
+        let (mut put, mut remove) = (Vec::new(), Vec::new());
+        let (mut new, mut old) = (entries.iter().peekable(), stored.iter().peekable());
+        loop {
+            match (new.peek(), old.peek()) {
+                (None, None) => break,
+                (Some(n), Some(o)) if n.path == o.path => {
+                    if **n != *o {
+                        put.push((n.path.clone(), encode(n)));
+                    }
+                    new.next();
+                    old.next();
+                }
+                (Some(n), None) => {
+                    put.push((n.path.clone(), encode(n)));
+                    new.next();
+                }
+                (Some(n), Some(o)) if n.path < o.path => {
+                    put.push((n.path.clone(), encode(n)));
+                    new.next();
+                }
+                (_, Some(o)) => {
+                    remove.push(o.path.clone());
+                    old.next();
+                }
+            }
+        }
+        crate::cache::RowsUpdate { head, replace: false, put, remove }
+    }
+}
+
 /// What a file's entry records of its place among the other modules (see [`RowEntry`]).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CrossModule {
@@ -477,6 +540,11 @@ impl PreviousRows {
             .then(|| PreviousRows { out: out.to_path_buf(), found, recorded, ranges, index })
     }
 
+    /// The row entries of the previous build, sorted by path, as the cache holds them.
+    pub fn entries(&self) -> &[RowEntry] {
+        &self.index.entries
+    }
+
     /// The layout the previous build had.
     pub fn layout(&self) -> [u8; 32] {
         self.index.layout
@@ -728,5 +796,59 @@ impl<'a> SymbolRow<'a> {
             qualname: &symbol.qualname,
             returns: symbol.returns.as_deref(),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(path: &str, key: u8) -> RowEntry {
+        RowEntry {
+            path: path.to_string(),
+            key: [key; 32],
+            source: [0; 32],
+            graph: [0; 32],
+            face: [0; 32],
+            reads: Vec::new(),
+            probes: Default::default(),
+            closure: 0,
+            fan: (0, 0, false),
+            labels: Default::default(),
+            lens: [1, 2, 3],
+            symbols: 0,
+            imports: 0,
+            parse_errors: 0,
+            syntax_first: None,
+            unresolved: Vec::new(),
+            warnings: Vec::new(),
+        }
+    }
+
+    /// An edit writes the entries that changed and removes the paths gone; without the stored
+    /// entries, it writes all of them in place of the table; read back, the index is the same.
+    #[test]
+    fn the_row_index_is_written_entry_by_entry() {
+        let stored = [entry("a.py", 1), entry("b.py", 1), entry("c.py", 1), entry("e.py", 1)];
+        let new = [entry("a.py", 1), entry("b.py", 2), entry("d.py", 1), entry("e.py", 1), entry("f.py", 1)];
+        let refs: Vec<&RowEntry> = new.iter().collect();
+        let update = RowIndex::update([9; 32], Default::default(), &refs, Some(&stored));
+        let put: Vec<&str> = update.put.iter().map(|(path, _)| path.as_str()).collect();
+        assert!(!update.replace);
+        assert_eq!(put, ["b.py", "d.py", "f.py"]);
+        assert_eq!(update.remove, ["c.py"]);
+        let decoded: RowEntry = rmp_serde::from_slice(&update.put[0].1).unwrap();
+        assert_eq!(decoded, new[1]);
+
+        let all = RowIndex::update([9; 32], Default::default(), &refs, None);
+        assert!(all.replace && all.remove.is_empty());
+        let entries: Vec<RowEntry> = all.put.iter().map(|(_, bytes)| rmp_serde::from_slice(bytes).unwrap()).collect();
+        let head: RowIndexHead = rmp_serde::from_slice(&all.head).unwrap();
+        let index = RowIndex::from_parts((head, entries)).expect("head and entries agree");
+        assert_eq!(index.entries, new);
+        assert_eq!(index.layout, [9; 32]);
+        // A missing entry (the head counts five) is no index.
+        let head: RowIndexHead = rmp_serde::from_slice(&all.head).unwrap();
+        assert!(RowIndex::from_parts((head, new[..4].to_vec())).is_none());
     }
 }
