@@ -153,7 +153,7 @@ fn run_build(
     phase("discover", &mut timings);
     let mut problems = discovery.problems;
     let src_layout = discovery.src_layout;
-    let stats = StatCache::new(cache.and_then(|c| c.stat_entries()).unwrap_or_default());
+    let stats = StatCache::new(cache.and_then(|c| c.stat_entries()));
     let loaded: Vec<Result<(LoadedFile, StatEntry), Problem>> = pool.install(|| {
         discovery
             .files
@@ -169,7 +169,6 @@ fn run_build(
             })
             .collect()
     });
-    drop(stats);
     let mut files_to_sync = Vec::with_capacity(loaded.len());
     let mut stat_entries = Vec::with_capacity(loaded.len());
     for result in loaded {
@@ -228,7 +227,7 @@ fn run_build(
         }
         // Files re-read (new stats, or racy ones) get entries the next build can trust.
         if files_read > 0 {
-            cache.record_stats(&stat_entries)?;
+            cache.record_stats(stats.update(&stat_entries))?;
         }
         if let Some(log) = cache.reuse_build(timings.clone()) {
             return Ok(BuildReport {
@@ -435,7 +434,7 @@ fn run_build(
                 database: database_digest.clone(),
             },
             RowIndex::update(layout, load_cycles, &outputs.iter().map(|o| &o.entry).collect::<Vec<_>>(), previous.as_ref().map(PreviousRows::entries)),
-            &stat_entries,
+            stats.update(&stat_entries),
             graph_facts,
         )?;
         tracing::debug!(elapsed = ?started.elapsed(), "build recorded");

@@ -74,15 +74,40 @@ impl StatEntry {
 #[derive(Debug, Default)]
 pub struct StatCache {
     entries: HashMap<String, StatEntry>,
+    /// Whether `entries` are the stored ones (else the store is rewritten whole).
+    stored: bool,
+}
+
+/// What a build writes of its stat entries: all of them in place of the stored ones
+/// (`replace`), or those that differ from the stored ones and the paths gone.
+pub struct StatsUpdate<'a> {
+    pub replace: bool,
+    pub put: Vec<&'a StatEntry>,
+    pub remove: Vec<String>,
 }
 
 impl StatCache {
-    pub fn new(entries: Vec<StatEntry>) -> Self {
-        StatCache { entries: entries.into_iter().map(|e| (e.path.clone(), e)).collect() }
+    /// The cache of the stored entries, `None` when they could not be read.
+    pub fn new(entries: Option<Vec<StatEntry>>) -> Self {
+        let stored = entries.is_some();
+        StatCache { entries: entries.unwrap_or_default().into_iter().map(|e| (e.path.clone(), e)).collect(), stored }
     }
 
     pub fn get(&self, path: &str) -> Option<&StatEntry> {
         self.entries.get(path)
+    }
+
+    /// What to write for this build's `entries`: a file the stat vouched for keeps its stored
+    /// entry, so an edit writes the few entries it re-took.
+    pub fn update<'a>(&self, entries: &'a [StatEntry]) -> StatsUpdate<'a> {
+        if !self.stored {
+            return StatsUpdate { replace: true, put: entries.iter().collect(), remove: Vec::new() };
+        }
+        let put = entries.iter().filter(|e| self.entries.get(&e.path) != Some(*e)).collect();
+        let live: std::collections::HashSet<&str> = entries.iter().map(|e| e.path.as_str()).collect();
+        let mut remove: Vec<String> = self.entries.keys().filter(|path| !live.contains(path.as_str())).cloned().collect();
+        remove.sort();
+        StatsUpdate { replace: false, put, remove }
     }
 }
 
@@ -161,6 +186,21 @@ mod tests {
             encoding: "utf-8".into(),
             window_ns: RACY_NANOS,
         }
+    }
+
+    /// A build writes the entries it re-took and removes the paths gone; without readable
+    /// stored entries, it replaces them all.
+    #[test]
+    fn stat_entries_are_written_entry_by_entry() {
+        let at = |path: &str, mtime_ns: i128| StatEntry { path: path.into(), ..entry(mtime_ns, 5) };
+        let cache = StatCache::new(Some(vec![at("a.py", 1), at("b.py", 1), at("c.py", 1)]));
+        let now = [at("a.py", 1), at("b.py", 2), at("d.py", 1)];
+        let update = cache.update(&now);
+        assert!(!update.replace);
+        assert_eq!(update.put.iter().map(|e| e.path.as_str()).collect::<Vec<_>>(), ["b.py", "d.py"]);
+        assert_eq!(update.remove, ["c.py"]);
+        let unread = StatCache::new(None).update(&now);
+        assert!(unread.replace && unread.remove.is_empty() && unread.put.len() == 3);
     }
 
     #[test]

@@ -37,6 +37,8 @@ const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 /// The row index's entries by path (its head is `meta` "row_index"): an edit rewrites the
 /// entries that changed, not the whole index (31 MB on the 100k-module tree).
 const ROWS: TableDefinition<&str, &[u8]> = TableDefinition::new("rows");
+/// The stat entries by path (see [`crate::stat`]), written entry by entry like the rows.
+const STATS: TableDefinition<&str, &[u8]> = TableDefinition::new("stats");
 
 /// The cache file inside the cache directory.
 pub const CACHE_FILE: &str = "stages.redb";
@@ -499,10 +501,17 @@ impl StageCache {
         Some(record)
     }
 
-    /// The stat entries of the last complete build (see [`crate::stat`]).
+    /// The stat entries of the last complete build (see [`crate::stat`]); `None` when one
+    /// fails its checksum or the table is missing.
     pub fn stat_entries(&self) -> Option<Vec<crate::stat::StatEntry>> {
-        let bytes = read_meta(&self.db, "stat")?;
-        rmp_serde::from_slice(unseal(&bytes)?).ok()
+        let txn = self.db.begin_read().ok()?;
+        let table = txn.open_table(STATS).ok()?;
+        let mut entries = Vec::with_capacity(table.len().ok()? as usize);
+        for item in table.iter().ok()? {
+            let (_, value) = item.ok()?;
+            entries.push(rmp_serde::from_slice(unseal(value.value())?).ok()?);
+        }
+        Some(entries)
     }
 
     /// Replace the record of the last build (its artifact stats were refreshed).
@@ -512,9 +521,12 @@ impl StageCache {
         write_meta(&self.db, "last_build", &seal(rmp_serde::to_vec_named(&record).expect("records serialize")))
     }
 
-    /// Replace the stat entries (a build that changed nothing else).
-    pub fn record_stats(&self, stats: &[crate::stat::StatEntry]) -> Result<()> {
-        write_meta(&self.db, "stat", &seal(rmp_serde::to_vec(stats).expect("stat entries serialize")))
+    /// Write the stat entries that changed (a build that changed nothing else).
+    pub fn record_stats(&self, stats: crate::stat::StatsUpdate<'_>) -> Result<()> {
+        let txn = self.db.begin_write()?;
+        write_stats(&txn, stats)?;
+        txn.commit()?;
+        Ok(())
     }
 
     /// The row index of the last complete build (see [`crate::rows`]): its head and its
@@ -544,20 +556,19 @@ impl StageCache {
         &self,
         mut record: BuildRecord,
         rows: RowsUpdate,
-        stats: &[crate::stat::StatEntry],
+        stats: crate::stat::StatsUpdate<'_>,
         graph_facts: Option<Vec<u8>>,
     ) -> Result<()> {
         let started = std::time::Instant::now();
         record.sort();
         // Named encoding: `Problem` skips absent fields, which a positional encoding cannot.
         let record = seal(rmp_serde::to_vec_named(&record).expect("records serialize"));
-        let stats = seal(rmp_serde::to_vec(stats).expect("stat entries serialize"));
         tracing::debug!(
             elapsed = ?started.elapsed(),
             record = record.len(),
             rows_written = rows.put.len(),
             rows_removed = rows.remove.len(),
-            stats = stats.len(),
+            stats_written = stats.put.len(),
             facts = graph_facts.as_ref().map_or(0, |f| f.len()),
             "build record encoded"
         );
@@ -573,10 +584,10 @@ impl StageCache {
             for (path, entry) in rows.put {
                 entries.insert(path.as_str(), seal(entry).as_slice())?;
             }
+            write_stats(&txn, stats)?;
             let mut table = txn.open_table(META)?;
             table.insert("last_build", record.as_slice())?;
             table.insert("row_index", seal(rows.head).as_slice())?;
-            table.insert("stat", stats.as_slice())?;
             if let Some(facts) = graph_facts {
                 table.insert("graph_facts", seal(facts).as_slice())?;
             }
@@ -812,6 +823,21 @@ impl StageCache {
         tracing::debug!(elapsed = ?started.elapsed(), "run log written");
         Ok(log)
     }
+}
+
+/// Apply a [`crate::stat::StatsUpdate`] in `txn`.
+fn write_stats(txn: &redb::WriteTransaction, stats: crate::stat::StatsUpdate<'_>) -> Result<()> {
+    if stats.replace {
+        txn.delete_table(STATS)?;
+    }
+    let mut table = txn.open_table(STATS)?;
+    for path in &stats.remove {
+        table.remove(path.as_str())?;
+    }
+    for entry in stats.put {
+        table.insert(entry.path.as_str(), seal(rmp_serde::to_vec(entry).expect("stat entries serialize")).as_slice())?;
+    }
+    Ok(())
 }
 
 fn subjects_digest(subjects: &BTreeSet<String>) -> Vec<u8> {
