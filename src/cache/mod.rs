@@ -504,14 +504,7 @@ impl StageCache {
     /// The stat entries of the last complete build (see [`crate::stat`]); `None` when one
     /// fails its checksum or the table is missing.
     pub fn stat_entries(&self) -> Option<Vec<crate::stat::StatEntry>> {
-        let txn = self.db.begin_read().ok()?;
-        let table = txn.open_table(STATS).ok()?;
-        let mut entries = Vec::with_capacity(table.len().ok()? as usize);
-        for item in table.iter().ok()? {
-            let (_, value) = item.ok()?;
-            entries.push(rmp_serde::from_slice(unseal(value.value())?).ok()?);
-        }
-        Some(entries)
+        read_entries(&self.db, STATS)
     }
 
     /// Replace the record of the last build (its artifact stats were refreshed).
@@ -533,14 +526,7 @@ impl StageCache {
     /// entries in path order. `None` when any part is missing or fails its checksum.
     pub fn row_index<H: DeserializeOwned, E: DeserializeOwned>(&self) -> Option<(H, Vec<E>)> {
         let head = rmp_serde::from_slice(unseal(&read_meta(&self.db, "row_index")?)?).ok()?;
-        let txn = self.db.begin_read().ok()?;
-        let table = txn.open_table(ROWS).ok()?;
-        let mut entries = Vec::with_capacity(table.len().ok()? as usize);
-        for item in table.iter().ok()? {
-            let (_, value) = item.ok()?;
-            entries.push(rmp_serde::from_slice(unseal(value.value())?).ok()?);
-        }
-        Some((head, entries))
+        Some((head, read_entries(&self.db, ROWS)?))
     }
 
     /// Remember this build, for the whole-build shortcut, with its row index and stat
@@ -823,6 +809,19 @@ impl StageCache {
         tracing::debug!(elapsed = ?started.elapsed(), "run log written");
         Ok(log)
     }
+}
+
+/// Every sealed entry of a by-path table, in path order; `None` when one fails its checksum
+/// or the table is missing.
+fn read_entries<E: DeserializeOwned>(db: &redb::Database, table: TableDefinition<&str, &[u8]>) -> Option<Vec<E>> {
+    let txn = db.begin_read().ok()?;
+    let table = txn.open_table(table).ok()?;
+    let mut entries = Vec::with_capacity(table.len().ok()? as usize);
+    for item in table.iter().ok()? {
+        let (_, value) = item.ok()?;
+        entries.push(rmp_serde::from_slice(unseal(value.value())?).ok()?);
+    }
+    Some(entries)
 }
 
 /// Apply a [`crate::stat::StatsUpdate`] in `txn`.
