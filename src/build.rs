@@ -180,6 +180,9 @@ fn run_build(
             Err(problem) => problems.push(problem),
         }
     }
+    // What the cache will record of the stat entries: the few an edit re-took.
+    let stats_update = stats.update(&stat_entries);
+    drop(stats);
     let files_read = files_to_sync.iter().filter(|f| f.text.is_some()).count();
     tracing::debug!(files_read, "stat fast path");
     if let Some(cache) = cache {
@@ -227,7 +230,7 @@ fn run_build(
         }
         // Files re-read (new stats, or racy ones) get entries the next build can trust.
         if files_read > 0 {
-            cache.record_stats(stats.update(&stat_entries))?;
+            cache.record_stats(&stats_update)?;
         }
         if let Some(log) = cache.reuse_build(timings.clone()) {
             return Ok(BuildReport {
@@ -434,7 +437,7 @@ fn run_build(
                 database: database_digest.clone(),
             },
             RowIndex::update(layout, load_cycles, &outputs.iter().map(|o| &o.entry).collect::<Vec<_>>(), previous.as_ref().map(PreviousRows::entries)),
-            stats.update(&stat_entries),
+            &stats_update,
             graph_facts,
         )?;
         tracing::debug!(elapsed = ?started.elapsed(), "build recorded");

@@ -515,7 +515,7 @@ impl StageCache {
     }
 
     /// Write the stat entries that changed (a build that changed nothing else).
-    pub fn record_stats(&self, stats: crate::stat::StatsUpdate<'_>) -> Result<()> {
+    pub fn record_stats(&self, stats: &crate::stat::StatsUpdate<'_>) -> Result<()> {
         let txn = self.db.begin_write()?;
         write_stats(&txn, stats)?;
         txn.commit()?;
@@ -542,7 +542,7 @@ impl StageCache {
         &self,
         mut record: BuildRecord,
         rows: RowsUpdate,
-        stats: crate::stat::StatsUpdate<'_>,
+        stats: &crate::stat::StatsUpdate<'_>,
         graph_facts: Option<Vec<u8>>,
     ) -> Result<()> {
         let started = std::time::Instant::now();
@@ -825,7 +825,7 @@ fn read_entries<E: DeserializeOwned>(db: &redb::Database, table: TableDefinition
 }
 
 /// Apply a [`crate::stat::StatsUpdate`] in `txn`.
-fn write_stats(txn: &redb::WriteTransaction, stats: crate::stat::StatsUpdate<'_>) -> Result<()> {
+fn write_stats(txn: &redb::WriteTransaction, stats: &crate::stat::StatsUpdate<'_>) -> Result<()> {
     if stats.replace {
         txn.delete_table(STATS)?;
     }
@@ -833,7 +833,7 @@ fn write_stats(txn: &redb::WriteTransaction, stats: crate::stat::StatsUpdate<'_>
     for path in &stats.remove {
         table.remove(path.as_str())?;
     }
-    for entry in stats.put {
+    for entry in &stats.put {
         table.insert(entry.path.as_str(), seal(rmp_serde::to_vec(entry).expect("stat entries serialize")).as_slice())?;
     }
     Ok(())
