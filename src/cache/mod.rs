@@ -397,6 +397,11 @@ impl StageCache {
             match unseal(&sealed).and_then(|payload| rmp_serde::from_slice::<T>(payload).ok()) {
                 Some(value) => {
                     self.note_reused(stage);
+                    // Grid nodes reused are implicit in the run log; an artifact's or an
+                    // input's are not, so they are listed (else the summary would miss them).
+                    if ARTIFACT_STAGES.contains(&stage) || INPUT_STAGES.contains(&stage) {
+                        self.event(stage, subject, Status::Reused, Vec::new(), false);
+                    }
                     return value;
                 }
                 None => corrupt = true,
@@ -1202,6 +1207,24 @@ mod tests {
         assert_eq!((summary.new, summary.reused), (3, 1));
         // Read back from the file, the same.
         assert_eq!(crate::explain::read_run_log(dir.path()).unwrap().summary(), summary);
+    }
+
+    /// An artifact's node reused through a cache hit is counted: every build of the same
+    /// inputs reports the same number of nodes.
+    #[test]
+    fn a_reused_artifact_node_is_counted() {
+        let dir = tempfile::tempdir().unwrap();
+        let subjects: BTreeSet<String> = ["a.py".to_string()].into();
+        let build = || {
+            let cache = StageCache::open(dir.path()).unwrap();
+            cache.get_or_compute("outline", 1, "a.py", vec![("content", "x".to_string())], || 1);
+            cache.get_or_compute("parquet", 1, "parquet/a/part-0.parquet", vec![("jsonl", "d".to_string())], || 2);
+            cache.finish(&["outline"], &subjects, || Ok(Vec::new()), Vec::new(), None).unwrap().summary()
+        };
+        let cold = build();
+        assert_eq!(cold.new, 2);
+        let warm = build();
+        assert_eq!((warm.reused, warm.new, warm.recomputed), (2, 0, 0));
     }
 
     #[test]
