@@ -104,11 +104,10 @@ pub struct RowIndexHead {
 }
 
 impl RowIndex {
-    /// The index from its head and entries as the cache returned them (sorted by path), if
-    /// they agree.
+    /// The index from its head and entries as the cache returned them (in path order, the
+    /// table's key order), if the head counts as many entries.
     pub fn from_parts((head, entries): (RowIndexHead, Vec<RowEntry>)) -> Option<RowIndex> {
-        let sorted = entries.windows(2).all(|w| w[0].path < w[1].path);
-        (entries.len() == head.entries && sorted).then_some(RowIndex { layout: head.layout, entries, load_cycles: head.load_cycles })
+        (entries.len() == head.entries).then_some(RowIndex { layout: head.layout, entries, load_cycles: head.load_cycles })
     }
 
     /// What to write of the index with these `entries` (sorted by path): every entry, or, given
@@ -125,30 +124,25 @@ impl RowIndex {
             let put = entries.iter().map(|e| (e.path.clone(), encode(e))).collect();
             return crate::cache::RowsUpdate { head, replace: true, put, remove: Vec::new() };
         };
+        // Both sorted by path: one merge walk.
+        use std::cmp::Ordering;
         let (mut put, mut remove) = (Vec::new(), Vec::new());
         let (mut new, mut old) = (entries.iter().peekable(), stored.iter().peekable());
         loop {
-            match (new.peek(), old.peek()) {
+            let order = match (new.peek(), old.peek()) {
                 (None, None) => break,
-                (Some(n), Some(o)) if n.path == o.path => {
-                    if **n != *o {
-                        put.push((n.path.clone(), encode(n)));
-                    }
-                    new.next();
-                    old.next();
-                }
-                (Some(n), None) => {
+                (Some(_), None) => Ordering::Less,
+                (None, Some(_)) => Ordering::Greater,
+                (Some(n), Some(o)) => n.path.cmp(&o.path),
+            };
+            if order != Ordering::Greater {
+                let n = new.next().expect("peeked");
+                let same = order == Ordering::Equal && old.next().is_some_and(|o| *n == o);
+                if !same {
                     put.push((n.path.clone(), encode(n)));
-                    new.next();
                 }
-                (Some(n), Some(o)) if n.path < o.path => {
-                    put.push((n.path.clone(), encode(n)));
-                    new.next();
-                }
-                (_, Some(o)) => {
-                    remove.push(o.path.clone());
-                    old.next();
-                }
+            } else {
+                remove.push(old.next().expect("peeked").path.clone());
             }
         }
         crate::cache::RowsUpdate { head, replace: false, put, remove }

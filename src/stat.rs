@@ -103,10 +103,25 @@ impl StatCache {
         if !self.stored {
             return StatsUpdate { replace: true, put: entries.iter().collect(), remove: Vec::new() };
         }
-        let put = entries.iter().filter(|e| self.entries.get(&e.path) != Some(*e)).collect();
-        let live: std::collections::HashSet<&str> = entries.iter().map(|e| e.path.as_str()).collect();
-        let mut remove: Vec<String> = self.entries.keys().filter(|path| !live.contains(path.as_str())).cloned().collect();
-        remove.sort();
+        let mut stored_seen = 0;
+        let put = entries
+            .iter()
+            .filter(|e| match self.entries.get(&e.path) {
+                Some(stored) => {
+                    stored_seen += 1;
+                    stored != *e
+                }
+                None => true,
+            })
+            .collect();
+        // Paths are unique: when every stored entry was seen, none is gone (the usual case,
+        // which then needs no set of this build's paths).
+        let mut remove: Vec<String> = Vec::new();
+        if stored_seen < self.entries.len() {
+            let live: std::collections::HashSet<&str> = entries.iter().map(|e| e.path.as_str()).collect();
+            remove = self.entries.keys().filter(|path| !live.contains(path.as_str())).cloned().collect();
+            remove.sort();
+        }
         StatsUpdate { replace: false, put, remove }
     }
 }

@@ -534,14 +534,14 @@ impl StageCache {
         Some((head, read_entries(&self.db, ROWS)?))
     }
 
-    /// Remember this build, for the whole-build shortcut, with its row index and stat
-    /// entries, in one transaction: the index always describes the artifacts the record names.
     /// The graph facts recorded by the last build that wrote them (see `rows::GraphFacts`).
     pub fn graph_facts<T: DeserializeOwned>(&self) -> Option<T> {
         let bytes = read_meta(&self.db, "graph_facts")?;
         rmp_serde::from_slice(unseal(&bytes)?).ok()
     }
 
+    /// Remember this build, for the whole-build shortcut, with its row index and stat
+    /// entries, in one transaction: the index always describes the artifacts the record names.
     /// `graph_facts`, when given, are written in the same transaction (rmp-encoded).
     pub fn record_build(
         &self,
@@ -565,16 +565,7 @@ impl StageCache {
         );
         let txn = self.db.begin_write()?;
         {
-            if rows.replace {
-                txn.delete_table(ROWS)?;
-            }
-            let mut entries = txn.open_table(ROWS)?;
-            for path in &rows.remove {
-                entries.remove(path.as_str())?;
-            }
-            for (path, entry) in rows.put {
-                entries.insert(path.as_str(), seal(entry).as_slice())?;
-            }
+            write_by_path(&txn, ROWS, rows.replace, &rows.remove, rows.put)?;
             write_stats(&txn, stats)?;
             let mut table = txn.open_table(META)?;
             table.insert("last_build", record.as_slice())?;
@@ -831,15 +822,28 @@ fn read_entries<E: DeserializeOwned>(db: &redb::Database, table: TableDefinition
 
 /// Apply a [`crate::stat::StatsUpdate`] in `txn`.
 fn write_stats(txn: &redb::WriteTransaction, stats: &crate::stat::StatsUpdate<'_>) -> Result<()> {
-    if stats.replace {
-        txn.delete_table(STATS)?;
+    let put = stats.put.iter().map(|entry| (entry.path.as_str(), rmp_serde::to_vec(entry).expect("stat entries serialize")));
+    write_by_path(txn, STATS, stats.replace, &stats.remove, put)
+}
+
+/// Update a by-path table in `txn`: emptied first when `replace`, the `remove` paths deleted,
+/// each `put` entry sealed and inserted.
+fn write_by_path(
+    txn: &redb::WriteTransaction,
+    table: TableDefinition<&str, &[u8]>,
+    replace: bool,
+    remove: &[String],
+    put: impl IntoIterator<Item = (impl AsRef<str>, Vec<u8>)>,
+) -> Result<()> {
+    if replace {
+        txn.delete_table(table)?;
     }
-    let mut table = txn.open_table(STATS)?;
-    for path in &stats.remove {
+    let mut table = txn.open_table(table)?;
+    for path in remove {
         table.remove(path.as_str())?;
     }
-    for entry in &stats.put {
-        table.insert(entry.path.as_str(), seal(rmp_serde::to_vec(entry).expect("stat entries serialize")).as_slice())?;
+    for (path, entry) in put {
+        table.insert(path.as_ref(), seal(entry).as_slice())?;
     }
     Ok(())
 }
