@@ -495,15 +495,6 @@ pub struct PreviousRows {
     index: RowIndex,
 }
 
-/// One row artifact after [`assemble`].
-pub enum Assembled {
-    /// Byte for byte the previous one, still in the output directory: (rows, bytes, blake3).
-    Unchanged(usize, usize, [u8; 32]),
-    /// Byte for byte the previous one, found in the cache's copy (this file).
-    Kept(usize, usize, [u8; 32], PathBuf),
-    Changed(Vec<u8>),
-}
-
 impl PreviousRows {
     /// The paths of the last build's rows.
     pub fn paths(&self) -> impl Iterator<Item = &str> {
@@ -519,6 +510,12 @@ impl PreviousRows {
             *slot = last.artifact(name)?;
             *found = [out.join(name), crate::writers::kept_path(kept, name)].into_iter().find(|file| last.intact_at(file, name).yes())?;
         }
+        Self::with_index(out, found, recorded, index)
+    }
+
+    /// The previous rows of artifacts `found` (recorded as `recorded`) per `index`, if the
+    /// index's lengths add up to their sizes.
+    fn with_index(out: &Path, found: [PathBuf; 3], recorded: [(usize, usize, [u8; 32]); 3], index: RowIndex) -> Option<PreviousRows> {
         let mut offsets = [0usize; 3];
         let mut ranges = HashMap::with_capacity(index.entries.len());
         for (position, entry) in index.entries.iter().enumerate() {
@@ -553,18 +550,8 @@ impl PreviousRows {
         self.ranges.get(path).map(|(_, position)| &self.index.entries[*position])
     }
 
-    /// `path`'s rows in artifact `part`, read from the file.
-    fn read_rows(&self, path: &str, part: usize) -> Option<Vec<u8>> {
-        use std::io::{Read as _, Seek as _};
-        let range = self.ranges.get(path)?.0[part].clone();
-        let mut file = std::fs::File::open(&self.found[part]).ok()?;
-        file.seek(std::io::SeekFrom::Start(range.start as u64)).ok()?;
-        let mut rows = vec![0; range.len()];
-        file.read_exact(&mut rows).ok()?;
-        Some(rows)
-    }
-
-    /// The previous artifact `part`, open for [`read_range`], checked to have its recorded length.
+    /// The previous artifact `part`, open for positioned reads, checked to have its recorded
+    /// length.
     fn open(&self, part: usize) -> Result<(std::fs::File, &Path)> {
         let path = &self.found[part];
         let file = std::fs::File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
@@ -572,97 +559,137 @@ impl PreviousRows {
         anyhow::ensure!(len == self.recorded[part].1 as u64, "{} changed during the build", path.display());
         Ok((file, path))
     }
+}
 
-    fn read_all(&self, part: usize) -> Result<Vec<u8>> {
-        let path = &self.found[part];
-        let bytes = std::fs::read(&path).with_context(|| format!("cannot read {}", path.display()))?;
-        anyhow::ensure!(bytes.len() == self.recorded[part].1, "{} changed during the build", path.display());
-        Ok(bytes)
+/// The previous artifact of one part, opened when first read.
+struct PreviousFile<'a> {
+    previous: Option<&'a PreviousRows>,
+    part: usize,
+    file: Option<(std::fs::File, &'a Path)>,
+}
+
+impl<'a> PreviousFile<'a> {
+    fn new(previous: Option<&'a PreviousRows>, part: usize) -> Self {
+        PreviousFile { previous, part, file: None }
+    }
+
+    /// Fill `bytes` from offset `at` of the previous artifact.
+    fn read_at(&mut self, bytes: &mut [u8], at: usize) -> Result<()> {
+        use std::os::unix::fs::FileExt as _;
+        let (file, path) = match &mut self.file {
+            Some(open) => open,
+            None => {
+                let previous = self.previous.context("reused rows come from the previous artifacts")?;
+                self.file.insert(previous.open(self.part)?)
+            }
+        };
+        file.read_exact_at(bytes, at as u64).with_context(|| format!("{} changed during the build", path.display()))
     }
 }
 
-/// Append bytes `range` of the open previous artifact to `bytes`.
-fn read_range((file, path): &mut (std::fs::File, &Path), range: Range<usize>, bytes: &mut Vec<u8>) -> Result<()> {
-    use std::io::{Read as _, Seek as _};
-    file.seek(std::io::SeekFrom::Start(range.start as u64)).with_context(|| format!("cannot read {}", path.display()))?;
-    let read = file.by_ref().take(range.len() as u64).read_to_end(bytes).with_context(|| format!("cannot read {}", path.display()))?;
-    anyhow::ensure!(read == range.len(), "{} changed during the build", path.display());
-    Ok(())
+/// One row artifact after [`assemble`].
+pub enum Assembled {
+    /// Byte for byte the previous one, still in the output directory: (rows, bytes, blake3).
+    Unchanged(usize, usize, [u8; 32]),
+    /// Byte for byte the previous one, found in the cache's copy (this file).
+    Kept(usize, usize, [u8; 32], PathBuf),
+    /// Other bytes: these pieces in order, written out by [`write_pieces`].
+    Changed(Vec<Piece>),
 }
 
-/// Each row artifact from `outputs` (sorted by path): unchanged when the files are the
-/// previous build's and every rendered file's rows equal its previous rows; otherwise the
-/// concatenation of rendered rows and previous rows copied from the old artifact.
+/// A run of a changed row artifact's bytes.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Piece {
+    /// Bytes of the previous artifact: the rows of consecutive files reused (or rendered equal).
+    Previous(Range<usize>),
+    /// A file's rendered rows.
+    Rendered(Vec<u8>),
+}
+
+/// Each row artifact from `outputs` (sorted by path) as pieces: runs of the previous artifact
+/// for reused files — and for rendered files whose rows came out equal to their previous
+/// rows — and the other files' rendered rows. An artifact whose pieces are the whole previous
+/// artifact is unchanged (an edit that adds a file without imports leaves `imports.jsonl` as it
+/// was), and nothing of it is read, hashed or written.
 pub fn assemble(outputs: &[FileOutput], previous: Option<&PreviousRows>) -> Result<[Assembled; 3]> {
-    // Few rendered files: compare their rows with positioned reads; many: read the whole file.
-    const POSITIONED_READS: usize = 64;
-    let rendered = outputs.iter().filter(|o| o.rendered.is_some()).count();
-    let same_files = previous.is_some_and(|p| {
-        outputs.len() == p.index.entries.len() && outputs.iter().zip(&p.index.entries).all(|(o, e)| o.entry.path == e.path)
-    });
     // The three artifacts are independent: assembled side by side.
     use rayon::prelude::*;
-    let assembled: Vec<Assembled> = (0..3)
-        .into_par_iter()
-        .map(|part| {
-            let mut old = None;
-            if let Some(previous) = previous.filter(|_| same_files) {
-                if rendered > POSITIONED_READS {
-                    old = Some(previous.read_all(part)?);
-                }
-                let unchanged = outputs.iter().zip(&previous.index.entries).all(|(o, e)| match &o.rendered {
-                    None => true,
-                    Some(rows) => {
-                        o.entry.lens[part] == e.lens[part]
-                            && match &old {
-                                Some(old) => old[previous.ranges[&e.path].0[part].clone()] == *rows.part(part),
-                                None => previous.read_rows(&e.path, part).is_some_and(|old| old == *rows.part(part)),
-                            }
-                    }
-                });
-                if unchanged {
-                    let (rows, bytes, hash) = previous.recorded[part];
-                    return Ok(if previous.found[part] == previous.out.join(ROW_ARTIFACTS[part]) {
-                        Assembled::Unchanged(rows, bytes, hash)
-                    } else {
-                        Assembled::Kept(rows, bytes, hash, previous.found[part].clone())
-                    });
-                }
-            }
-            let size = outputs.iter().map(|o| o.entry.lens[part] as usize).sum();
-            let mut bytes = Vec::with_capacity(size);
-            // Reused rows are read from the previous artifact straight into place, run by run
-            // (consecutive files' rows are consecutive there): no second buffer the size of
-            // the artifact (28 MB for the standard library's `symbols.jsonl`).
-            let mut source = match (&old, previous.filter(|_| rendered < outputs.len())) {
-                (None, Some(previous)) => Some(previous.open(part)?),
-                _ => None,
-            };
-            let mut read = |run: Option<Range<usize>>, bytes: &mut Vec<u8>| match (run, source.as_mut()) {
-                (Some(run), Some(source)) => read_range(source, run, bytes),
-                (Some(_), None) => unreachable!("the previous artifact is open when rows are reused"),
-                (None, _) => Ok(()),
-            };
-            let mut run: Option<Range<usize>> = None;
-            for output in outputs {
-                let Some(rendered) = &output.rendered else {
-                    let previous = previous.expect("reused rows come from the previous artifacts");
-                    let range = previous.ranges[&output.entry.path].0[part].clone();
-                    match (&old, &mut run) {
-                        (Some(old), _) => bytes.extend_from_slice(&old[range]),
-                        (None, Some(run)) if run.end == range.start => run.end = range.end,
-                        (None, run) => read(run.replace(range), &mut bytes)?,
-                    }
-                    continue;
-                };
-                read(run.take(), &mut bytes)?;
-                bytes.extend_from_slice(&rendered.take(part));
-            }
-            read(run.take(), &mut bytes)?;
-            Ok(Assembled::Changed(bytes))
-        })
-        .collect::<Result<_>>()?;
+    let assembled: Vec<Assembled> = (0..3).into_par_iter().map(|part| assemble_part(outputs, previous, part)).collect::<Result<_>>()?;
     Ok(assembled.try_into().unwrap_or_else(|_| unreachable!("three parts")))
+}
+
+fn assemble_part(outputs: &[FileOutput], previous: Option<&PreviousRows>, part: usize) -> Result<Assembled> {
+    let mut source = PreviousFile::new(previous, part);
+    let mut old = Vec::new();
+    let mut pieces: Vec<Piece> = Vec::new();
+    for output in outputs {
+        let range = previous.and_then(|p| p.ranges.get(&output.entry.path)).map(|(ranges, _)| ranges[part].clone());
+        let reused = match (&output.rendered, range) {
+            (None, Some(range)) => Some(range),
+            (None, None) => anyhow::bail!("the previous rows of {} are not in the row index", output.entry.path),
+            // Rows rendered again (their inputs changed) often come out the same: compared.
+            (Some(rendered), Some(range)) if rendered.part(part).len() == range.len() => {
+                old.resize(range.len(), 0);
+                source.read_at(&mut old, range.start)?;
+                (*rendered.part(part) == old).then_some(range)
+            }
+            (Some(_), _) => None,
+        };
+        match reused {
+            Some(range) if range.is_empty() => {}
+            Some(range) => match pieces.last_mut() {
+                Some(Piece::Previous(run)) if run.end == range.start => run.end = range.end,
+                _ => pieces.push(Piece::Previous(range)),
+            },
+            None => {
+                let rows = output.rendered.as_ref().map(|r| r.take(part)).unwrap_or_default();
+                if !rows.is_empty() {
+                    pieces.push(Piece::Rendered(rows));
+                }
+            }
+        }
+    }
+    if let Some(previous) = previous {
+        let (rows, bytes, hash) = previous.recorded[part];
+        let whole = match pieces.as_slice() {
+            [] => bytes == 0,
+            [Piece::Previous(run)] => *run == (0..bytes),
+            _ => false,
+        };
+        if whole {
+            return Ok(if previous.found[part] == previous.out.join(ROW_ARTIFACTS[part]) {
+                Assembled::Unchanged(rows, bytes, hash)
+            } else {
+                Assembled::Kept(rows, bytes, hash, previous.found[part].clone())
+            });
+        }
+    }
+    Ok(Assembled::Changed(pieces))
+}
+
+/// Write a changed artifact's pieces to `out` in order, copying the previous runs of artifact
+/// `part` from the previous build's file a chunk at a time. Rendered rows are dropped once
+/// written.
+pub fn write_pieces(pieces: Vec<Piece>, previous: Option<&PreviousRows>, part: usize, out: &mut (impl std::io::Write + ?Sized)) -> Result<()> {
+    const CHUNK: usize = 1 << 20;
+    let mut source = PreviousFile::new(previous, part);
+    let mut chunk = Vec::new();
+    for piece in pieces {
+        match piece {
+            Piece::Rendered(rows) => out.write_all(&rows)?,
+            Piece::Previous(range) => {
+                chunk.resize(CHUNK.min(range.len()), 0);
+                let mut at = range.start;
+                while at < range.end {
+                    let n = (range.end - at).min(CHUNK);
+                    source.read_at(&mut chunk[..n], at)?;
+                    out.write_all(&chunk[..n])?;
+                    at += n;
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 /// A `modules.jsonl` row: the record and its place in the import graph (keys are sorted by
@@ -817,6 +844,86 @@ mod tests {
             unresolved: Vec::new(),
             warnings: Vec::new(),
         }
+    }
+
+    /// A file's rows in the three artifacts.
+    type Rows<'a> = (&'a str, [&'a str; 3]);
+
+    /// The previous build's artifacts holding `files`' rows, in `dir`.
+    fn previous(dir: &Path, files: &[Rows<'_>]) -> PreviousRows {
+        let mut contents = [String::new(), String::new(), String::new()];
+        let mut entries = Vec::new();
+        for (path, rows) in files {
+            let mut e = entry(path, 1);
+            e.lens = rows.map(|r| r.len() as u64);
+            entries.push(e);
+            for (all, rows) in contents.iter_mut().zip(rows) {
+                all.push_str(rows);
+            }
+        }
+        let found = ROW_ARTIFACTS.map(|name| dir.join(name));
+        let mut recorded = [(0, 0, [0; 32]); 3];
+        for i in 0..3 {
+            std::fs::write(&found[i], &contents[i]).unwrap();
+            recorded[i] = (files.len(), contents[i].len(), *blake3::hash(contents[i].as_bytes()).as_bytes());
+        }
+        let index = RowIndex { layout: [0; 32], entries, load_cycles: Default::default() };
+        PreviousRows::with_index(dir, found, recorded, index).expect("lengths add up")
+    }
+
+    /// This build's files: rendered (`Some`) or reused.
+    fn outputs(files: &[(&str, Option<[&str; 3]>)]) -> Vec<FileOutput> {
+        files
+            .iter()
+            .map(|(path, rows)| FileOutput {
+                entry: entry(path, 1),
+                rendered: rows.map(|rows| Rendered::new(rows.map(|r| r.as_bytes().to_vec()))),
+                output_hash: [0; 32],
+            })
+            .collect()
+    }
+
+    fn written(assembled: Assembled, previous: &PreviousRows, part: usize) -> String {
+        let Assembled::Changed(pieces) = assembled else { panic!("part {part} is unchanged") };
+        let mut bytes = Vec::new();
+        write_pieces(pieces, Some(previous), part, &mut bytes).unwrap();
+        String::from_utf8(bytes).unwrap()
+    }
+
+    /// Reused files' rows are runs of the previous artifact, rendered rows equal to the
+    /// previous ones count as reused, and an artifact whose runs make up the whole previous
+    /// one is unchanged: a new file without imports leaves `imports.jsonl` as it was.
+    #[test]
+    fn artifacts_are_assembled_from_runs_of_the_previous_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let old = previous(dir.path(), &[("a.py", ["A\n", "a1\na2\n", "ia\n"]), ("b.py", ["B\n", "b1\n", ""]), ("c.py", ["C\n", "c1\n", "ic\n"])]);
+        let new = outputs(&[
+            ("a.py", None),
+            // A new file between a and b, without imports.
+            ("ab.py", Some(["AB\n", "ab1\n", ""])),
+            // b rendered again, its symbols and imports as they were.
+            ("b.py", Some(["B2\n", "b1\n", ""])),
+            ("c.py", None),
+        ]);
+        let [modules, symbols, imports] = assemble(&new, Some(&old)).unwrap();
+        assert!(matches!(imports, Assembled::Unchanged(3, 6, _)), "imports.jsonl keeps its bytes");
+        let Assembled::Changed(pieces) = &symbols else { panic!("symbols.jsonl has a new file's rows") };
+        assert_eq!(*pieces, [Piece::Previous(0..6), Piece::Rendered(b"ab1\n".to_vec()), Piece::Previous(6..12)], "b's equal rows join the run");
+        assert_eq!(written(symbols, &old, 1), "a1\na2\nab1\nb1\nc1\n");
+        assert_eq!(written(modules, &old, 0), "A\nAB\nB2\nC\n");
+
+        // The same files again, found in the cache's copy: kept from there.
+        let mut moved = previous(dir.path(), &[("a.py", ["A\n", "a1\n", ""])]);
+        moved.out = dir.path().join("elsewhere");
+        let [modules, ..] = assemble(&outputs(&[("a.py", None)]), Some(&moved)).unwrap();
+        assert!(matches!(modules, Assembled::Kept(1, 2, _, ref from) if *from == dir.path().join("modules.jsonl")));
+
+        // A deleted file and a changed one: a copy of what remains.
+        let old = previous(dir.path(), &[("a.py", ["A\n", "a1\n", ""]), ("b.py", ["B\n", "b1\n", ""]), ("c.py", ["C\n", "c1\n", ""])]);
+        let [modules, symbols, imports] = assemble(&outputs(&[("a.py", None), ("c.py", Some(["C\n", "c2\n", ""]))]), Some(&old)).unwrap();
+        assert!(matches!(imports, Assembled::Unchanged(..)));
+        assert_eq!(written(modules, &old, 0), "A\nC\n");
+        assert_eq!(written(symbols, &old, 1), "a1\nc2\n");
     }
 
     /// An edit writes the entries that changed and removes the paths gone; without the stored

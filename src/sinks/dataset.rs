@@ -9,9 +9,9 @@ use crate::config::Config;
 use crate::db::{SourceFile, Workspace};
 use crate::diagnostics::Problem;
 use crate::rows::{FileOutput, ROW_ARTIFACTS};
-use crate::writers::Artifact;
+use crate::writers::{Artifact, Body};
 
-use super::{Context, Sink, artifact_bytes, previous_artifact};
+use super::{Context, Sink, previous_artifact};
 
 pub struct Dataset;
 
@@ -82,15 +82,27 @@ fn render_dataset(
             offset[t] += file.lens[t] as usize;
         }
     }
-    // A row artifact's bytes, read (when on disk) only if some partition needs them.
-    let bytes: [OnceLock<Result<std::borrow::Cow<'_, [u8]>, String>>; 3] = Default::default();
-    let artifact_of = |t: usize| -> Result<&[u8]> {
+    // A row artifact's bytes: in memory, or its file opened (when some partition needs it)
+    // for positioned reads of the partitions' rows — an edit re-encodes a few partitions of a
+    // 395 MB `symbols.jsonl`, which used to be read whole.
+    enum RowSource<'a> {
+        Memory(&'a [u8]),
+        File(std::fs::File, std::path::PathBuf),
+    }
+    let sources: [OnceLock<Result<RowSource<'_>, String>>; 3] = Default::default();
+    let source_of = |t: usize| -> Result<&RowSource<'_>> {
         let name = ROW_ARTIFACTS[t];
-        let cell = bytes[t].get_or_init(|| {
+        let cell = sources[t].get_or_init(|| {
             let artifact = artifacts.iter().find(|a| a.path == name).ok_or_else(|| format!("{name} was not rendered"))?;
-            artifact_bytes(out, artifact).map_err(|e| format!("{e:#}"))
+            let path = match &artifact.body {
+                Body::Contents(bytes) => return Ok(RowSource::Memory(bytes)),
+                Body::OnDisk => out.join(name),
+                Body::Linked(path) | Body::Staged(path) => path.clone(),
+            };
+            let file = std::fs::File::open(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+            Ok(RowSource::File(file, path))
         });
-        cell.as_deref().map_err(|e| anyhow::anyhow!("{e}"))
+        cell.as_ref().map_err(|e| anyhow::anyhow!("{e}"))
     };
     let jsonl = |table: &str, partition: &parquet::Partition| -> Result<Vec<u8>> {
         Ok(match table {
@@ -98,14 +110,29 @@ fn render_dataset(
             "diagnostics" => partition.diagnostics.clone(),
             _ => {
                 let t = row_artifact(table);
-                let whole = artifact_of(t)?;
-                let mut out = Vec::new();
+                // The files' rows, as runs of the artifact (a package's files are consecutive).
+                let mut runs: Vec<std::ops::Range<usize>> = Vec::new();
                 for &i in &partition.files {
-                    let start = starts[i][t];
-                    let part = whole
-                        .get(start..start + rows[i].lens[t] as usize)
-                        .with_context(|| format!("{} is shorter than its rows", ROW_ARTIFACTS[t]))?;
-                    out.extend_from_slice(part);
+                    let range = starts[i][t]..starts[i][t] + rows[i].lens[t] as usize;
+                    match runs.last_mut() {
+                        Some(run) if run.end == range.start => run.end = range.end,
+                        _ => runs.push(range),
+                    }
+                }
+                let mut out = Vec::with_capacity(runs.iter().map(|r| r.len()).sum());
+                let shorter = || format!("{} is shorter than its rows", ROW_ARTIFACTS[t]);
+                for run in runs {
+                    match source_of(t)? {
+                        RowSource::Memory(whole) => out.extend_from_slice(whole.get(run).with_context(shorter)?),
+                        RowSource::File(file, path) => {
+                            use std::os::unix::fs::FileExt as _;
+                            let at = out.len();
+                            out.resize(at + run.len(), 0);
+                            file.read_exact_at(&mut out[at..], run.start as u64)
+                                .with_context(|| format!("cannot read {}", path.display()))
+                                .with_context(shorter)?;
+                        }
+                    }
                 }
                 out
             }

@@ -1,11 +1,13 @@
 //! `modules.jsonl`, `symbols.jsonl`, `imports.jsonl` (each file's rows, assembled in path
-//! order: unchanged files' rows copied, an unchanged artifact left alone) and
-//! `diagnostics.jsonl`.
+//! order: unchanged files' rows copied from the previous artifact into a staged file, an
+//! unchanged artifact left alone) and `diagnostics.jsonl`.
+
+use std::path::Path;
 
 use anyhow::Result;
 
 use crate::diagnostics::Problem;
-use crate::rows::{Assembled, FileOutput, PreviousRows, ROW_ARTIFACTS, assemble};
+use crate::rows::{Assembled, FileOutput, PreviousRows, ROW_ARTIFACTS, assemble, write_pieces};
 use crate::writers::{Artifact, jsonl};
 
 use super::{Context, Sink};
@@ -18,26 +20,38 @@ impl Sink for Rows {
     }
 
     fn render(&self, cx: &mut Context<'_>, _: &[Artifact]) -> Result<Vec<Artifact>> {
-        render(cx.outputs, cx.previous, cx.problems)
+        // A dry run writes nothing: changed artifacts are put together in memory.
+        let staging = (!cx.config.dry_run).then_some(cx.config.out.as_path());
+        render(cx.outputs, cx.previous, cx.problems, staging)
     }
 }
 
-/// Render every artifact; `outputs` are sorted by path.
-fn render(outputs: &[FileOutput], previous: Option<&PreviousRows>, problems: &[Problem]) -> Result<Vec<Artifact>> {
+/// Render every artifact; `outputs` are sorted by path. Changed row artifacts are streamed
+/// into temporary files in `staging` (the output directory) when given, else kept in memory.
+fn render(outputs: &[FileOutput], previous: Option<&PreviousRows>, problems: &[Problem], staging: Option<&Path>) -> Result<Vec<Artifact>> {
     let counts = [outputs.len(), outputs.iter().map(|o| o.entry.symbols).sum(), outputs.iter().map(|o| o.entry.imports).sum()];
     let parts = assemble(outputs, previous)?;
-    // Hashing a changed artifact reads all of it: the three side by side.
+    // Copying and hashing a changed artifact touches all of it: the three side by side.
     use rayon::prelude::*;
     let mut artifacts: Vec<Artifact> = parts
         .into_par_iter()
-        .zip(ROW_ARTIFACTS)
-        .zip(counts)
-        .map(|((part, name), rows)| match part {
-            Assembled::Unchanged(rows, bytes, hash) => Artifact::on_disk(name, rows, bytes, hash),
-            Assembled::Kept(rows, bytes, hash, source) => Artifact::linked(name, rows, bytes, hash, source),
-            Assembled::Changed(bytes) => Artifact::new(name, rows, bytes),
+        .enumerate()
+        .map(|(part, assembled)| -> Result<Artifact> {
+            let (name, rows) = (ROW_ARTIFACTS[part], counts[part]);
+            Ok(match assembled {
+                Assembled::Unchanged(rows, bytes, hash) => Artifact::on_disk(name, rows, bytes, hash),
+                Assembled::Kept(rows, bytes, hash, source) => Artifact::linked(name, rows, bytes, hash, source),
+                Assembled::Changed(pieces) => match staging {
+                    Some(out) => crate::writers::stage(out, name, rows, |file| write_pieces(pieces, previous, part, file))?,
+                    None => {
+                        let mut bytes = Vec::new();
+                        write_pieces(pieces, previous, part, &mut bytes)?;
+                        Artifact::new(name, rows, bytes)
+                    }
+                },
+            })
         })
-        .collect();
+        .collect::<Result<_>>()?;
     let (rows, diagnostics) = jsonl::render(problems);
     artifacts.push(Artifact::new("diagnostics.jsonl", rows, diagnostics));
     Ok(artifacts)

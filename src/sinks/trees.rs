@@ -6,7 +6,7 @@ use crate::cache::BuildRecord;
 use crate::config::Config;
 use crate::db::{SourceFile, Workspace};
 use crate::rows::{FileOutput, PreviousRows};
-use crate::writers::{Artifact, Body};
+use crate::writers::Artifact;
 
 use super::{Context, Sink, previous_artifact};
 
@@ -65,13 +65,7 @@ fn render_asts(
         results.into_iter().collect::<Result<Vec<()>>>()?;
         salsa::Database::trigger_lru_eviction(&mut workspace.db);
     }
-    artifacts.extend(sink.into_staged().into_iter().map(|t| Artifact {
-        path: t.path,
-        rows: 1,
-        bytes: t.bytes,
-        hash: t.hash,
-        body: Body::Staged(t.staged),
-    }));
+    artifacts.extend(sink.into_staged());
     artifacts.sort_by(|a, b| a.path.cmp(&b.path));
     Ok(artifacts)
 }

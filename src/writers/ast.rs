@@ -12,27 +12,18 @@
 //! whole tree of a large file is ten times its source, so they are never held together in
 //! memory. The build renames them into place with the other artifacts.
 
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use tree_sitter::Node;
 
-/// A rendered tree waiting in its temporary file.
-#[derive(Debug, Clone)]
-pub struct StagedTree {
-    /// Artifact path (`ast/<path>.json`).
-    pub path: String,
-    pub staged: PathBuf,
-    pub bytes: usize,
-    pub hash: [u8; 32],
-}
+use super::Artifact;
 
 /// Where the trees of one build are staged.
 pub struct AstSink {
     out: PathBuf,
-    staged: Mutex<Vec<StagedTree>>,
+    staged: Mutex<Vec<Artifact>>,
 }
 
 impl AstSink {
@@ -48,44 +39,16 @@ impl AstSink {
     /// Render the tree of `source_path` into a temporary file beside its place.
     pub fn stage(&self, source_path: &str, root: Node<'_>, text: &str) -> Result<()> {
         let path = Self::artifact_path(source_path);
-        let target = self.out.join(&path);
-        let dir = target.parent().expect("artifact paths have a directory");
-        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-        let mut file = tempfile::Builder::new().prefix(".tmp-").tempfile_in(dir).with_context(|| format!("cannot stage {path}"))?;
-        let mut writer = HashingWriter { inner: std::io::BufWriter::new(file.as_file_mut()), hasher: blake3::Hasher::new(), bytes: 0 };
-        write_tree(&mut writer, root, text).with_context(|| format!("cannot write {path}"))?;
-        writer.inner.flush()?;
-        let (hash, bytes) = (*writer.hasher.finalize().as_bytes(), writer.bytes);
-        drop(writer);
-        let (_, staged) = file.keep().with_context(|| format!("cannot keep {path}"))?;
-        self.staged.lock().unwrap().push(StagedTree { path, staged, bytes, hash });
+        let artifact = super::stage(&self.out, &path, 1, |out| Ok(write_tree(out, root, text)?))?;
+        self.staged.lock().unwrap().push(artifact);
         Ok(())
     }
 
-    /// The staged trees, sorted by path.
-    pub fn into_staged(self) -> Vec<StagedTree> {
+    /// The staged trees ([`super::Body::Staged`]), sorted by path.
+    pub fn into_staged(self) -> Vec<Artifact> {
         let mut staged = self.staged.into_inner().unwrap();
         staged.sort_by(|a, b| a.path.cmp(&b.path));
         staged
-    }
-}
-
-struct HashingWriter<W> {
-    inner: W,
-    hasher: blake3::Hasher,
-    bytes: usize,
-}
-
-impl<W: std::io::Write> std::io::Write for HashingWriter<W> {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        let n = self.inner.write(buf)?;
-        self.hasher.update(&buf[..n]);
-        self.bytes += n;
-        Ok(n)
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        self.inner.flush()
     }
 }
 
@@ -100,7 +63,7 @@ enum Item<'t> {
 }
 
 /// Write the tree with an explicit stack (deeply nested expressions must not overflow).
-pub fn write_tree<'t>(out: &mut impl std::io::Write, root: Node<'t>, text: &str) -> std::io::Result<()> {
+pub fn write_tree<'t>(out: &mut (impl std::io::Write + ?Sized), root: Node<'t>, text: &str) -> std::io::Result<()> {
     let mut stack: Vec<Item<'t>> = vec![Item::Node(root, None)];
     // Per open array: whether an element was written (a comma comes before the next).
     let mut comma: Vec<bool> = vec![false];

@@ -1,8 +1,9 @@
 //! Writers: turn rows into deterministic bytes and write them atomically.
 //!
-//! Every artifact is rendered in memory first ([`Artifact`]), so `--dry-run` can report what
-//! would be written and a failure never leaves a half-written file: each file is written to a
-//! temporary file in the same directory and renamed over the old one.
+//! An artifact is rendered in memory ([`Body::Contents`]) or, when large, streamed to a
+//! temporary file beside its place ([`stage`], [`Body::Staged`]); either way a failure never
+//! leaves a half-written file: every file is written to a temporary file in the same
+//! directory and renamed over the old one.
 
 pub mod ast;
 pub mod duckdb;
@@ -56,6 +57,67 @@ impl Artifact {
     pub fn linked(path: impl Into<String>, rows: usize, bytes: usize, hash: [u8; 32], source: std::path::PathBuf) -> Self {
         Artifact { path: path.into(), rows, bytes, hash, body: Body::Linked(source) }
     }
+}
+
+/// Write an artifact through `write` into a temporary file beside its place `out/path`,
+/// hashing the bytes as they go: an artifact for [`Body::Staged`], renamed into place with the
+/// others. Large artifacts are streamed this way rather than held in memory: copying a 395 MB
+/// `symbols.jsonl` through a buffer of its size faulted in as many fresh pages again.
+pub fn stage(out: &Path, path: &str, rows: usize, write: impl FnOnce(&mut dyn Write) -> Result<()>) -> Result<Artifact> {
+    let target = out.join(path);
+    let mut file = temporary_beside(&target)?;
+    let mut writer = HashingWriter { inner: std::io::BufWriter::with_capacity(1 << 18, file.as_file_mut()), hasher: blake3::Hasher::new(), bytes: 0 };
+    write(&mut writer).with_context(|| format!("cannot write {path}"))?;
+    writer.inner.flush().with_context(|| format!("cannot write {path}"))?;
+    let (hash, bytes) = (*writer.hasher.finalize().as_bytes(), writer.bytes);
+    drop(writer);
+    let (_, staged) = file.keep().with_context(|| format!("cannot keep the staged {path}"))?;
+    Ok(Artifact { path: path.to_string(), rows, bytes, hash, body: Body::Staged(staged) })
+}
+
+/// Hashes what passes through to `inner`.
+struct HashingWriter<W> {
+    inner: W,
+    hasher: blake3::Hasher,
+    bytes: usize,
+}
+
+impl<W: Write> Write for HashingWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        // Runs copied from a previous artifact come in large chunks: hashed on every core.
+        if n >= 1 << 17 {
+            self.hasher.update_rayon(&buf[..n]);
+        } else {
+            self.hasher.update(&buf[..n]);
+        }
+        self.bytes += n;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+/// A temporary file (`.tmp-*`, removed by the next build if this one is killed) in the
+/// directory of `target`, which is created if missing, with the mode `target` has (a new
+/// file: 0644; temporary files are created 0600, outputs are ordinary readable files).
+fn temporary_beside(target: &Path) -> Result<tempfile::NamedTempFile> {
+    let dir = target.parent().context("output path has no parent directory")?;
+    let existing = std::fs::metadata(target).ok();
+    if existing.is_none() {
+        std::fs::create_dir_all(dir).with_context(|| format!("cannot create directory {}", dir.display()))?;
+    }
+    let mut builder = tempfile::Builder::new();
+    builder.prefix(".tmp-");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = existing.map_or(0o644, |m| m.permissions().mode() & 0o777);
+        builder.permissions(std::fs::Permissions::from_mode(mode));
+    }
+    builder.tempfile_in(dir).with_context(|| format!("cannot create a temporary file in {}", dir.display()))
 }
 
 /// blake3 of a possibly large buffer, on every core for large ones (artifacts reach 100 MB).
@@ -165,47 +227,28 @@ static TEMPORARY: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::n
 /// one [`sync_file_system`] after all of a build's writes costs one flush instead of one per
 /// file. An existing file with identical bytes is left untouched.
 pub fn write_atomic(path: &Path, contents: &[u8]) -> Result<()> {
-    let existing = match std::fs::File::open(path) {
-        Ok(mut file) => {
-            let meta = file.metadata().ok();
-            // Different lengths, different bytes: nothing to read.
-            if meta.as_ref().is_none_or(|m| m.len() == contents.len() as u64) {
-                let mut old = Vec::with_capacity(contents.len());
-                if file.read_to_end(&mut old).is_ok() && old == contents {
-                    return Ok(());
-                }
+    if let Ok(mut file) = std::fs::File::open(path) {
+        // Different lengths, different bytes: nothing to read.
+        if file.metadata().is_ok_and(|m| m.len() == contents.len() as u64) {
+            let mut old = Vec::with_capacity(contents.len());
+            if file.read_to_end(&mut old).is_ok() && old == contents {
+                return Ok(());
             }
-            meta
         }
-        Err(_) => None,
-    };
-    replace_atomic(path, contents, existing)
+    }
+    replace_atomic(path, contents)
 }
 
 /// [`write_atomic`] for bytes known to differ from the file's (the last build recorded another
 /// hash for it): the old file is not read. Rewriting a 28 MB `symbols.jsonl` read it first.
 pub fn write_atomic_changed(path: &Path, contents: &[u8]) -> Result<()> {
-    replace_atomic(path, contents, std::fs::metadata(path).ok())
+    replace_atomic(path, contents)
 }
 
 /// Write `contents` to a temporary file beside `path` and rename it over `path`, keeping the
-/// mode of the `existing` file.
-fn replace_atomic(path: &Path, contents: &[u8], existing: Option<std::fs::Metadata>) -> Result<()> {
-    let dir = path.parent().context("output path has no parent directory")?;
-    if existing.is_none() {
-        std::fs::create_dir_all(dir).with_context(|| format!("cannot create directory {}", dir.display()))?;
-    }
-    let mut builder = tempfile::Builder::new();
-    builder.prefix(".tmp-");
-    // Temporary files are created 0600; outputs are ordinary readable files (a replaced
-    // file keeps its mode, within the umask).
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt as _;
-        let mode = existing.map_or(0o644, |m| m.permissions().mode() & 0o777);
-        builder.permissions(std::fs::Permissions::from_mode(mode));
-    }
-    let mut tmp = builder.tempfile_in(dir).with_context(|| format!("cannot create a temporary file in {}", dir.display()))?;
+/// mode of the file there.
+fn replace_atomic(path: &Path, contents: &[u8]) -> Result<()> {
+    let mut tmp = temporary_beside(path)?;
     tmp.write_all(contents).with_context(|| format!("cannot write {}", path.display()))?;
     tmp.persist(path).with_context(|| format!("cannot replace {}", path.display()))?;
     Ok(())

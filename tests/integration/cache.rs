@@ -575,6 +575,47 @@ fn edits_across_processes_match_cold_builds() {
     }
 }
 
+/// Row artifacts and syntax trees are streamed into temporary files and renamed into place:
+/// they get an ordinary output's mode (not a temporary file's 0600), none of the temporaries
+/// stays behind, a row artifact whose bytes an edit leaves equal is not replaced (a new file
+/// without imports: `imports.jsonl` stays the same file), and the outputs equal a cold
+/// build's.
+#[test]
+fn staged_artifacts_are_ordinary_files_and_equal_ones_stay_in_place() {
+    use std::os::unix::fs::{MetadataExt as _, OpenOptionsExt as _};
+    let repo = repo("basic");
+    let out = repo.out();
+    let args = [&ARGS[..], &["--emit-ast"]].concat();
+    let built = |step: &str| {
+        let output = build(&repo.root, &out, &args);
+        assert_eq!(output.status.code(), Some(0), "{step}: {}", stderr(&output));
+    };
+    built("cold");
+    let file_id = |name: &str| {
+        let meta = std::fs::metadata(out.join(name)).unwrap();
+        (meta.ino(), meta.mtime(), meta.mtime_nsec())
+    };
+    let (modules, imports) = (file_id("modules.jsonl"), file_id("imports.jsonl"));
+    std::fs::write(repo.root.join("pkg/no_imports.py"), "def lonely():\n    return 1\n").unwrap();
+    built("new file");
+    assert_ne!(file_id("modules.jsonl"), modules, "modules.jsonl has the new file's row");
+    assert_eq!(file_id("imports.jsonl"), imports, "imports.jsonl has the same bytes: left in place");
+    // What this process's umask makes of an output's 0644.
+    let probe = repo.tmp.path().join("mode-probe");
+    std::fs::OpenOptions::new().write(true).create(true).mode(0o644).open(&probe).unwrap();
+    let mode = |path: &Path| std::fs::metadata(path).unwrap().mode() & 0o777;
+    for name in ["modules.jsonl", "symbols.jsonl", "ast/pkg/no_imports.py.json"] {
+        assert_eq!(mode(&out.join(name)), mode(&probe), "{name}");
+    }
+    let temporaries: Vec<_> = walk(&out).into_iter().filter(|p| p.file_name().unwrap().to_string_lossy().starts_with(".tmp-")).collect();
+    assert!(temporaries.is_empty(), "{temporaries:?}");
+    assert_matches_cold(&repo, &out);
+    std::fs::remove_file(repo.root.join("pkg/no_imports.py")).unwrap();
+    built("deleted file");
+    assert_eq!(file_id("imports.jsonl"), imports);
+    assert_matches_cold(&repo, &out);
+}
+
 /// The `exports` nodes a build recomputed, as `(subject, cut off)`, and their reasons.
 fn exports_recomputed(report: &Value) -> (Vec<(String, bool)>, Vec<String>) {
     let nodes: Vec<&Value> =
