@@ -669,7 +669,7 @@ fn evaluate(
     // cycles and the closures' reach are rebuilt from the recorded facts of the others.
     let mut recorded: Option<GraphFacts> = match (previous, cache) {
         (Some(previous), Some(cache)) if !held => {
-            cache.graph_facts::<GraphFacts>().filter(|facts| facts.layout == previous.layout() && facts.base == base)
+            cache.graph_facts().and_then(GraphFacts::from_parts).filter(|facts| facts.layout == previous.layout() && facts.base == base)
         }
         _ => None,
     };
@@ -727,7 +727,7 @@ fn evaluate(
     // closure's recorded size becomes an upper bound (it may have grown by what was gained).
     let mut closure_bounds: Vec<Option<u32>> = vec![None; files.len()];
     let mut new_graph: Option<crate::stages::graph::ImportGraph> = None;
-    let mut facts_to_record: Option<Vec<u8>> = None;
+    let mut facts_to_record: Option<crate::cache::ByPathUpdate> = None;
     // Each file's fan and graph digest (known from the entries or the facts: never computed
     // twice).
     let (fans, graph_digests): (Vec<Option<Fan>>, Vec<Option<[u8; 32]>>) = match (previous.filter(|_| held), recorded) {
@@ -741,7 +741,7 @@ fn evaluate(
             let loads = changed
                 .iter()
                 .any(|f| f.is_package(db))
-                .then(|| cache.and_then(|c| c.graph_facts::<GraphFacts>()))
+                .then(|| cache.and_then(|c| c.graph_facts().and_then(GraphFacts::from_parts)))
                 .flatten()
                 .filter(|facts| facts.layout == layout && facts.base == base)
                 .map(|facts| std::sync::Arc::new(facts.files.into_iter().map(|g| (g.path, g.loads)).collect()));
@@ -755,8 +755,10 @@ fn evaluate(
             let mut old_loads: Vec<(String, Vec<String>)> = Vec::new();
             // A refreshed file's digest is its new fact's; the others' are their entries'.
             let mut digests: Vec<Option<[u8; 32]>> = previous_entries.iter().map(|e| e.map(|e| e.graph)).collect();
+            let mut refreshed: Vec<usize> = Vec::with_capacity(fresh.len());
             for fact in fresh {
                 let i = position[fact.path.as_str()];
+                refreshed.push(i);
                 changed_modules.insert(files[i].module(db).clone());
                 old_loads.push((files[i].module(db).clone(), facts.files[i].loads.keys().cloned().collect()));
                 digests[i] = Some(fact.digest());
@@ -852,7 +854,8 @@ fn evaluate(
             tracing::debug!(fan = counts[0], cycle = counts[1], closure = counts[2], "edges path: files to key");
             new_graph = Some(graph);
             // Recorded as they are now; the walks then take every file's loads from them.
-            facts_to_record = Some(rmp_serde::to_vec(&facts).expect("graph facts serialize"));
+            let gone = moved.as_ref().map_or_else(Vec::new, |m| m.removed.iter().map(|g| g.path.clone()).collect());
+            facts_to_record = Some(facts.update(Some(&refreshed), gone));
             let loads = facts.files.into_iter().map(|g| (g.path, g.loads)).collect();
             workspace.set_known_load_cycles(Some(std::sync::Arc::new(cycles)));
             workspace.set_known_loads(Some(std::sync::Arc::new(loads)));
@@ -868,7 +871,7 @@ fn evaluate(
             let fans = workspace.for_each_file(pool, files, |db, file| Some(module_fan(db, file)));
             let facts = workspace.for_each_file(pool, files, |db, file| GraphFact::of(db, file));
             let digests = facts.iter().map(|g| Some(g.digest())).collect();
-            facts_to_record = Some(rmp_serde::to_vec(&GraphFacts { layout, base, files: facts }).expect("graph facts serialize"));
+            facts_to_record = Some(GraphFacts { layout, base, files: facts }.update(None, Vec::new()));
             (fans, digests)
         }
     };
@@ -1103,28 +1106,51 @@ impl<'a> Places<'a> {
 /// or most of the layout changing at once (a `--src-layout` switch).
 fn layout_change(db: &crate::db::Database, files: &[SourceFile], facts: GraphFacts, layout: [u8; 32]) -> Option<(GraphFacts, LayoutChange)> {
     let new: Vec<(&str, &str, bool)> = files.iter().map(|f| (f.module(db).as_str(), f.path(db).as_str(), f.is_package(db))).collect();
-    let now: std::collections::HashMap<&str, (&str, bool)> = new.iter().map(|(m, p, k)| (*p, (*m, *k))).collect();
-    let before: std::collections::HashMap<&str, &GraphFact> = facts.files.iter().map(|g| (g.path.as_str(), g)).collect();
-    let kept = |g: &GraphFact| now.get(g.path.as_str()) == Some(&(g.module.as_str(), g.package));
-    let added: Vec<(&str, &str)> = new.iter().filter(|(_, p, _)| !before.get(p).is_some_and(|g| kept(g))).map(|(m, p, _)| (*m, *p)).collect();
-    let removed: Vec<&GraphFact> = facts.files.iter().filter(|g| !kept(g)).collect();
+    // Both in path order: one merge walk moves each file's recorded fact into place when the
+    // file kept its path, module name and package flag; the others' facts are removed.
+    let mut kept: Vec<Option<GraphFact>> = Vec::with_capacity(new.len());
+    let mut removed: Vec<GraphFact> = Vec::new();
+    let mut old = facts.files.into_iter().peekable();
+    for (module, path, package) in &new {
+        while old.peek().is_some_and(|g| g.path.as_str() < *path) {
+            removed.extend(old.next());
+        }
+        match old.next_if(|g| g.path == *path) {
+            Some(g) if g.module == *module && g.package == *package => kept.push(Some(g)),
+            Some(g) => {
+                removed.push(g);
+                kept.push(None);
+            }
+            None => kept.push(None),
+        }
+    }
+    removed.extend(old);
+    let added: Vec<(&str, &str)> = new.iter().zip(&kept).filter(|(_, g)| g.is_none()).map(|((m, p, _), _)| (*m, *p)).collect();
     if (added.len() + removed.len()) * 2 > files.len() {
         return None;
     }
-    fn claims<'a>(modules: impl Iterator<Item = &'a str>) -> std::collections::HashMap<&'a str, u32> {
-        let mut count: std::collections::HashMap<&str, u32> = std::collections::HashMap::new();
+    let moved: Vec<&str> = added.iter().map(|(m, _)| *m).chain(removed.iter().map(|g| g.module.as_str())).collect();
+    // A module name added or removed that two files claim, before or after.
+    let claims = |modules: &mut dyn Iterator<Item = &str>| -> std::collections::HashMap<&str, u32> {
+        let mut count: std::collections::HashMap<&str, u32> = moved.iter().map(|m| (*m, 0)).collect();
         for module in modules {
-            *count.entry(module).or_default() += 1;
+            if let Some(n) = count.get_mut(module) {
+                *n += 1;
+            }
         }
         count
-    }
-    let (old_claims, new_claims) = (claims(facts.files.iter().map(|g| g.module.as_str())), claims(new.iter().map(|(m, ..)| *m)));
-    let moved: Vec<&str> = added.iter().map(|(m, _)| *m).chain(removed.iter().map(|g| g.module.as_str())).collect();
-    if moved.iter().any(|m| m.is_empty() || old_claims.get(m).copied().unwrap_or(0) > 1 || new_claims.get(m).copied().unwrap_or(0) > 1) {
+    };
+    let old_claims = claims(&mut kept.iter().flatten().chain(&removed).map(|g| g.module.as_str()));
+    let new_claims = claims(&mut new.iter().map(|(m, ..)| *m));
+    if moved.iter().any(|m| m.is_empty() || old_claims[m] > 1 || new_claims[m] > 1) {
         return None;
     }
-    let old_places = Places::new(facts.files.iter().map(|g| (g.module.as_str(), g.path.as_str(), g.package)));
-    let new_places = Places::new(new.iter().map(|(m, p, k)| (*m, *p, *k)));
+    // The recorded layout in path order (two sorted runs: one merge).
+    let mut old_files: Vec<(&str, &str, bool)> = new.iter().zip(&kept).filter(|(_, g)| g.is_some()).map(|(f, _)| *f).collect();
+    old_files.extend(removed.iter().map(|g| (g.module.as_str(), g.path.as_str(), g.package)));
+    old_files.sort_by(|a, b| a.1.cmp(b.1));
+    let old_places = Places::new(old_files.into_iter());
+    let new_places = Places::new(new.iter().copied());
     let mut names = std::collections::BTreeSet::new();
     for module in &moved {
         for name in crate::stages::exports::with_ancestors(module) {
@@ -1133,22 +1159,22 @@ fn layout_change(db: &crate::db::Database, files: &[SourceFile], facts: GraphFac
             }
         }
     }
+    drop((old_places, new_places));
+    let added = added.into_iter().map(|(_, p)| p.to_string()).collect();
     let aligned: Vec<GraphFact> = new
         .iter()
-        .map(|(m, p, k)| match before.get(p).filter(|g| kept(g)) {
-            Some(g) => (*g).clone(),
-            None => GraphFact {
+        .zip(kept)
+        .map(|((m, p, k), g)| {
+            g.unwrap_or_else(|| GraphFact {
                 path: p.to_string(),
                 module: m.to_string(),
                 package: *k,
                 edges: Default::default(),
                 loads: Default::default(),
                 registered: Default::default(),
-            },
+            })
         })
         .collect();
-    let removed: Vec<GraphFact> = removed.into_iter().cloned().collect();
-    let added = added.into_iter().map(|(_, p)| p.to_string()).collect();
     Some((GraphFacts { layout, base: facts.base, files: aligned }, LayoutChange { names, removed, added }))
 }
 
@@ -1173,8 +1199,8 @@ struct Evaluated {
     held: bool,
     /// The import graph, when the edges path rebuilt it from recorded facts.
     import_graph: Option<crate::stages::graph::ImportGraph>,
-    /// Every file's graph facts, encoded, to record (absent behind the firewall: unchanged).
-    graph_facts: Option<Vec<u8>>,
+    /// What to record of the files' graph facts (absent behind the firewall: unchanged).
+    graph_facts: Option<crate::cache::ByPathUpdate>,
 }
 
 /// Create the output directory and take its lock (on the marker file): builds writing one

@@ -93,7 +93,7 @@ pub struct RowIndex {
 }
 
 /// The row index without its entries: the cache keeps each entry under its path (see
-/// [`crate::cache::RowsUpdate`]).
+/// [`crate::cache::ByPathUpdate`]).
 #[derive(Serialize, Deserialize)]
 pub struct RowIndexHead {
     #[serde(with = "crate::digest::bytes")]
@@ -117,12 +117,12 @@ impl RowIndex {
         load_cycles: std::collections::BTreeMap<String, u32>,
         entries: &[&RowEntry],
         stored: Option<&[RowEntry]>,
-    ) -> crate::cache::RowsUpdate {
+    ) -> crate::cache::ByPathUpdate {
         let encode = |entry: &RowEntry| rmp_serde::to_vec(entry).expect("row entries serialize");
         let head = rmp_serde::to_vec(&RowIndexHead { layout, load_cycles, entries: entries.len() }).expect("row indexes serialize");
         let Some(stored) = stored else {
             let put = entries.iter().map(|e| (e.path.clone(), encode(e))).collect();
-            return crate::cache::RowsUpdate { head, replace: true, put, remove: Vec::new() };
+            return crate::cache::ByPathUpdate { head, replace: true, put, remove: Vec::new() };
         };
         // Both sorted by path: one merge walk.
         use std::cmp::Ordering;
@@ -145,7 +145,7 @@ impl RowIndex {
                 remove.push(old.next().expect("peeked").path.clone());
             }
         }
-        crate::cache::RowsUpdate { head, replace: false, put, remove }
+        crate::cache::ByPathUpdate { head, replace: false, put, remove }
     }
 }
 
@@ -308,8 +308,9 @@ impl GraphFact {
 }
 
 /// Every file's [`GraphFact`], in path order, for the layout they were recorded with. Kept in
-/// the cache beside the row index but read only when a build needs it; rewritten by every
-/// build outside the graph firewall (behind it every file's facts are unchanged).
+/// the cache beside the row index, one entry per file, but read only when a build needs it;
+/// a build outside the graph firewall writes the facts that changed (behind it every file's
+/// facts are unchanged).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct GraphFacts {
     #[serde(with = "crate::digest::bytes")]
@@ -318,6 +319,38 @@ pub struct GraphFacts {
     #[serde(with = "crate::digest::bytes")]
     pub base: [u8; 32],
     pub files: Vec<GraphFact>,
+}
+
+/// [`GraphFacts`] without the files: the cache keeps each file's fact under its path.
+#[derive(Serialize, Deserialize)]
+pub struct GraphFactsHead {
+    #[serde(with = "crate::digest::bytes")]
+    pub layout: [u8; 32],
+    #[serde(with = "crate::digest::bytes")]
+    pub base: [u8; 32],
+    /// How many files there are.
+    pub files: usize,
+}
+
+impl GraphFacts {
+    /// The facts from their head and files as the cache returned them (in path order, the
+    /// table's key order), if the head counts as many files.
+    pub fn from_parts((head, files): (GraphFactsHead, Vec<GraphFact>)) -> Option<GraphFacts> {
+        (files.len() == head.files).then_some(GraphFacts { layout: head.layout, base: head.base, files })
+    }
+
+    /// What the cache records of these facts: every file's (`changed` is `None`: the table is
+    /// replaced), or those of the files at positions `changed`, with the paths `removed`.
+    pub fn update(&self, changed: Option<&[usize]>, removed: Vec<String>) -> crate::cache::ByPathUpdate {
+        let head = rmp_serde::to_vec(&GraphFactsHead { layout: self.layout, base: self.base, files: self.files.len() }).expect("graph facts serialize");
+        let encode = |fact: &GraphFact| (fact.path.clone(), rmp_serde::to_vec(fact).expect("graph facts serialize"));
+        match changed {
+            None => crate::cache::ByPathUpdate { head, replace: true, put: self.files.iter().map(encode).collect(), remove: Vec::new() },
+            Some(changed) => {
+                crate::cache::ByPathUpdate { head, replace: false, put: changed.iter().map(|&i| encode(&self.files[i])).collect(), remove: removed }
+            }
+        }
+    }
 }
 
 /// The graph digest of `file` ([`GraphFact::digest`]). When the layout and every file's graph
@@ -924,6 +957,35 @@ mod tests {
         assert!(matches!(imports, Assembled::Unchanged(..)));
         assert_eq!(written(modules, &old, 0), "A\nC\n");
         assert_eq!(written(symbols, &old, 1), "a1\nc2\n");
+    }
+
+    /// Graph facts are recorded file by file: all of them, or the changed ones with the paths
+    /// gone; read back with a head that counts a different number of files, they are no facts.
+    #[test]
+    fn graph_facts_are_written_file_by_file() {
+        let fact = |path: &str, edge: &str| GraphFact {
+            path: path.to_string(),
+            module: path.trim_end_matches(".py").to_string(),
+            package: false,
+            edges: [(edge.to_string(), false)].into(),
+            loads: Default::default(),
+            registered: Default::default(),
+        };
+        let facts = GraphFacts { layout: [1; 32], base: [2; 32], files: vec![fact("a.py", "b"), fact("b.py", "c"), fact("c.py", "a")] };
+        let all = facts.update(None, Vec::new());
+        assert!(all.replace && all.remove.is_empty());
+        let files: Vec<GraphFact> = all.put.iter().map(|(_, bytes)| rmp_serde::from_slice(bytes).unwrap()).collect();
+        let head: GraphFactsHead = rmp_serde::from_slice(&all.head).unwrap();
+        assert_eq!(GraphFacts::from_parts((head, files.clone())), Some(facts.clone()));
+        let head: GraphFactsHead = rmp_serde::from_slice(&all.head).unwrap();
+        assert_eq!(GraphFacts::from_parts((head, files[..2].to_vec())), None, "a fact is missing");
+
+        let some = facts.update(Some(&[1]), vec!["gone.py".to_string()]);
+        assert!(!some.replace);
+        assert_eq!(some.put.iter().map(|(path, _)| path.as_str()).collect::<Vec<_>>(), ["b.py"]);
+        assert_eq!(some.remove, ["gone.py"]);
+        let written: GraphFact = rmp_serde::from_slice(&some.put[0].1).unwrap();
+        assert_eq!(written, facts.files[1]);
     }
 
     /// An edit writes the entries that changed and removes the paths gone; without the stored

@@ -25,7 +25,7 @@ use serde::de::DeserializeOwned;
 use crate::explain::{ArtifactSize, NodeEvent, Reason, RunLog, StageTiming, Status};
 
 /// Bump when the layout of the cache file or the encoding of its values changes.
-pub const CACHE_SCHEMA: u32 = 11;
+pub const CACHE_SCHEMA: u32 = 12;
 
 pub use crate::digest::update_parts;
 pub use crate::explain::RUN_LOG_FILE;
@@ -39,6 +39,9 @@ const META: TableDefinition<&str, &[u8]> = TableDefinition::new("meta");
 const ROWS: TableDefinition<&str, &[u8]> = TableDefinition::new("rows");
 /// The stat entries by path (see [`crate::stat`]), written entry by entry like the rows.
 const STATS: TableDefinition<&str, &[u8]> = TableDefinition::new("stats");
+/// The graph facts of the last build that wrote them, by path (their head, in `meta`, says
+/// how many there are).
+const FACTS: TableDefinition<&str, &[u8]> = TableDefinition::new("facts");
 
 /// The cache file inside the cache directory.
 pub const CACHE_FILE: &str = "stages.redb";
@@ -144,10 +147,10 @@ impl BuildRecord {
     }
 }
 
-/// What a build writes of its row index (see [`crate::rows::RowIndex`]): the encoded head, and
-/// the encoded entries by path — all of them (`replace`), or those that differ from the stored
-/// ones, with the paths gone.
-pub struct RowsUpdate {
+/// What a build writes of a table kept by path — its row index ([`crate::rows::RowIndex`]) or
+/// its graph facts ([`crate::rows::GraphFacts`]): the encoded head, and the encoded entries by
+/// path — all of them (`replace`), or those that changed, with the paths gone.
+pub struct ByPathUpdate {
     pub head: Vec<u8>,
     pub replace: bool,
     pub put: Vec<(String, Vec<u8>)>,
@@ -529,26 +532,28 @@ impl StageCache {
 
     /// The row index of the last complete build (see [`crate::rows`]): its head and its
     /// entries in path order. `None` when any part is missing or fails its checksum.
-    pub fn row_index<H: DeserializeOwned, E: DeserializeOwned>(&self) -> Option<(H, Vec<E>)> {
+    pub fn row_index<H: DeserializeOwned, E: DeserializeOwned + Send>(&self) -> Option<(H, Vec<E>)> {
         let head = rmp_serde::from_slice(unseal(&read_meta(&self.db, "row_index")?)?).ok()?;
         Some((head, read_entries(&self.db, ROWS)?))
     }
 
-    /// The graph facts recorded by the last build that wrote them (see `rows::GraphFacts`).
-    pub fn graph_facts<T: DeserializeOwned>(&self) -> Option<T> {
-        let bytes = read_meta(&self.db, "graph_facts")?;
-        rmp_serde::from_slice(unseal(&bytes)?).ok()
+    /// The graph facts recorded by the last build that wrote them (see `rows::GraphFacts`):
+    /// their head and the facts in path order. `None` when any part is missing or fails its
+    /// checksum.
+    pub fn graph_facts<H: DeserializeOwned, E: DeserializeOwned + Send>(&self) -> Option<(H, Vec<E>)> {
+        let head = rmp_serde::from_slice(unseal(&read_meta(&self.db, "graph_facts")?)?).ok()?;
+        Some((head, read_entries(&self.db, FACTS)?))
     }
 
     /// Remember this build, for the whole-build shortcut, with its row index and stat
     /// entries, in one transaction: the index always describes the artifacts the record names.
-    /// `graph_facts`, when given, are written in the same transaction (rmp-encoded).
+    /// `graph_facts`, when given, are written in the same transaction.
     pub fn record_build(
         &self,
         mut record: BuildRecord,
-        rows: RowsUpdate,
+        rows: ByPathUpdate,
         stats: &crate::stat::StatsUpdate<'_>,
-        graph_facts: Option<Vec<u8>>,
+        graph_facts: Option<ByPathUpdate>,
     ) -> Result<()> {
         let started = std::time::Instant::now();
         record.sort();
@@ -560,7 +565,7 @@ impl StageCache {
             rows_written = rows.put.len(),
             rows_removed = rows.remove.len(),
             stats_written = stats.put.len(),
-            facts = graph_facts.as_ref().map_or(0, |f| f.len()),
+            facts_written = graph_facts.as_ref().map_or(0, |f| f.put.len()),
             "build record encoded"
         );
         let txn = self.db.begin_write()?;
@@ -571,7 +576,9 @@ impl StageCache {
             table.insert("last_build", record.as_slice())?;
             table.insert("row_index", seal(rows.head).as_slice())?;
             if let Some(facts) = graph_facts {
-                table.insert("graph_facts", seal(facts).as_slice())?;
+                table.insert("graph_facts", seal(facts.head).as_slice())?;
+                drop(table);
+                write_by_path(&txn, FACTS, facts.replace, &facts.remove, facts.put)?;
             }
         }
         txn.commit()?;
@@ -808,16 +815,14 @@ impl StageCache {
 }
 
 /// Every sealed entry of a by-path table, in path order; `None` when one fails its checksum
-/// or the table is missing.
-fn read_entries<E: DeserializeOwned>(db: &redb::Database, table: TableDefinition<&str, &[u8]>) -> Option<Vec<E>> {
+/// or the table is missing. Read in order, decoded on every core (the 100k-module tree's row
+/// index and graph facts are 100k entries each).
+fn read_entries<E: DeserializeOwned + Send>(db: &redb::Database, table: TableDefinition<&str, &[u8]>) -> Option<Vec<E>> {
+    use rayon::prelude::*;
     let txn = db.begin_read().ok()?;
     let table = txn.open_table(table).ok()?;
-    let mut entries = Vec::with_capacity(table.len().ok()? as usize);
-    for item in table.iter().ok()? {
-        let (_, value) = item.ok()?;
-        entries.push(rmp_serde::from_slice(unseal(value.value())?).ok()?);
-    }
-    Some(entries)
+    let values: Vec<redb::AccessGuard<'_, &[u8]>> = table.iter().ok()?.map(|item| item.ok().map(|(_, value)| value)).collect::<Option<_>>()?;
+    values.par_iter().map(|value| rmp_serde::from_slice(unseal(value.value())?).ok()).collect()
 }
 
 /// Apply a [`crate::stat::StatsUpdate`] in `txn`.
