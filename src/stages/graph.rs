@@ -38,18 +38,29 @@ pub fn import_graph(db: &dyn Db, project: Project) -> ImportGraph {
 /// The import graph of files given as (module, import edges), in path order.
 pub fn build_import_graph<'a>(files: impl IntoIterator<Item = (&'a str, &'a BTreeMap<String, bool>)>) -> ImportGraph {
     let mut graph = ImportGraph::default();
+    // Counted by name and keyed once per target: an edit on the 100k-module tree rebuilds the
+    // graph from every file's edges (half a million).
+    let mut fan_in: std::collections::HashMap<&str, u32> = std::collections::HashMap::new();
     for (module, edges) in files {
         for target in edges.keys() {
-            *graph.fan_in.entry(target.clone()).or_default() += 1;
+            *fan_in.entry(target.as_str()).or_default() += 1;
         }
-        // Files sharing a module name merge their edges.
-        let entry = graph.edges.entry(module.to_string()).or_default();
-        for (target, runtime) in edges {
-            *entry.entry(target.clone()).or_default() |= *runtime;
+        match graph.edges.get_mut(module) {
+            // Files sharing a module name merge their edges.
+            Some(merged) => {
+                for (target, runtime) in edges {
+                    *merged.entry(target.clone()).or_default() |= *runtime;
+                }
+            }
+            None => {
+                graph.edges.insert(module.to_string(), edges.clone());
+            }
         }
     }
-    graph.cycles = strongly_connected(&graph.edges, false);
-    graph.runtime_cycles = strongly_connected(&graph.edges, true);
+    graph.fan_in = fan_in.into_iter().map(|(module, n)| (module.to_string(), n)).collect();
+    let [cycles, runtime_cycles] = [false, true].map(|runtime_only| strongly_connected(&graph.edges, runtime_only));
+    graph.cycles = cycles;
+    graph.runtime_cycles = runtime_cycles;
     graph.in_runtime_cycle = graph.runtime_cycles.iter().flatten().cloned().collect();
     graph
 }
@@ -71,14 +82,14 @@ pub fn module_fan(db: &dyn Db, file: SourceFile) -> Fan {
 /// by Tarjan's algorithm, iteratively. Deterministic: nodes and edges are visited in order.
 pub(crate) fn strongly_connected(edges: &BTreeMap<String, BTreeMap<String, bool>>, runtime_only: bool) -> Vec<Vec<String>> {
     let nodes: Vec<&String> = edges.keys().collect();
-    let id: BTreeMap<&String, usize> = nodes.iter().enumerate().map(|(i, n)| (*n, i)).collect();
-    let successors: Vec<Vec<usize>> = nodes
-        .iter()
-        .map(|n| {
-            edges[*n]
+    let id: std::collections::HashMap<&str, usize> = nodes.iter().enumerate().map(|(i, n)| (n.as_str(), i)).collect();
+    let successors: Vec<Vec<usize>> = edges
+        .values()
+        .map(|targets| {
+            targets
                 .iter()
                 .filter(|(_, runtime)| !runtime_only || **runtime)
-                .filter_map(|(target, _)| id.get(target).copied())
+                .filter_map(|(target, _)| id.get(target.as_str()).copied())
                 .collect()
         })
         .collect();
