@@ -1059,45 +1059,37 @@ struct LayoutChange {
     added: std::collections::HashSet<String>,
 }
 
-/// Where each module name of a layout is, as [`crate::stages::resolve::ModuleIndex::resolve`]
-/// sees it, computed from the recorded (module, path, package) of each file: the layout path
-/// compares the last build's with this one's.
-struct Places<'a> {
-    modules: std::collections::HashMap<&'a str, (&'a str, bool)>,
-    /// Every module name, sorted: namespace packages and top-level names are prefixes.
-    sorted: Vec<&'a str>,
-}
-
-impl<'a> Places<'a> {
-    /// `files`: (module, path, package) in path order; a package wins over a plain module of
-    /// the same name, as in the index.
-    fn new(files: impl Iterator<Item = (&'a str, &'a str, bool)>) -> Self {
-        let mut modules: std::collections::HashMap<&str, (&str, bool)> = std::collections::HashMap::new();
-        for (module, path, package) in files.filter(|(m, ..)| !m.is_empty()) {
-            if !modules.get(module).is_some_and(|(_, p)| *p) {
-                modules.insert(module, (path, package));
+/// Where each of `names` is in a layout given as (module, path, package) of each file in path
+/// order, as [`crate::stages::resolve::ModuleIndex::resolve`] sees it: the file the name
+/// resolves to (a package wins over a plain module of the same name, else the last in path
+/// order), or `namespace` (only submodules), `missing` (its top-level name is in the layout) or
+/// `external`. The layout path compares the last build's places with this one's for the few
+/// names a change moved: one pass over the files, no map of every module.
+fn places<'a>(names: &[String], files: impl Iterator<Item = (&'a str, &'a str, bool)>) -> Vec<&'a str> {
+    let under = |module: &str, name: &str| module.len() > name.len() && module.starts_with(name) && module.as_bytes()[name.len()] == b'.';
+    let tops: Vec<&str> = names.iter().map(|n| n.split('.').next().unwrap_or(n)).collect();
+    let mut file: Vec<Option<(&str, bool)>> = vec![None; names.len()];
+    let (mut submodule, mut top_seen) = (vec![false; names.len()], vec![false; names.len()]);
+    for (module, path, package) in files.filter(|(m, ..)| !m.is_empty()) {
+        for (i, name) in names.iter().enumerate() {
+            if module == name {
+                if !file[i].is_some_and(|(_, p)| p) {
+                    file[i] = Some((path, package));
+                }
+            } else if under(module, name) {
+                submodule[i] = true;
             }
+            top_seen[i] |= module == tops[i] || under(module, tops[i]);
         }
-        let mut sorted: Vec<&str> = modules.keys().copied().collect();
-        sorted.sort_unstable();
-        Places { modules, sorted }
     }
-
-    fn has_submodule(&self, name: &str) -> bool {
-        let prefix = format!("{name}.");
-        let at = self.sorted.partition_point(|m| *m < prefix.as_str());
-        self.sorted.get(at).is_some_and(|m| m.starts_with(&prefix))
-    }
-
-    fn place(&self, name: &str) -> &str {
-        let top = name.split('.').next().unwrap_or(name);
-        match self.modules.get(name) {
+    (0..names.len())
+        .map(|i| match file[i] {
             Some((path, _)) => path,
-            None if self.has_submodule(name) => "namespace",
-            None if self.modules.contains_key(top) || self.has_submodule(top) => "missing",
+            None if submodule[i] => "namespace",
+            None if top_seen[i] => "missing",
             None => "external",
-        }
-    }
+        })
+        .collect()
 }
 
 /// The layout change from the recorded `facts` to `files`, with the facts realigned to
@@ -1149,17 +1141,11 @@ fn layout_change(db: &crate::db::Database, files: &[SourceFile], facts: GraphFac
     let mut old_files: Vec<(&str, &str, bool)> = new.iter().zip(&kept).filter(|(_, g)| g.is_some()).map(|(f, _)| *f).collect();
     old_files.extend(removed.iter().map(|g| (g.module.as_str(), g.path.as_str(), g.package)));
     old_files.sort_by(|a, b| a.1.cmp(b.1));
-    let old_places = Places::new(old_files.into_iter());
-    let new_places = Places::new(new.iter().copied());
-    let mut names = std::collections::BTreeSet::new();
-    for module in &moved {
-        for name in crate::stages::exports::with_ancestors(module) {
-            if old_places.place(&name) != new_places.place(&name) {
-                names.insert(name);
-            }
-        }
-    }
-    drop((old_places, new_places));
+    let asked: Vec<String> = moved.iter().flat_map(|m| crate::stages::exports::with_ancestors(m)).collect::<std::collections::BTreeSet<_>>().into_iter().collect();
+    let (before, after) = (places(&asked, old_files.into_iter()), places(&asked, new.iter().copied()));
+    let names: std::collections::BTreeSet<String> =
+        asked.iter().zip(before.iter().zip(&after)).filter(|(_, (b, a))| b != a).map(|(name, _)| name.clone()).collect();
+    drop((before, after));
     let added = added.into_iter().map(|(_, p)| p.to_string()).collect();
     let aligned: Vec<GraphFact> = new
         .iter()
@@ -1252,4 +1238,31 @@ fn progress_bar(config: &Config, total: usize) -> ProgressBar {
 fn release_free_memory() {
     // SAFETY: `mi_collect` only releases memory no allocation uses.
     unsafe { libmimalloc_sys::mi_collect(true) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::places;
+
+    /// A name's place: the file it resolves to (a package over a plain module of the same name,
+    /// else the last in path order), a namespace, missing under a top-level name of the layout,
+    /// or external.
+    #[test]
+    fn places_of_module_names() {
+        let layout = [
+            ("dup", "dup.py", false),
+            ("dup", "dup/__init__.py", true),
+            ("ns.x", "ns/x.py", false),
+            ("pkg", "pkg/__init__.py", true),
+            ("pkg.sub", "pkg/sub.py", false),
+            ("twice", "a/twice.py", false),
+            ("twice", "b/twice.py", false),
+            ("", "setup.py", false),
+        ];
+        let names: Vec<String> = ["dup", "ns", "ns.x", "pkg", "pkg.gone", "twice", "other", ""].map(String::from).to_vec();
+        let expected = ["dup/__init__.py", "namespace", "ns/x.py", "pkg/__init__.py", "missing", "b/twice.py", "external", "external"];
+        assert_eq!(places(&names, layout.into_iter()), expected);
+        // The package wins whichever comes first.
+        assert_eq!(places(&names[..1], layout.into_iter().skip(1).chain(layout.into_iter().take(1))), ["dup/__init__.py"]);
+    }
 }
