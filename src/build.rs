@@ -773,64 +773,79 @@ fn evaluate(
                 }
                 changed_modules.extend(change.names.iter().cloned());
             }
-            let graph = crate::stages::graph::build_import_graph(files.iter().zip(&facts.files).map(|(f, g)| (f.module(db).as_str(), &g.edges)));
-            let fans: Vec<Option<Fan>> = files.iter().zip(&facts.files).map(|(f, g)| Some(graph.fan(f.module(db), &g.edges))).collect();
-            let index = crate::stages::resolve::module_index(db, Project::get(db));
-            let cycles = crate::stages::exports::load_cycles_of(index, |file| &facts.files[position[file.path(db).as_str()]].loads);
-            // Modules whose load-cycle companions changed, and packages whose import closure
-            // can reach a module whose loads changed (over the old loads or the new).
-            let (old_members, new_members) = (cycle_companions(previous.load_cycles()), cycle_companions(&cycles));
-            let mut rekey_modules: std::collections::BTreeSet<&str> = std::collections::BTreeSet::new();
-            for module in old_members.keys().chain(new_members.keys()) {
-                if old_members.get(module) != new_members.get(module) {
-                    rekey_modules.insert(module);
-                }
-            }
-            let reaching = crate::stages::exports::modules_reaching(
-                index,
-                files
-                    .iter()
-                    .zip(&facts.files)
-                    .map(|(f, g)| (f.module(db).as_str(), g.loads.keys().map(String::as_str).collect::<Vec<_>>()))
-                    .chain(old_loads.iter().map(|(m, loads)| (m.as_str(), loads.iter().map(String::as_str).collect()))),
-                &changed_modules,
-            );
-            // What a closure through a changed module can gain or lose: the modules its added
-            // loads reach (new loads) and its removed loads reached (old loads). Below the
-            // limit, a package's submodule attributes can change only if one of those is below
-            // it.
-            // A module's loads as the closure walk sees them: those of the file the index picks.
-            let new_loads = |module: &str| -> Vec<String> {
-                index.file(module).map(|f| facts.files[position[f.path(db).as_str()]].loads.keys().cloned().collect()).unwrap_or_default()
-            };
-            let old_loads_of: std::collections::HashMap<&str, &Vec<String>> = old_loads.iter().map(|(m, l)| (m.as_str(), l)).collect();
-            let mut added: Vec<String> = Vec::new();
-            let mut removed: Vec<String> = Vec::new();
-            for (module, old) in &old_loads {
-                let new = new_loads(module);
-                added.extend(new.iter().filter(|t| !old.contains(t)).cloned());
-                removed.extend(old.iter().filter(|t| !new.contains(t)).cloned());
-            }
-            let forward = |starts: Vec<String>, old: bool| {
-                crate::stages::exports::modules_reached(index, starts, |module: &str| -> Vec<String> {
-                    match old_loads_of.get(module).filter(|_| old) {
-                        Some(loads) => (*loads).clone(),
-                        None => new_loads(module),
+            // The import graph and the fans are built on a second thread while this one walks the
+            // load cycles and the closures: neither reads the other, and the graph reads no query
+            // (on the 100k-module tree, 0.18 s beside 0.28 s).
+            let modules: Vec<&str> = files.iter().map(|f| f.module(db).as_str()).collect();
+            let (graph, fans, cycles, rekey_modules, reaching, gained, touched) = std::thread::scope(|scope| {
+                let graphing = std::thread::Builder::new()
+                    .name("import-graph".into())
+                    .spawn_scoped(scope, || {
+                        let graph = crate::stages::graph::build_import_graph(modules.iter().copied().zip(facts.files.iter().map(|g| &g.edges)));
+                        let fans: Vec<Option<Fan>> = modules.iter().zip(&facts.files).map(|(m, g)| Some(graph.fan(m, &g.edges))).collect();
+                        (graph, fans)
+                    })
+                    .expect("a thread can be started");
+                let index = crate::stages::resolve::module_index(db, Project::get(db));
+                let cycles = crate::stages::exports::load_cycles_of(index, |file| &facts.files[position[file.path(db).as_str()]].loads);
+                // Modules whose load-cycle companions changed, and packages whose import closure
+                // can reach a module whose loads changed (over the old loads or the new).
+                let (old_members, new_members) = (cycle_companions(previous.load_cycles()), cycle_companions(&cycles));
+                let mut rekey_modules: std::collections::BTreeSet<&str> = std::collections::BTreeSet::new();
+                for module in old_members.keys().chain(new_members.keys()) {
+                    if old_members.get(module) != new_members.get(module) {
+                        rekey_modules.insert(module);
                     }
-                })
-            };
-            let mut gained = forward(added, false);
-            // A name that now exists is gained where it is loaded (its ancestors were loaded
-            // there already: a load marks every existing prefix); what it loads is among the
-            // added loads.
-            if let Some(change) = &moved {
-                gained.extend(change.names.iter().filter(|n| index.exists(n)).cloned());
-            }
-            let mut touched: std::collections::HashSet<String> = std::collections::HashSet::new();
-            for module in gained.iter().cloned().chain(forward(removed, true)) {
-                let ancestors = crate::stages::exports::with_ancestors(&module);
-                touched.extend(ancestors[..ancestors.len() - 1].iter().cloned());
-            }
+                }
+                let reaching = crate::stages::exports::modules_reaching(
+                    index,
+                    files
+                        .iter()
+                        .zip(&facts.files)
+                        .map(|(f, g)| (f.module(db).as_str(), g.loads.keys().map(String::as_str).collect::<Vec<_>>()))
+                        .chain(old_loads.iter().map(|(m, loads)| (m.as_str(), loads.iter().map(String::as_str).collect()))),
+                    &changed_modules,
+                );
+                // What a closure through a changed module can gain or lose: the modules its added
+                // loads reach (new loads) and its removed loads reached (old loads). Below the
+                // limit, a package's submodule attributes can change only if one of those is below
+                // it.
+                // A module's loads as the closure walk sees them: those of the file the index picks.
+                let new_loads = |module: &str| -> Vec<String> {
+                    index.file(module).map(|f| facts.files[position[f.path(db).as_str()]].loads.keys().cloned().collect()).unwrap_or_default()
+                };
+                let old_loads_of: std::collections::HashMap<&str, &Vec<String>> = old_loads.iter().map(|(m, l)| (m.as_str(), l)).collect();
+                let mut added: Vec<String> = Vec::new();
+                let mut removed: Vec<String> = Vec::new();
+                for (module, old) in &old_loads {
+                    let new = new_loads(module);
+                    added.extend(new.iter().filter(|t| !old.contains(t)).cloned());
+                    removed.extend(old.iter().filter(|t| !new.contains(t)).cloned());
+                }
+                let forward = |starts: Vec<String>, old: bool| {
+                    crate::stages::exports::modules_reached(index, starts, |module: &str| -> Vec<String> {
+                        match old_loads_of.get(module).filter(|_| old) {
+                            Some(loads) => (*loads).clone(),
+                            None => new_loads(module),
+                        }
+                    })
+                };
+                let mut gained = forward(added, false);
+                // A name that now exists is gained where it is loaded (its ancestors were loaded
+                // there already: a load marks every existing prefix); what it loads is among the
+                // added loads.
+                if let Some(change) = &moved {
+                    gained.extend(change.names.iter().filter(|n| index.exists(n)).cloned());
+                }
+                let mut touched: std::collections::HashSet<String> = std::collections::HashSet::new();
+                for module in gained.iter().cloned().chain(forward(removed, true)) {
+                    let ancestors = crate::stages::exports::with_ancestors(&module);
+                    touched.extend(ancestors[..ancestors.len() - 1].iter().cloned());
+                }
+                let rekey_modules: std::collections::BTreeSet<String> = rekey_modules.into_iter().map(str::to_string).collect();
+                let (graph, fans) = graphing.join().expect("building the import graph does not panic");
+                (graph, fans, cycles, rekey_modules, reaching, gained, touched)
+            });
             let mut counts = [0usize; 3];
             for (i, file) in files.iter().enumerate() {
                 let module = file.module(db).as_str();
