@@ -27,6 +27,10 @@ impl Sink for Dataset {
         config.parquet
     }
 
+    fn reads_artifacts(&self) -> bool {
+        true
+    }
+
     fn render(&self, cx: &mut Context<'_>, so_far: &[Artifact]) -> Result<Vec<Artifact>> {
         let kept = cx.kept();
         let (artifacts, batches) =

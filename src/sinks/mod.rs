@@ -74,14 +74,19 @@ pub trait Sink {
     fn wanted(&self, _config: &Config) -> bool {
         true
     }
+    /// Whether it reads the artifacts of the sinks before it (then the row artifacts are
+    /// finished first).
+    fn reads_artifacts(&self) -> bool {
+        false
+    }
     /// Its artifacts; `so_far` holds those of the sinks before it.
     fn render(&self, cx: &mut Context<'_>, so_far: &[Artifact]) -> Result<Vec<Artifact>>;
 }
 
-/// Every sink, in the order they render (a sink may read the artifacts of those before it).
+/// Every sink but the row artifacts ([`rows`]), in the order they render (a sink may read the
+/// artifacts of those before it).
 pub fn all() -> Vec<Box<dyn Sink>> {
     vec![
-        Box::new(rows::Rows),
         Box::new(tags::Tags),
         Box::new(overlays::Overlays),
         Box::new(graphs::Graphs),
@@ -91,18 +96,46 @@ pub fn all() -> Vec<Box<dyn Sink>> {
     ]
 }
 
-/// Render every wanted sink's artifacts, calling `done(sink name)` after each.
+/// Render every wanted sink's artifacts (the row artifacts first in the list), calling
+/// `done(sink name)` after each. The row artifacts are put together on their own thread
+/// beside the sinks that do not read them: on a large tree they are copies of hundreds of
+/// megabytes of previous rows, while the graphs are rendered.
 pub fn render_all(cx: &mut Context<'_>, mut done: impl FnMut(&'static str)) -> Result<Vec<Artifact>> {
-    let mut artifacts = Vec::new();
-    for sink in all() {
-        if !sink.wanted(cx.config) {
-            continue;
+    let (config, outputs, previous, problems) = (cx.config, cx.outputs, cx.previous, cx.problems);
+    std::thread::scope(|scope| {
+        let rendering = std::thread::Builder::new()
+            .name("rows".into())
+            .spawn_scoped(scope, move || rows::render(config, outputs, previous, problems))
+            .expect("a thread can be started");
+        /// The row artifacts at the head of the list, once.
+        fn rows_done(
+            artifacts: &mut Vec<Artifact>,
+            rows: &mut Option<std::thread::ScopedJoinHandle<'_, Result<Vec<Artifact>>>>,
+            done: &mut impl FnMut(&'static str),
+        ) -> Result<()> {
+            if let Some(rendering) = rows.take() {
+                let rendered = rendering.join().expect("rendering the rows does not panic")?;
+                artifacts.splice(0..0, rendered);
+                done("rows");
+            }
+            Ok(())
         }
-        let rendered = sink.render(cx, &artifacts)?;
-        artifacts.extend(rendered);
-        done(sink.name());
-    }
-    Ok(artifacts)
+        let mut rows = Some(rendering);
+        let mut artifacts = Vec::new();
+        for sink in all() {
+            if !sink.wanted(config) {
+                continue;
+            }
+            if sink.reads_artifacts() {
+                rows_done(&mut artifacts, &mut rows, &mut done)?;
+            }
+            let rendered = sink.render(cx, &artifacts)?;
+            artifacts.extend(rendered);
+            done(sink.name());
+        }
+        rows_done(&mut artifacts, &mut rows, &mut done)?;
+        Ok(artifacts)
+    })
 }
 
 /// Write the artifacts, remove those of the last build this one did not write, and keep a

@@ -2,33 +2,19 @@
 //! order: unchanged files' rows copied from the previous artifact into a staged file, an
 //! unchanged artifact left alone) and `diagnostics.jsonl`.
 
-use std::path::Path;
-
 use anyhow::Result;
+
+use crate::config::Config;
 
 use crate::diagnostics::Problem;
 use crate::rows::{Assembled, FileOutput, PreviousRows, ROW_ARTIFACTS, assemble, write_pieces};
 use crate::writers::{Artifact, jsonl};
 
-use super::{Context, Sink};
-
-pub struct Rows;
-
-impl Sink for Rows {
-    fn name(&self) -> &'static str {
-        "rows"
-    }
-
-    fn render(&self, cx: &mut Context<'_>, _: &[Artifact]) -> Result<Vec<Artifact>> {
-        // A dry run writes nothing: changed artifacts are put together in memory.
-        let staging = (!cx.config.dry_run).then_some(cx.config.out.as_path());
-        render(cx.outputs, cx.previous, cx.problems, staging)
-    }
-}
-
 /// Render every artifact; `outputs` are sorted by path. Changed row artifacts are streamed
-/// into temporary files in `staging` (the output directory) when given, else kept in memory.
-fn render(outputs: &[FileOutput], previous: Option<&PreviousRows>, problems: &[Problem], staging: Option<&Path>) -> Result<Vec<Artifact>> {
+/// into temporary files in the output directory, or kept in memory by a dry run (which writes
+/// nothing).
+pub fn render(config: &Config, outputs: &[FileOutput], previous: Option<&PreviousRows>, problems: &[Problem]) -> Result<Vec<Artifact>> {
+    let staging = (!config.dry_run).then_some(config.out.as_path());
     let counts = [outputs.len(), outputs.iter().map(|o| o.entry.symbols).sum(), outputs.iter().map(|o| o.entry.imports).sum()];
     let parts = assemble(outputs, previous)?;
     // Copying and hashing a changed artifact touches all of it: the three side by side.

@@ -20,6 +20,10 @@ impl Sink for Slices {
         config.emit_slices
     }
 
+    fn reads_artifacts(&self) -> bool {
+        true
+    }
+
     fn render(&self, cx: &mut Context<'_>, so_far: &[Artifact]) -> Result<Vec<Artifact>> {
         let kept = cx.kept();
         render_slices(cx.config, so_far, cx.last, kept.as_deref())
