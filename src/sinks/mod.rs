@@ -1,5 +1,6 @@
-//! The outputs, one family. Each [`Sink`] renders its artifacts from what the build computed,
-//! reusing the previous build's bytes where what it reads is unchanged; the family then
+//! The outputs, one family. The row artifacts ([`rows`]) and each [`Sink`] render their
+//! artifacts from what the build computed, reusing the previous build's bytes where what they
+//! read is unchanged; the family then
 //! writes them (each atomically: a temporary file renamed into place), keeps copies in the
 //! cache, removes the artifacts a build no longer writes, and records a `write(<artifact>)`
 //! node for each, so `explain` names every output with the reason it changed. The database
