@@ -1078,30 +1078,36 @@ struct LayoutChange {
 /// order, as [`crate::stages::resolve::ModuleIndex::resolve`] sees it: the file the name
 /// resolves to (a package wins over a plain module of the same name, else the last in path
 /// order), or `namespace` (only submodules), `missing` (its top-level name is in the layout) or
-/// `external`. The layout path compares the last build's places with this one's for the few
-/// names a change moved: one pass over the files, no map of every module.
+/// `external`. The layout path compares the last build's places with this one's for the names
+/// a change moved: one pass over the files, each module looked up with its prefixes among the
+/// names asked (linear however many files a checkout adds), no map of every module.
 fn places<'a>(names: &[String], files: impl Iterator<Item = (&'a str, &'a str, bool)>) -> Vec<&'a str> {
-    let under = |module: &str, name: &str| module.len() > name.len() && module.starts_with(name) && module.as_bytes()[name.len()] == b'.';
-    let tops: Vec<&str> = names.iter().map(|n| n.split('.').next().unwrap_or(n)).collect();
+    let asked: std::collections::HashMap<&str, usize> = names.iter().enumerate().map(|(i, n)| (n.as_str(), i)).collect();
     let mut file: Vec<Option<(&str, bool)>> = vec![None; names.len()];
-    let (mut submodule, mut top_seen) = (vec![false; names.len()], vec![false; names.len()]);
+    let mut submodule = vec![false; names.len()];
+    // Top-level names of the layout (a name is missing, not external, under one of them).
+    let mut tops: std::collections::HashSet<&str> = std::collections::HashSet::new();
     for (module, path, package) in files.filter(|(m, ..)| !m.is_empty()) {
-        for (i, name) in names.iter().enumerate() {
-            if module == name {
-                if !file[i].is_some_and(|(_, p)| p) {
-                    file[i] = Some((path, package));
-                }
-            } else if under(module, name) {
+        if let Some(&i) = asked.get(module)
+            && !file[i].is_some_and(|(_, p)| p)
+        {
+            file[i] = Some((path, package));
+        }
+        // Every proper prefix has `module` as a submodule.
+        for (at, _) in module.match_indices('.') {
+            if let Some(&i) = asked.get(&module[..at]) {
                 submodule[i] = true;
             }
-            top_seen[i] |= module == tops[i] || under(module, tops[i]);
         }
+        tops.insert(module.split('.').next().unwrap_or(module));
     }
-    (0..names.len())
-        .map(|i| match file[i] {
+    names
+        .iter()
+        .enumerate()
+        .map(|(i, name)| match file[i] {
             Some((path, _)) => path,
             None if submodule[i] => "namespace",
-            None if top_seen[i] => "missing",
+            None if tops.contains(name.split('.').next().unwrap_or(name)) => "missing",
             None => "external",
         })
         .collect()

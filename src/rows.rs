@@ -516,7 +516,8 @@ impl FileOutput {
 }
 
 /// The previous build's row artifacts, verified intact, with each file's byte ranges. Their
-/// bytes are read only when an artifact changes (an unchanged one is not even read).
+/// bytes are read when an artifact changes (runs copied) and to compare rows rendered again
+/// at their previous length.
 pub struct PreviousRows {
     out: PathBuf,
     /// Where each artifact was found intact: in `out`, or the cache's copy (then it must be
@@ -643,7 +644,8 @@ pub enum Piece {
 /// for reused files — and for rendered files whose rows came out equal to their previous
 /// rows — and the other files' rendered rows. An artifact whose pieces are the whole previous
 /// artifact is unchanged (an edit that adds a file without imports leaves `imports.jsonl` as it
-/// was), and nothing of it is read, hashed or written.
+/// was), and nothing of it is written or hashed (only rendered rows of a file's previous
+/// length are read back, to compare).
 pub fn assemble(outputs: &[FileOutput], previous: Option<&PreviousRows>) -> Result<[Assembled; 3]> {
     // The three artifacts are independent: assembled side by side.
     use rayon::prelude::*;

@@ -1130,6 +1130,38 @@ mod tests {
     /// Nodes are stored grouped by subject: a build that recomputes one stage of a subject keeps
     /// the records of its other stages, a subject gone takes only its per-file stages, and the
     /// counts `cache stats` prints are of nodes, not of groups.
+    /// Graph facts are written by path: an update removes the paths gone before it puts the
+    /// refreshed ones, so a path both gone and refreshed (a file whose module name changed)
+    /// keeps its new fact; the table read back is in path order with its head.
+    #[test]
+    fn graph_facts_update_removes_before_it_puts() {
+        let dir = tempfile::tempdir().unwrap();
+        let cache = StageCache::open(dir.path()).unwrap();
+        let record = BuildRecord {
+            key: [0; 32],
+            artifacts: Vec::new(),
+            modules: 0,
+            symbols: 0,
+            imports: 0,
+            syntax_error_modules: 0,
+            problems: Vec::new(),
+            artifact_stats: Vec::new(),
+            database: None,
+        };
+        let rows = || ByPathUpdate { head: rmp_serde::to_vec(&0u32).unwrap(), replace: true, put: Vec::new(), remove: Vec::new() };
+        let stats = crate::stat::StatsUpdate { replace: true, put: Vec::new(), remove: Vec::new() };
+        let facts = |head: u32, replace: bool, put: &[(&str, &str)], remove: &[&str]| ByPathUpdate {
+            head: rmp_serde::to_vec(&head).unwrap(),
+            replace,
+            put: put.iter().map(|(path, fact)| (path.to_string(), rmp_serde::to_vec(fact).unwrap())).collect(),
+            remove: remove.iter().map(|p| p.to_string()).collect(),
+        };
+        cache.record_build(record.clone(), rows(), &stats, Some(facts(3, true, &[("b.py", "b1"), ("a.py", "a1"), ("c.py", "c1")], &[]))).unwrap();
+        assert_eq!(cache.graph_facts::<u32, String>(), Some((3, vec!["a1".to_string(), "b1".to_string(), "c1".to_string()])));
+        cache.record_build(record, rows(), &stats, Some(facts(2, false, &[("b.py", "b2")], &["b.py", "c.py"]))).unwrap();
+        assert_eq!(cache.graph_facts::<u32, String>(), Some((2, vec!["a1".to_string(), "b2".to_string()])));
+    }
+
     #[test]
     fn node_records_grouped_by_subject() {
         let dir = tempfile::tempdir().unwrap();

@@ -255,10 +255,25 @@ fn write_outputs(config: &Config, last: Option<&BuildRecord>, artifacts: &[Artif
         }
         Body::Contents(contents) => write_atomic(&out.join(&artifact.path), contents),
         Body::Linked(source) => link_atomic(source, &out.join(&artifact.path)),
+        // A file with these bytes stays (its inode and times too): the last build recorded
+        // this hash for it and its stat vouches, or it has this size and hashes to it (a build
+        // without the cache, or without the previous rows, stages every row artifact).
+        Body::Staged(staged) if staged_in_place(out, last, artifact) => {
+            std::fs::remove_file(staged).with_context(|| format!("cannot remove {}", staged.display()))
+        }
         Body::Staged(staged) => std::fs::rename(staged, out.join(&artifact.path))
             .with_context(|| format!("cannot move {} into place", artifact.path)),
         Body::OnDisk => Ok(()),
     })
+}
+
+/// Whether `out` already holds the bytes of the staged `artifact`.
+fn staged_in_place(out: &std::path::Path, last: Option<&BuildRecord>, artifact: &Artifact) -> bool {
+    if let Some(last) = last.filter(|l| l.artifact(&artifact.path).is_some_and(|(.., hash)| hash == artifact.hash)) {
+        return last.intact(out, &artifact.path).yes();
+    }
+    let file = out.join(&artifact.path);
+    std::fs::metadata(&file).is_ok_and(|m| m.len() == artifact.bytes as u64) && crate::writers::hash_file(&file) == Some(artifact.hash)
 }
 
 /// Remove the artifacts of the last build that this one did not write (overlays of modules no

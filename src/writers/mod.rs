@@ -37,8 +37,8 @@ pub enum Body {
     OnDisk,
     /// In this file elsewhere (verified): linked, or copied, into place.
     Linked(std::path::PathBuf),
-    /// Written by this build to a temporary file beside its place (a syntax tree): renamed
-    /// into place.
+    /// Written by this build to a temporary file beside its place (a row artifact, a syntax
+    /// tree, see [`stage`]): renamed into place, unless the file there has these bytes.
     Staged(std::path::PathBuf),
 }
 
@@ -66,7 +66,7 @@ impl Artifact {
 pub fn stage(out: &Path, path: &str, rows: usize, write: impl FnOnce(&mut dyn Write) -> Result<()>) -> Result<Artifact> {
     let target = out.join(path);
     let mut file = temporary_beside(&target)?;
-    let mut writer = HashingWriter { inner: std::io::BufWriter::with_capacity(1 << 18, file.as_file_mut()), hasher: blake3::Hasher::new(), bytes: 0 };
+    let mut writer = HashingWriter { inner: std::io::BufWriter::with_capacity(1 << 16, file.as_file_mut()), hasher: blake3::Hasher::new(), bytes: 0 };
     write(&mut writer).with_context(|| format!("cannot write {path}"))?;
     writer.inner.flush().with_context(|| format!("cannot write {path}"))?;
     let (hash, bytes) = (*writer.hasher.finalize().as_bytes(), writer.bytes);
@@ -162,10 +162,17 @@ pub fn artifact_intact(file: &Path, bytes: usize, hash: [u8; 32], stat: Option<&
     if stat.is_some_and(|e| e.hash.0 == hash && e.trusted_for(&crate::stat::Stat::of(&meta))) {
         return Intact::ByStat;
     }
-    match std::fs::read(file) {
-        Ok(contents) if contents.len() == bytes && hash_large(&contents) == hash => Intact::ByHash,
+    match hash_file(file) {
+        Some(read) if read == hash => Intact::ByHash,
         _ => Intact::No,
     }
+}
+
+/// blake3 of the file `path`, read a chunk at a time (no buffer of its size: row artifacts
+/// reach hundreds of megabytes); `None` when it cannot be read.
+pub fn hash_file(path: &Path) -> Option<[u8; 32]> {
+    let file = std::fs::File::open(path).ok()?;
+    Some(*blake3::Hasher::new().update_reader(file).ok()?.finalize().as_bytes())
 }
 
 /// Flush everything written to the file system that holds `dir` to its device (`syncfs`),
@@ -240,7 +247,8 @@ pub fn write_atomic(path: &Path, contents: &[u8]) -> Result<()> {
 }
 
 /// [`write_atomic`] for bytes known to differ from the file's (the last build recorded another
-/// hash for it): the old file is not read. Rewriting a 28 MB `symbols.jsonl` read it first.
+/// hash for it): the old file is not read. Rewriting a 7.5 MB `graphs/imports.json` read it
+/// first.
 pub fn write_atomic_changed(path: &Path, contents: &[u8]) -> Result<()> {
     replace_atomic(path, contents)
 }
