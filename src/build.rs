@@ -233,6 +233,7 @@ fn run_build(
             cache.record_stats(&stats_update)?;
         }
         if let Some(log) = cache.reuse_build(timings.clone()) {
+            mark_finished(config);
             return Ok(BuildReport {
                 modules: last.modules,
                 symbols: last.symbols,
@@ -444,6 +445,9 @@ fn run_build(
         report.run_log = Some(log);
         Ok(())
     })?;
+    if !config.dry_run {
+        mark_finished(config);
+    }
     report.elapsed = started.elapsed();
     Ok(report)
 }
@@ -1220,8 +1224,22 @@ fn lock_output_dir(config: &Config) -> Result<std::fs::File> {
     let marker = std::fs::File::open(out.join(OUTPUT_MARKER))
         .with_context(|| format!("cannot open {}", out.join(OUTPUT_MARKER).display()))?;
     marker.lock().with_context(|| format!("cannot lock {}", out.display()))?;
-    remove_stale_temporaries(out);
+    // The stamp says the last build finished: it left no temporary file, and the walk of the
+    // whole directory (25k files on the 100k-module tree, 5% of a no-op there) is skipped.
+    // Removed while this build writes.
+    if std::fs::remove_file(out.join(FINISHED_STAMP)).is_err() {
+        remove_stale_temporaries(out);
+    }
     Ok(marker)
+}
+
+/// Beside the marker while no build is writing the output directory (see [`lock_output_dir`]).
+const FINISHED_STAMP: &str = ".codeintel-enrich-finished";
+
+/// Stamp the output directory: this build, which holds its lock, finished writing. A build
+/// that failed or was killed leaves no stamp, so the next one looks for its temporary files.
+fn mark_finished(config: &Config) {
+    let _ = std::fs::write(config.out.join(FINISHED_STAMP), b"");
 }
 
 /// Remove temporary files that a killed build left behind (`write_atomic` and `link_atomic`

@@ -427,6 +427,29 @@ fn killed_builds_leave_usable_outputs_and_cache() {
     assert!(String::from_utf8_lossy(&verify.stdout).contains(", 0 corrupt"), "{}", String::from_utf8_lossy(&verify.stdout));
 }
 
+/// A build stamps the output directory when it finishes; the next build walks it for
+/// temporary files only when the stamp is missing (the last build was killed or failed).
+#[test]
+fn temporaries_are_looked_for_after_an_unfinished_build() {
+    let repo = repo("basic");
+    let out = repo.out();
+    let built = || {
+        let output = build(&repo.root, &out, &ARGS);
+        assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    };
+    built();
+    let stamp = out.join(".codeintel-enrich-finished");
+    assert!(stamp.exists());
+    let planted = out.join("graphs/.tmp-planted");
+    std::fs::write(&planted, b"half").unwrap();
+    built();
+    assert!(planted.exists(), "after a finished build nothing is looked for");
+    std::fs::remove_file(&stamp).unwrap();
+    built();
+    assert!(!planted.exists(), "after an unfinished build its temporaries are removed");
+    assert!(stamp.exists());
+}
+
 #[test]
 fn whole_build_shortcut_checks_the_artifacts() {
     let repo = repo("basic");
