@@ -795,18 +795,18 @@ fn evaluate(
                 // Modules whose load-cycle companions changed, and packages whose import closure
                 // can reach a module whose loads changed (over the old loads or the new).
                 let (old_members, new_members) = (cycle_companions(previous.load_cycles()), cycle_companions(&cycles));
-                let mut rekey_modules: std::collections::BTreeSet<&str> = std::collections::BTreeSet::new();
-                for module in old_members.keys().chain(new_members.keys()) {
-                    if old_members.get(module) != new_members.get(module) {
-                        rekey_modules.insert(module);
-                    }
-                }
+                let rekey_modules: std::collections::BTreeSet<String> = old_members
+                    .keys()
+                    .chain(new_members.keys())
+                    .filter(|module| old_members.get(*module) != new_members.get(*module))
+                    .map(|module| module.to_string())
+                    .collect();
                 let reaching = crate::stages::exports::modules_reaching(
                     index,
-                    files
+                    modules
                         .iter()
                         .zip(&facts.files)
-                        .map(|(f, g)| (f.module(db).as_str(), g.loads.keys().map(String::as_str).collect::<Vec<_>>()))
+                        .map(|(m, g)| (*m, g.loads.keys().map(String::as_str).collect::<Vec<_>>()))
                         .chain(old_loads.iter().map(|(m, loads)| (m.as_str(), loads.iter().map(String::as_str).collect()))),
                     &changed_modules,
                 );
@@ -846,7 +846,6 @@ fn evaluate(
                     let ancestors = crate::stages::exports::with_ancestors(&module);
                     touched.extend(ancestors[..ancestors.len() - 1].iter().cloned());
                 }
-                let rekey_modules: std::collections::BTreeSet<String> = rekey_modules.into_iter().map(str::to_string).collect();
                 let (graph, fans) = graphing.join().expect("building the import graph does not panic");
                 (graph, fans, cycles, rekey_modules, reaching, gained, touched)
             });
@@ -1170,7 +1169,6 @@ fn layout_change(db: &crate::db::Database, files: &[SourceFile], facts: GraphFac
     let (before, after) = (places(&asked, old_files.into_iter()), places(&asked, new.iter().copied()));
     let names: std::collections::BTreeSet<String> =
         asked.iter().zip(before.iter().zip(&after)).filter(|(_, (b, a))| b != a).map(|(name, _)| name.clone()).collect();
-    drop((before, after));
     let added = added.into_iter().map(|(_, p)| p.to_string()).collect();
     let aligned: Vec<GraphFact> = new
         .iter()

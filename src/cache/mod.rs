@@ -572,13 +572,18 @@ impl StageCache {
         {
             write_by_path(&txn, ROWS, rows.replace, &rows.remove, rows.put)?;
             write_stats(&txn, stats)?;
+            let facts_head = match graph_facts {
+                Some(facts) => {
+                    write_by_path(&txn, FACTS, facts.replace, &facts.remove, facts.put)?;
+                    Some(facts.head)
+                }
+                None => None,
+            };
             let mut table = txn.open_table(META)?;
             table.insert("last_build", record.as_slice())?;
             table.insert("row_index", seal(rows.head).as_slice())?;
-            if let Some(facts) = graph_facts {
-                table.insert("graph_facts", seal(facts.head).as_slice())?;
-                drop(table);
-                write_by_path(&txn, FACTS, facts.replace, &facts.remove, facts.put)?;
+            if let Some(head) = facts_head {
+                table.insert("graph_facts", seal(head).as_slice())?;
             }
         }
         txn.commit()?;
@@ -797,10 +802,8 @@ impl StageCache {
                 (Some(nodes), Some((old_subjects, old_artifacts))) => gone_nodes(nodes, &events, stages, subjects, &old_subjects, &old_artifacts)?,
                 (Some(nodes), None) => removed_nodes(nodes, &events, subjects)?,
             };
-            {
-                remove_nodes(&mut txn.open_table(NODES)?, &removed)?;
-                events.extend(removed.iter().map(removed_event));
-            }
+            remove_nodes(&mut txn.open_table(NODES)?, &removed)?;
+            events.extend(removed.iter().map(removed_event));
             txn.open_table(META)?.insert("subjects", subjects_digest(subjects).as_slice())?;
         }
         tracing::debug!(entries = inserted, elapsed = ?started.elapsed(), "cache entries inserted");
@@ -1127,9 +1130,6 @@ mod tests {
         assert_eq!(reasons(&log), [(Status::Removed, vec![])]);
     }
 
-    /// Nodes are stored grouped by subject: a build that recomputes one stage of a subject keeps
-    /// the records of its other stages, a subject gone takes only its per-file stages, and the
-    /// counts `cache stats` prints are of nodes, not of groups.
     /// Graph facts are written by path: an update removes the paths gone before it puts the
     /// refreshed ones, so a path both gone and refreshed (a file whose module name changed)
     /// keeps its new fact; the table read back is in path order with its head.
@@ -1162,6 +1162,9 @@ mod tests {
         assert_eq!(cache.graph_facts::<u32, String>(), Some((2, vec!["a1".to_string(), "b2".to_string()])));
     }
 
+    /// Nodes are stored grouped by subject: a build that recomputes one stage of a subject keeps
+    /// the records of its other stages, a subject gone takes only its per-file stages, and the
+    /// counts `cache stats` prints are of nodes, not of groups.
     #[test]
     fn node_records_grouped_by_subject() {
         let dir = tempfile::tempdir().unwrap();

@@ -255,9 +255,8 @@ fn write_outputs(config: &Config, last: Option<&BuildRecord>, artifacts: &[Artif
         }
         Body::Contents(contents) => write_atomic(&out.join(&artifact.path), contents),
         Body::Linked(source) => link_atomic(source, &out.join(&artifact.path)),
-        // A file with these bytes stays (its inode and times too): the last build recorded
-        // this hash for it and its stat vouches, or it has this size and hashes to it (a build
-        // without the cache, or without the previous rows, stages every row artifact).
+        // A file with these bytes stays (its inode and times too): a build without the cache,
+        // or without the previous rows, stages every row artifact.
         Body::Staged(staged) if staged_in_place(out, last, artifact) => {
             std::fs::remove_file(staged).with_context(|| format!("cannot remove {}", staged.display()))
         }
@@ -267,10 +266,14 @@ fn write_outputs(config: &Config, last: Option<&BuildRecord>, artifacts: &[Artif
     })
 }
 
-/// Whether `out` already holds the bytes of the staged `artifact`.
+/// Whether `out` already holds the bytes of the staged `artifact`: the file still holds what
+/// the last build recorded (its stat vouches, or it is hashed) and that is these bytes; else,
+/// it has this size and hashes to them.
 fn staged_in_place(out: &std::path::Path, last: Option<&BuildRecord>, artifact: &Artifact) -> bool {
-    if let Some(last) = last.filter(|l| l.artifact(&artifact.path).is_some_and(|(.., hash)| hash == artifact.hash)) {
-        return last.intact(out, &artifact.path).yes();
+    if let Some((last, (.., hash))) = last.and_then(|l| Some((l, l.artifact(&artifact.path)?)))
+        && last.intact(out, &artifact.path).yes()
+    {
+        return hash == artifact.hash;
     }
     let file = out.join(&artifact.path);
     std::fs::metadata(&file).is_ok_and(|m| m.len() == artifact.bytes as u64) && crate::writers::hash_file(&file) == Some(artifact.hash)
