@@ -214,18 +214,18 @@ fn run_build(
     let last_build = cache.and_then(StageCache::last_build);
     if let Some(cache) = cache.filter(|_| !config.dry_run)
         && let Some(last) = last_build.as_ref().filter(|last| last.key == build_key)
-        && let Some(hashed) = sinks::artifacts_intact(&config.out, last)
+        && let Some(artifacts) = sinks::artifacts_intact(&config.out, last)
         && sinks::database::database_intact(config, last)
     {
         let mut last = last.clone();
         phase("verify", &mut timings);
-        let artifacts = sinks::last_artifacts(&last);
+        let hashed = artifacts.iter().any(|a| !matches!(a.body, crate::writers::Body::OnDisk { vouched: true }));
         let (kept_any, set_aside) = sinks::keep_artifacts(&config.out, &cache.artifacts_dir(), &artifacts)?;
         let written_ns = crate::stat::now_ns();
         sinks::remove_set_aside(set_aside);
         if hashed || kept_any {
             let window_ns = crate::stat::artifact_window_ns(&config.out);
-            last.artifact_stats = sinks::artifact_stats(&config.out, &artifacts, window_ns, written_ns);
+            last.artifact_stats = sinks::artifact_stats(&config.out, &artifacts, Some(&last), window_ns, written_ns);
             cache.update_build_record(&last)?;
         }
         // Files re-read (new stats, or racy ones) get entries the next build can trust.
@@ -424,7 +424,7 @@ fn run_build(
         let log = cache.finish(CACHED_STAGES, &subjects, updated, sizes, early)?;
         // After the cache's commit: the racy window since the writes has mostly passed.
         let window_ns = window.as_mut().map_or(crate::stat::RACY_NANOS, crate::stat::WindowProbe::window_ns);
-        let artifact_stats = sinks::artifact_stats(&config.out, &artifacts, window_ns, written_ns);
+        let artifact_stats = sinks::artifact_stats(&config.out, &artifacts, last_build.as_ref(), window_ns, written_ns);
         cache.record_build(
             BuildRecord {
                 key: build_key,
@@ -556,7 +556,7 @@ fn note_exports(
     file: SourceFile,
     cross: &CrossModule,
     target: &str,
-    companions: &std::collections::HashMap<&str, [u8; 32]>,
+    companions: &rustc_hash::FxHashMap<&str, [u8; 32]>,
     previous: Option<&PreviousRows>,
 ) {
     let index = crate::stages::resolve::module_index(db, Project::get(db));
@@ -661,8 +661,8 @@ fn evaluate(
     let held = firewall && fresh.iter().all(Option::is_none);
     let mut fresh: Vec<GraphFact> = fresh.into_iter().flatten().collect();
     // Each file's index by path: the layout and edges paths find files by their facts' paths.
-    let position: std::collections::HashMap<&str, usize> = match held {
-        true => std::collections::HashMap::new(),
+    let position: rustc_hash::FxHashMap<&str, usize> = match held {
+        true => rustc_hash::FxHashMap::default(),
         false => files.iter().enumerate().map(|(i, f)| (f.path(&workspace.db).as_str(), i)).collect(),
     };
     // Files to key besides the changed ones (the edges and layout paths: resolutions, fans,
@@ -715,7 +715,7 @@ fn evaluate(
         .filter(|facts| facts.files.len() == files.len() && files.iter().zip(&facts.files).all(|(f, g)| *f.path(&workspace.db) == g.path))
         // Registrations change other files' resolutions: the full path.
         .filter(|facts| {
-            let by_path: std::collections::HashMap<&str, &GraphFact> = facts.files.iter().map(|g| (g.path.as_str(), g)).collect();
+            let by_path: rustc_hash::FxHashMap<&str, &GraphFact> = facts.files.iter().map(|g| (g.path.as_str(), g)).collect();
             fresh.iter().all(|g| by_path.get(g.path.as_str()).is_some_and(|old| old.registered == g.registered))
                 && moved.as_ref().is_none_or(|m| m.removed.iter().all(|g| g.registered.is_empty()))
         })
@@ -818,7 +818,7 @@ fn evaluate(
                 let new_loads = |module: &str| -> Vec<String> {
                     index.file(module).map(|f| facts.files[position[f.path(db).as_str()]].loads.keys().cloned().collect()).unwrap_or_default()
                 };
-                let old_loads_of: std::collections::HashMap<&str, &Vec<String>> = old_loads.iter().map(|(m, l)| (m.as_str(), l)).collect();
+                let old_loads_of: rustc_hash::FxHashMap<&str, &Vec<String>> = old_loads.iter().map(|(m, l)| (m.as_str(), l)).collect();
                 let mut added: Vec<String> = Vec::new();
                 let mut removed: Vec<String> = Vec::new();
                 for (module, old) in &old_loads {
@@ -902,7 +902,7 @@ fn evaluate(
     let partial = held || new_graph.is_some();
     let mut to_key: Vec<bool> = same_source.iter().zip(&also_key).map(|(same, also)| !partial || !*same || *also).collect();
     if partial {
-        let mut readers: Option<std::collections::HashMap<&str, Vec<usize>>> = None;
+        let mut readers: Option<rustc_hash::FxHashMap<&str, Vec<usize>>> = None;
         let mut check: Vec<usize> = (0..files.len()).filter(|&i| to_key[i]).collect();
         while !check.is_empty() {
             let items: Vec<SourceFile> = check.iter().map(|&i| files[i]).collect();
@@ -913,7 +913,7 @@ fn evaluate(
                     continue;
                 }
                 let readers = readers.get_or_insert_with(|| {
-                    let mut readers: std::collections::HashMap<&str, Vec<usize>> = std::collections::HashMap::new();
+                    let mut readers: rustc_hash::FxHashMap<&str, Vec<usize>> = rustc_hash::FxHashMap::default();
                     for (reader, entry) in previous_entries.iter().enumerate() {
                         for module in entry.iter().flat_map(|e| &e.reads) {
                             readers.entry(module.as_str()).or_default().push(reader);
@@ -937,7 +937,7 @@ fn evaluate(
     // Each module's load-cycle companions (what `exports` reads of the load cycles).
     let companions = match cache {
         Some(_) => cycle_companions(crate::stages::exports::load_cycles(db, Project::get(db))),
-        None => std::collections::HashMap::new(),
+        None => rustc_hash::FxHashMap::default(),
     };
     let was_parent: Vec<bool> = previous_entries.iter().map(|e| e.is_some_and(|e| e.labels.overlay.is_parent())).collect();
     // `again`: the file was keyed already (its `exports` node is recorded).
@@ -1085,7 +1085,7 @@ struct LayoutChange {
 /// a change moved: one pass over the files, each module looked up with its prefixes among the
 /// names asked (linear however many files a checkout adds), no map of every module.
 fn places<'a>(names: &[String], files: impl Iterator<Item = (&'a str, &'a str, bool)>) -> Vec<&'a str> {
-    let asked: std::collections::HashMap<&str, usize> = names.iter().enumerate().map(|(i, n)| (n.as_str(), i)).collect();
+    let asked: rustc_hash::FxHashMap<&str, usize> = names.iter().enumerate().map(|(i, n)| (n.as_str(), i)).collect();
     let mut file: Vec<Option<(&str, bool)>> = vec![None; names.len()];
     let mut submodule = vec![false; names.len()];
     // Top-level names of the layout (a name is missing, not external, under one of them).
@@ -1147,8 +1147,8 @@ fn layout_change(db: &crate::db::Database, files: &[SourceFile], facts: GraphFac
     }
     let moved: Vec<&str> = added.iter().map(|(m, _)| *m).chain(removed.iter().map(|g| g.module.as_str())).collect();
     // A module name added or removed that two files claim, before or after.
-    let claims = |modules: &mut dyn Iterator<Item = &str>| -> std::collections::HashMap<&str, u32> {
-        let mut count: std::collections::HashMap<&str, u32> = moved.iter().map(|m| (*m, 0)).collect();
+    let claims = |modules: &mut dyn Iterator<Item = &str>| -> rustc_hash::FxHashMap<&str, u32> {
+        let mut count: rustc_hash::FxHashMap<&str, u32> = moved.iter().map(|m| (*m, 0)).collect();
         for module in modules {
             if let Some(n) = count.get_mut(module) {
                 *n += 1;
@@ -1189,7 +1189,7 @@ fn layout_change(db: &crate::db::Database, files: &[SourceFile], facts: GraphFac
 
 /// Each module of a load cycle with a digest of the modules of its cycle (itself included):
 /// one digest per cycle, so a cycle of thousands of modules stays linear.
-fn cycle_companions(cycles: &std::collections::BTreeMap<String, u32>) -> std::collections::HashMap<&str, [u8; 32]> {
+fn cycle_companions(cycles: &std::collections::BTreeMap<String, u32>) -> rustc_hash::FxHashMap<&str, [u8; 32]> {
     let mut by_id: std::collections::HashMap<u32, blake3::Hasher> = std::collections::HashMap::new();
     // Sorted by module: each cycle's members are hashed in order.
     for (module, id) in cycles {

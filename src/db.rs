@@ -225,7 +225,7 @@ pub struct KnownLoadCycles {
 #[salsa::input(singleton, debug)]
 pub struct KnownLoads {
     #[returns(ref)]
-    pub loads: Option<Arc<std::collections::HashMap<String, BTreeMap<String, bool>>>>,
+    pub loads: Option<Arc<rustc_hash::FxHashMap<String, BTreeMap<String, bool>>>>,
 }
 
 /// A file ready to become (or update) a [`SourceFile`] input.
@@ -290,7 +290,7 @@ impl Workspace {
 
     /// Give the closure walks every file's recorded loads (the edges and layout paths), or let
     /// them evaluate loads (`None`); a setter only when the value changed.
-    pub fn set_known_loads(&mut self, loads: Option<Arc<std::collections::HashMap<String, BTreeMap<String, bool>>>>) {
+    pub fn set_known_loads(&mut self, loads: Option<Arc<rustc_hash::FxHashMap<String, BTreeMap<String, bool>>>>) {
         match KnownLoads::try_get(&self.db) {
             Some(input) if *input.loads(&self.db) == loads => {}
             Some(input) => {

@@ -9,7 +9,6 @@
 //! file's key is unchanged and the previous artifacts still have their recorded hashes, its
 //! rows are copied from there: nothing is looked up, parsed or rendered for it.
 
-use std::collections::HashMap;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
@@ -525,7 +524,7 @@ pub struct PreviousRows {
     found: [PathBuf; 3],
     /// (rows, bytes, blake3) of each of [`ROW_ARTIFACTS`] as recorded.
     recorded: [(usize, usize, [u8; 32]); 3],
-    ranges: HashMap<String, ([Range<usize>; 3], usize)>,
+    ranges: rustc_hash::FxHashMap<String, ([Range<usize>; 3], usize)>,
     index: RowIndex,
 }
 
@@ -551,7 +550,7 @@ impl PreviousRows {
     /// index's lengths add up to their sizes.
     fn with_index(out: &Path, found: [PathBuf; 3], recorded: [(usize, usize, [u8; 32]); 3], index: RowIndex) -> Option<PreviousRows> {
         let mut offsets = [0usize; 3];
-        let mut ranges = HashMap::with_capacity(index.entries.len());
+        let mut ranges = rustc_hash::FxHashMap::with_capacity_and_hasher(index.entries.len(), Default::default());
         for (position, entry) in index.entries.iter().enumerate() {
             let range = std::array::from_fn(|i| {
                 let start = offsets[i];

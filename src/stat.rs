@@ -8,7 +8,6 @@
 //! hashing pass — never a wrong hit. Entries are keyed by repo-relative path; inodes and times
 //! are never part of a stage key.
 
-use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
 
@@ -73,7 +72,7 @@ impl StatEntry {
 /// The stat entries of the last build, by path.
 #[derive(Debug, Default)]
 pub struct StatCache {
-    entries: HashMap<String, StatEntry>,
+    entries: rustc_hash::FxHashMap<String, StatEntry>,
     /// Whether `entries` are the stored ones (else the store is rewritten whole).
     stored: bool,
 }

@@ -126,7 +126,7 @@ impl BuildRecord {
     }
 
     /// The recorded stat of artifact `name`.
-    fn artifact_stat(&self, name: &str) -> Option<&crate::stat::StatEntry> {
+    pub fn artifact_stat(&self, name: &str) -> Option<&crate::stat::StatEntry> {
         let i = self.artifact_stats.binary_search_by(|e| e.path.as_str().cmp(name)).ok()?;
         Some(&self.artifact_stats[i])
     }

@@ -100,7 +100,7 @@ fn render_dataset(
             let artifact = artifacts.iter().find(|a| a.path == name).ok_or_else(|| format!("{name} was not rendered"))?;
             let path = match &artifact.body {
                 Body::Contents(bytes) => return Ok(RowSource::Memory(bytes)),
-                Body::OnDisk => out.join(name),
+                Body::OnDisk { .. } => out.join(name),
                 Body::Linked(path) | Body::Staged(path) => path.clone(),
             };
             let file = std::fs::File::open(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;

@@ -28,7 +28,7 @@ use crate::diagnostics::Problem;
 use crate::rows::{FileOutput, PreviousRows};
 use crate::source::ContentHash;
 use crate::stat::{Stat, StatEntry};
-use crate::writers::{Artifact, Body, Intact, link_atomic, write_atomic};
+use crate::writers::{Artifact, Body, link_atomic, write_atomic};
 
 /// What every sink may read: the evaluated files and their rows, the problems, and the last
 /// build (its record, its rows, the cache's copy of its artifacts).
@@ -173,7 +173,7 @@ pub fn record_writes(cache: &StageCache, artifacts: &[Artifact]) {
 pub fn artifact_bytes<'a>(out: &std::path::Path, artifact: &'a Artifact) -> Result<std::borrow::Cow<'a, [u8]>> {
     Ok(match &artifact.body {
         Body::Contents(bytes) => std::borrow::Cow::Borrowed(bytes.as_slice()),
-        Body::OnDisk => std::borrow::Cow::Owned(std::fs::read(out.join(&artifact.path)).with_context(|| format!("cannot read {}", artifact.path))?),
+        Body::OnDisk { .. } => std::borrow::Cow::Owned(std::fs::read(out.join(&artifact.path)).with_context(|| format!("cannot read {}", artifact.path))?),
         Body::Linked(source) | Body::Staged(source) => {
             std::borrow::Cow::Owned(std::fs::read(source).with_context(|| format!("cannot read {}", source.display()))?)
         }
@@ -184,8 +184,9 @@ pub fn artifact_bytes<'a>(out: &std::path::Path, artifact: &'a Artifact) -> Resu
 /// from the cache's copy `kept` when intact there.
 pub fn previous_artifact(out: &std::path::Path, kept: &std::path::Path, last: &BuildRecord, name: &str) -> Option<Artifact> {
     let (rows, bytes, hash) = last.artifact(name)?;
-    if last.intact(out, name).yes() {
-        return Some(Artifact::on_disk(name, rows, bytes, hash));
+    let intact = last.intact(out, name);
+    if intact.yes() {
+        return Some(Artifact::on_disk(name, rows, bytes, hash, intact));
     }
     let copy = crate::writers::kept_path(kept, name);
     last.intact_at(&copy, name).yes().then(|| Artifact::linked(name, rows, bytes, hash, copy))
@@ -197,11 +198,19 @@ pub fn previous_artifact(out: &std::path::Path, kept: &std::path::Path, last: &B
 /// changes the file's ctime, so its recorded stat is stale), and the older copies set aside
 /// for [`remove_set_aside`].
 pub fn keep_artifacts(out: &std::path::Path, kept: &std::path::Path, artifacts: &[Artifact]) -> Result<(bool, Vec<PathBuf>)> {
+    // An artifact the last build's stat vouched for is linked there already when both are on
+    // one file system: that stat was taken after the link, and it includes the ctime, which
+    // any link made or removed since would have changed. Not even stated (25k outputs on the
+    // 100k-module tree: two stats each).
+    let linking = same_device(out, kept);
     // Independent files (hundreds of overlays on a large tree): linked in parallel. Each
     // yields whether it was linked, and the older copy it set aside.
     let linked: Vec<(bool, Option<PathBuf>)> = artifacts
         .par_iter()
         .map(|artifact| -> Result<(bool, Option<PathBuf>)> {
+            if linking && matches!(artifact.body, Body::OnDisk { vouched: true }) {
+                return Ok((false, None));
+            }
             let (from, to) = (out.join(&artifact.path), crate::writers::kept_path(kept, &artifact.path));
             let (Ok(source), target) = (std::fs::metadata(&from), std::fs::metadata(&to)) else { return Ok((false, None)) };
             #[cfg(unix)]
@@ -211,7 +220,7 @@ pub fn keep_artifacts(out: &std::path::Path, kept: &std::path::Path, artifacts: 
                     return Ok((false, None));
                 }
             }
-            if matches!(artifact.body, Body::OnDisk) && target.as_ref().is_ok_and(|t| t.len() == source.len()) {
+            if matches!(artifact.body, Body::OnDisk { .. }) && target.as_ref().is_ok_and(|t| t.len() == source.len()) {
                 return Ok((false, None));
             }
             // Replacing the last link of the older copy frees its blocks inside the rename
@@ -228,6 +237,20 @@ pub fn keep_artifacts(out: &std::path::Path, kept: &std::path::Path, artifacts: 
         .collect::<Result<_>>()?;
     let any = linked.iter().any(|(l, _)| *l);
     Ok((any, linked.into_iter().filter_map(|(_, aside)| aside).collect()))
+}
+
+/// Whether the directories `a` and `b` exist on one device.
+fn same_device(a: &std::path::Path, b: &std::path::Path) -> bool {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt as _;
+        matches!((std::fs::metadata(a), std::fs::metadata(b)), (Ok(a), Ok(b)) if a.dev() == b.dev())
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = (a, b);
+        false
+    }
 }
 
 /// Older kept copies at least this large are set aside rather than freed in place.
@@ -262,7 +285,7 @@ fn write_outputs(config: &Config, last: Option<&BuildRecord>, artifacts: &[Artif
         }
         Body::Staged(staged) => std::fs::rename(staged, out.join(&artifact.path))
             .with_context(|| format!("cannot move {} into place", artifact.path)),
-        Body::OnDisk => Ok(()),
+        Body::OnDisk { .. } => Ok(()),
     })
 }
 
@@ -305,16 +328,16 @@ fn remove_stale_artifacts(config: &Config, kept: Option<&std::path::Path>, last:
     }
 }
 
-/// Every artifact of the last build is still in `out` with its recorded bytes: `Some(true)`
-/// when some had to be hashed (their stats are worth recording again), `None` when one is not.
-pub fn artifacts_intact(out: &std::path::Path, last: &BuildRecord) -> Option<bool> {
-    let checks: Vec<Intact> = last.artifacts.par_iter().map(|(path, ..)| last.intact(out, path)).collect();
-    checks.iter().all(|c| c.yes()).then(|| checks.contains(&Intact::ByHash))
-}
-
-/// The artifacts a build record names, as already on disk.
-pub fn last_artifacts(last: &BuildRecord) -> Vec<Artifact> {
-    last.artifacts.iter().map(|(path, rows, bytes, hash)| Artifact::on_disk(path.clone(), *rows, *bytes, *hash)).collect()
+/// Every artifact of the last build, as still in `out` with its recorded bytes (how each was
+/// found: some hashed make their stats worth recording again); `None` when one is not.
+pub fn artifacts_intact(out: &std::path::Path, last: &BuildRecord) -> Option<Vec<Artifact>> {
+    last.artifacts
+        .par_iter()
+        .map(|(path, rows, bytes, hash)| {
+            let intact = last.intact(out, path);
+            intact.yes().then(|| Artifact::on_disk(path.clone(), *rows, *bytes, *hash, intact))
+        })
+        .collect()
 }
 
 /// The stat of each artifact now in `out`, for the next build's [`artifact_intact`].
@@ -324,8 +347,10 @@ pub fn last_artifacts(last: &BuildRecord) -> Vec<Artifact> {
 /// any racy window measured from then: it waits until `written_ns` is older than the output
 /// directory's window `window_ns` (a few milliseconds where the file system stamps finely, see
 /// [`crate::stat::artifact_window_ns`]) before taking the stats, so the next build can trust
-/// them instead of hashing every artifact again.
-pub fn artifact_stats(out: &std::path::Path, artifacts: &[Artifact], window_ns: i128, written_ns: i128) -> Vec<StatEntry> {
+/// them instead of hashing every artifact again. An artifact the `last` build's stat vouched
+/// for this build ([`Body::OnDisk`]) keeps that stat: nothing wrote it since, and
+/// [`keep_artifacts`] did not link it (a stale stat would only make the next build hash it).
+pub fn artifact_stats(out: &std::path::Path, artifacts: &[Artifact], last: Option<&BuildRecord>, window_ns: i128, written_ns: i128) -> Vec<StatEntry> {
     let wait = written_ns + window_ns + 1 - crate::stat::now_ns();
     if wait > 0 && wait < crate::stat::RACY_NANOS {
         std::thread::sleep(std::time::Duration::from_nanos(wait as u64));
@@ -334,6 +359,11 @@ pub fn artifact_stats(out: &std::path::Path, artifacts: &[Artifact], window_ns: 
     artifacts
         .par_iter()
         .filter_map(|a| {
+            if matches!(a.body, Body::OnDisk { vouched: true })
+                && let Some(entry) = last.and_then(|l| l.artifact_stat(&a.path))
+            {
+                return Some(entry.clone());
+            }
             let meta = std::fs::metadata(out.join(&a.path)).ok()?;
             Some(StatEntry {
                 path: a.path.clone(),
@@ -377,5 +407,47 @@ mod tests {
         write_atomic(&out.join("small.json"), b"2").unwrap();
         let (_, aside) = keep_artifacts(&out, &kept, &[Artifact::new("small.json", 1, b"2".to_vec())]).unwrap();
         assert!(aside.is_empty());
+    }
+
+    #[test]
+    fn an_artifact_its_recorded_stat_vouches_for_is_neither_linked_nor_stated_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let (out, kept) = (dir.path().join("out"), dir.path().join("kept"));
+        let written = Artifact::new("a.json", 1, b"[1]".to_vec());
+        write_atomic(&out.join("a.json"), b"[1]").unwrap();
+        keep_artifacts(&out, &kept, std::slice::from_ref(&written)).unwrap();
+        // Written an hour ago: outside any racy window.
+        let file = std::fs::File::options().append(true).open(out.join("a.json")).unwrap();
+        file.set_modified(std::time::SystemTime::now() - std::time::Duration::from_secs(3600)).unwrap();
+        let stats = artifact_stats(&out, std::slice::from_ref(&written), None, 0, 0);
+        let mut last = BuildRecord {
+            key: [0; 32],
+            artifacts: vec![("a.json".to_string(), 1, 3, written.hash)],
+            modules: 0,
+            symbols: 0,
+            imports: 0,
+            syntax_error_modules: 0,
+            problems: Vec::new(),
+            artifact_stats: stats,
+            database: None,
+        };
+        let vouched = previous_artifact(&out, &kept, &last, "a.json").unwrap();
+        assert!(matches!(vouched.body, Body::OnDisk { vouched: true }), "{:?}", vouched.body);
+        let hashed = Artifact::on_disk("a.json", 1, 3, written.hash, crate::writers::Intact::ByHash);
+
+        // Its stat was taken after it was linked: the link is not looked for.
+        std::fs::remove_file(crate::writers::kept_path(&kept, "a.json")).unwrap();
+        assert!(!keep_artifacts(&out, &kept, std::slice::from_ref(&vouched)).unwrap().0);
+        assert!(!crate::writers::kept_path(&kept, "a.json").exists());
+        // One verified by reading it is.
+        assert!(keep_artifacts(&out, &kept, std::slice::from_ref(&hashed)).unwrap().0);
+        assert_eq!(std::fs::read(crate::writers::kept_path(&kept, "a.json")).unwrap(), b"[1]");
+
+        // The next record keeps the vouched stat as recorded, and stats the other again.
+        last.artifact_stats[0].stat.inode = 0;
+        let recorded = last.artifact_stats[0].clone();
+        assert_eq!(artifact_stats(&out, std::slice::from_ref(&vouched), Some(&last), 0, 0), vec![recorded]);
+        let restated = artifact_stats(&out, std::slice::from_ref(&hashed), Some(&last), 0, 0);
+        assert_ne!(restated[0].stat.inode, 0);
     }
 }

@@ -25,7 +25,7 @@ pub fn render(config: &Config, outputs: &[FileOutput], previous: Option<&Previou
         .map(|(part, assembled)| -> Result<Artifact> {
             let (name, rows) = (ROW_ARTIFACTS[part], counts[part]);
             Ok(match assembled {
-                Assembled::Unchanged(rows, bytes, hash) => Artifact::on_disk(name, rows, bytes, hash),
+                Assembled::Unchanged(rows, bytes, hash) => Artifact::on_disk(name, rows, bytes, hash, crate::writers::Intact::ByHash),
                 Assembled::Kept(rows, bytes, hash, source) => Artifact::linked(name, rows, bytes, hash, source),
                 Assembled::Changed(pieces) => match staging {
                     Some(out) => crate::writers::stage(out, name, rows, |file| write_pieces(pieces, previous, part, file))?,

@@ -40,7 +40,7 @@ pub fn build_import_graph<'a>(files: impl IntoIterator<Item = (&'a str, &'a BTre
     let mut graph = ImportGraph::default();
     // Counted by name and keyed once per target: an edit on the 100k-module tree rebuilds the
     // graph from every file's edges (half a million).
-    let mut fan_in: std::collections::HashMap<&str, u32> = std::collections::HashMap::new();
+    let mut fan_in: rustc_hash::FxHashMap<&str, u32> = rustc_hash::FxHashMap::default();
     for (module, edges) in files {
         for target in edges.keys() {
             *fan_in.entry(target.as_str()).or_default() += 1;
@@ -82,7 +82,7 @@ pub fn module_fan(db: &dyn Db, file: SourceFile) -> Fan {
 /// by Tarjan's algorithm, iteratively. Deterministic: nodes and edges are visited in order.
 pub(crate) fn strongly_connected(edges: &BTreeMap<String, BTreeMap<String, bool>>, runtime_only: bool) -> Vec<Vec<String>> {
     let nodes: Vec<&String> = edges.keys().collect();
-    let id: std::collections::HashMap<&str, usize> = nodes.iter().enumerate().map(|(i, n)| (n.as_str(), i)).collect();
+    let id: rustc_hash::FxHashMap<&str, usize> = nodes.iter().enumerate().map(|(i, n)| (n.as_str(), i)).collect();
     let successors: Vec<Vec<usize>> = edges
         .values()
         .map(|targets| {

@@ -33,8 +33,10 @@ pub struct Artifact {
 pub enum Body {
     /// Rendered in memory, to be written.
     Contents(Vec<u8>),
-    /// Already in the output directory (verified): nothing to write.
-    OnDisk,
+    /// Already in the output directory (verified): nothing to write. `vouched`: verified by
+    /// the stat the last build recorded (then that stat is still the file's, see
+    /// [`crate::sinks::artifact_stats`]), not by reading it.
+    OnDisk { vouched: bool },
     /// In this file elsewhere (verified): linked, or copied, into place.
     Linked(std::path::PathBuf),
     /// Written by this build to a temporary file beside its place (a row artifact, a syntax
@@ -48,9 +50,10 @@ impl Artifact {
         Artifact { path: path.into(), rows, bytes: contents.len(), hash, body: Body::Contents(contents) }
     }
 
-    /// An artifact the output directory already holds, as the last build recorded it.
-    pub fn on_disk(path: impl Into<String>, rows: usize, bytes: usize, hash: [u8; 32]) -> Self {
-        Artifact { path: path.into(), rows, bytes, hash, body: Body::OnDisk }
+    /// An artifact the output directory already holds, as the last build recorded it, as
+    /// [`BuildRecord::intact`](crate::cache::BuildRecord::intact) found it.
+    pub fn on_disk(path: impl Into<String>, rows: usize, bytes: usize, hash: [u8; 32], found: Intact) -> Self {
+        Artifact { path: path.into(), rows, bytes, hash, body: Body::OnDisk { vouched: found == Intact::ByStat } }
     }
 
     /// An artifact whose bytes are those of the file `source`.
