@@ -200,7 +200,7 @@ pub fn previous_artifact(out: &std::path::Path, kept: &std::path::Path, last: &B
 pub fn keep_artifacts(out: &std::path::Path, kept: &std::path::Path, artifacts: &[Artifact]) -> Result<(bool, Vec<PathBuf>)> {
     // An artifact the last build's stat vouched for is linked there already when both are on
     // one file system: that stat was taken after the link, and it includes the ctime, which
-    // any link made or removed since would have changed. Not even stated (25k outputs on the
+    // any link made or removed since would have changed. Not even stat'ed (25k outputs on the
     // 100k-module tree: two stats each).
     let linking = same_device(out, kept);
     // Independent files (hundreds of overlays on a large tree): linked in parallel. Each
@@ -435,7 +435,8 @@ mod tests {
         assert!(matches!(vouched.body, Body::OnDisk { vouched: true }), "{:?}", vouched.body);
         let hashed = Artifact::on_disk("a.json", 1, 3, written.hash, crate::writers::Intact::ByHash);
 
-        // Its stat was taken after it was linked: the link is not looked for.
+        // Vouched for: its link is not looked for. (Removing the link changed the file's ctime:
+        // the next build's stat of it would not vouch.)
         std::fs::remove_file(crate::writers::kept_path(&kept, "a.json")).unwrap();
         assert!(!keep_artifacts(&out, &kept, std::slice::from_ref(&vouched)).unwrap().0);
         assert!(!crate::writers::kept_path(&kept, "a.json").exists());
