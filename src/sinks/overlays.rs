@@ -64,7 +64,7 @@ fn render_overlays(
     let generated = workspace.for_each_item(pool, &to_generate, |db, (file, path)| {
         let text = crate::stages::stub::overlay_stub(db, *file);
         let unchanged = last.and_then(|l| l.artifact(path)).filter(|(_, _, hash)| *hash == *blake3::hash(text.as_bytes()).as_bytes());
-        match unchanged.map(|found| (found, last.map_or(crate::writers::Intact::No, |l| l.intact(out, path)))) {
+        match unchanged.zip(last).map(|(found, last)| (found, last.intact(out, path))) {
             Some(((rows, bytes, hash), intact)) if intact.yes() => Artifact::on_disk(path.clone(), rows, bytes, hash, intact),
             _ => Artifact::new(path.clone(), 1, text.as_bytes().to_vec()),
         }

@@ -25,6 +25,8 @@ pub fn render(config: &Config, outputs: &[FileOutput], previous: Option<&Previou
         .map(|(part, assembled)| -> Result<Artifact> {
             let (name, rows) = (ROW_ARTIFACTS[part], counts[part]);
             Ok(match assembled {
+                // How the previous rows found it is not kept: taken as read, its stat is taken again
+                // (three files).
                 Assembled::Unchanged(rows, bytes, hash) => Artifact::on_disk(name, rows, bytes, hash, crate::writers::Intact::ByHash),
                 Assembled::Kept(rows, bytes, hash, source) => Artifact::linked(name, rows, bytes, hash, source),
                 Assembled::Changed(pieces) => match staging {

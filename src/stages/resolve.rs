@@ -99,7 +99,7 @@ impl ModuleIndex {
     }
 
     pub fn file(&self, module: &str) -> Option<SourceFile> {
-        self.ids.get(strip_init(module)).and_then(|&id| self.names[id as usize].1)
+        self.id(module).and_then(|id| self.names[id as usize].1)
     }
 }
 
