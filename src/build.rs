@@ -1021,7 +1021,7 @@ fn evaluate(
             fan,
             keyed.labels.clone(),
             module_record(db, file),
-            &outline(db, file).symbols,
+            &outline(db, file).decode().symbols,
             &imports(db, file).imports,
             resolved_imports(db, file),
             syntax_errors(db, file).first,
@@ -1274,7 +1274,10 @@ fn progress_bar(config: &Config, total: usize) -> ProgressBar {
 /// evaluation and the encoders freed would otherwise stay resident while the database loads.
 fn release_free_memory() {
     // SAFETY: `mi_collect` only releases memory no allocation uses.
-    unsafe { libmimalloc_sys::mi_collect(true) }
+    #[cfg(feature = "mimalloc")]
+    unsafe {
+        libmimalloc_sys::mi_collect(true)
+    }
 }
 
 #[cfg(test)]

@@ -69,7 +69,7 @@ pub fn module_record(db: &dyn Db, file: SourceFile) -> ModuleRecord {
         parse_errors: syntax_errors(db, file).count,
         docstring: module_docstring(db, file).clone(),
         stub_path: file.stub(db).as_ref().map(|_| format!("{}i", file.path(db))),
-        symbol_count: outline(db, file).symbols.len() as u32,
+        symbol_count: module_summary(db, file).symbols,
         import_count: imports(db, file).imports.len() as u32,
         all: exports(db, file).all.clone(),
         all_complete: exports(db, file).all_complete,
@@ -100,7 +100,7 @@ pub struct ModuleSummary {
 #[salsa::tracked(returns(ref))]
 pub fn module_summary(db: &dyn Db, file: SourceFile) -> ModuleSummary {
     crate::stages::cached::per_file(db, file, "module_summary", RECORD_VERSION, true, || {
-        let outline = outline(db, file);
+        let outline = outline(db, file).decode();
         let imports = &imports(db, file).imports;
         ModuleSummary {
             lines: line_count(crate::db::source_text(db, file)),

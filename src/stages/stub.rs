@@ -140,7 +140,7 @@ pub fn overlay_stub(db: &dyn Db, file: SourceFile) -> String {
     }
     let exports = exports(db, file);
     let reexports = reexports(db, file);
-    let outline = outline(db, file);
+    let outline = outline(db, file).decode();
     let index = module_index(db, Project::get(db));
     let module = file.module(db);
     let exported: BTreeSet<&String> = exports.names.iter().collect();
@@ -258,7 +258,7 @@ pub fn overlay_stub(db: &dyn Db, file: SourceFile) -> String {
         if maybe.contains(&symbol.name) {
             let _ = writeln!(body, "# maybe: bound on some paths only");
         }
-        write_symbol(&mut body, symbol, outline, 0, &mut uses_incomplete);
+        write_symbol(&mut body, symbol, &outline, 0, &mut uses_incomplete);
         declared.insert(symbol.name.clone());
     }
 

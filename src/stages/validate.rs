@@ -77,7 +77,7 @@ pub fn module_warnings(db: &dyn Db, file: SourceFile) -> Vec<Warning> {
         }
     }
     let path = file.path(db);
-    let public_symbols = outline(db, file).symbols.iter().any(|s| s.is_public && !s.qualname.contains('.'));
+    let public_symbols = outline(db, file).decode().symbols.iter().any(|s| s.is_public && !s.qualname.contains('.'));
     // A module with syntax errors may have a docstring the parse lost.
     let parsed = crate::stages::parse::syntax_errors(db, file).count == 0;
     if parsed && public_symbols && !is_private_path(path) && !is_test_path(path) && module_docstring(db, file).is_none() {
