@@ -40,6 +40,10 @@ use crate::writers::write_atomic;
 /// (a chunk's trees all live until its end; see ARCHITECTURE.md for the measurements).
 const CHUNK_FILES: usize = 256;
 
+/// Files whose rows are rendered between two hand-overs to the row artifacts' writers, when
+/// the rows are streamed (a cold build: see [`crate::sinks::rows::RowStreams`]).
+const STREAM_FILES: usize = 1024;
+
 /// What a build did.
 #[derive(Debug, Default)]
 pub struct BuildReport {
@@ -278,8 +282,9 @@ fn run_build(
         }
     }
     let labelling = Labelling { settings: &settings, joins: &joins, digest: &settings_digest };
-    let Evaluated { outputs, layout, held: firewall_held, import_graph, graph_facts } =
-        evaluate(workspace, pool, &files, &progress, cache, previous.as_ref(), &labelling);
+    let stream_to = (!config.dry_run).then_some(config.out.as_path());
+    let Evaluated { outputs, layout, held: firewall_held, import_graph, graph_facts, streamed } =
+        evaluate(workspace, pool, &files, &progress, cache, previous.as_ref(), &labelling, stream_to);
     progress.finish_and_clear();
     phase("evaluate", &mut timings);
 
@@ -322,6 +327,7 @@ fn run_build(
         firewall_held,
         import_graph: import_graph.as_ref(),
         batches: Default::default(),
+        streamed_rows: streamed,
     };
     let artifacts = sinks::render_all(&mut sinks, |name| phase(name, &mut timings))?;
     release_free_memory();
@@ -615,6 +621,7 @@ fn evaluate(
     cache: Option<&StageCache>,
     previous: Option<&PreviousRows>,
     labelling: &Labelling<'_>,
+    stream_to: Option<&std::path::Path>,
 ) -> Evaluated {
     let Labelling { settings, joins, digest: settings_digest } = *labelling;
     let phase_started = Instant::now();
@@ -1013,7 +1020,7 @@ fn evaluate(
         .filter(|((_, reused), _)| reused.is_none())
         .map(|(((f, keyed), _), fan)| (*f, keyed.as_ref().expect("a key for every file to render"), fan.unwrap_or_default()))
         .collect();
-    let mut rendered = workspace.for_each_item(pool, &to_render, |db, &(file, keyed, fan)| {
+    let render_one = |db: &crate::db::Database, &(file, keyed, fan): &(SourceFile, &RowsKey, Fan)| {
         let output = FileOutput::render(
             keyed.key,
             source_digest(db, file),
@@ -1032,8 +1039,25 @@ fn evaluate(
             cache.note_rerun("rows", file.path(db), &keyed.inputs, keyed.key, output.output_hash);
         }
         output
-    })
-    .into_iter();
+    };
+    // Without previous rows every file is rendered, in path order: the rows are streamed
+    // into the row artifacts a chunk at a time instead of held until the sinks run.
+    let mut streamed = None;
+    let rendered = match stream_to.filter(|_| previous.is_none() && to_render.len() == files.len()) {
+        Some(out) => {
+            let streams = crate::sinks::rows::RowStreams::start(out);
+            let mut rendered = Vec::with_capacity(to_render.len());
+            for chunk in to_render.chunks(STREAM_FILES) {
+                let outputs = workspace.for_each_item(pool, chunk, render_one);
+                streams.send(&outputs);
+                rendered.extend(outputs);
+            }
+            streamed = Some(streams.finish());
+            rendered
+        }
+        None => workspace.for_each_item(pool, &to_render, render_one),
+    };
+    let mut rendered = rendered.into_iter();
     let outputs: Vec<FileOutput> = reused
         .iter()
         .zip(&keyed)
@@ -1062,7 +1086,7 @@ fn evaluate(
         })
         .collect();
     tracing::debug!(elapsed = ?phase_started.elapsed(), rendered = to_render.len(), "rows rendered");
-    Evaluated { outputs, layout, held, import_graph: new_graph, graph_facts: facts_to_record }
+    Evaluated { outputs, layout, held, import_graph: new_graph, graph_facts: facts_to_record, streamed }
 }
 
 /// What changed in the module layout since the graph facts were recorded (see the layout path
@@ -1210,6 +1234,8 @@ struct Evaluated {
     import_graph: Option<crate::stages::graph::ImportGraph>,
     /// What to record of the files' graph facts (absent behind the firewall: unchanged).
     graph_facts: Option<crate::cache::ByPathUpdate>,
+    /// The row artifacts, when they were written while the rows were rendered.
+    streamed: Option<Result<[crate::writers::Artifact; 3]>>,
 }
 
 /// Create the output directory and take its lock (on the marker file): builds writing one

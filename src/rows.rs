@@ -186,7 +186,7 @@ impl Rendered {
         self.0[part].lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
-    fn take(&self, part: usize) -> Vec<u8> {
+    pub fn take(&self, part: usize) -> Vec<u8> {
         std::mem::take(&mut *self.part(part))
     }
 }

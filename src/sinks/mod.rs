@@ -52,6 +52,8 @@ pub struct Context<'a> {
     /// The rows of the dataset files this build encoded (set by the dataset sink; the
     /// database appends them).
     pub batches: dataset::Batches,
+    /// The row artifacts, when the evaluation streamed them (see [`rows::RowStreams`]).
+    pub streamed_rows: Option<Result<[Artifact; 3]>>,
 }
 
 impl Context<'_> {
@@ -103,10 +105,11 @@ pub fn all() -> Vec<Box<dyn Sink>> {
 /// megabytes of previous rows, while the graphs are rendered.
 pub fn render_all(cx: &mut Context<'_>, mut done: impl FnMut(&'static str)) -> Result<Vec<Artifact>> {
     let (config, outputs, previous, problems) = (cx.config, cx.outputs, cx.previous, cx.problems);
+    let streamed = cx.streamed_rows.take();
     std::thread::scope(|scope| {
         let rendering = std::thread::Builder::new()
             .name("rows".into())
-            .spawn_scoped(scope, move || rows::render(config, outputs, previous, problems))
+            .spawn_scoped(scope, move || rows::render(config, outputs, previous, problems, streamed))
             .expect("a thread can be started");
         /// The row artifacts at the head of the list, once.
         fn rows_done(

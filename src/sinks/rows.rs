@@ -12,10 +12,23 @@ use crate::writers::{Artifact, jsonl};
 
 /// Render every artifact; `outputs` are sorted by path. Changed row artifacts are streamed
 /// into temporary files in the output directory, or kept in memory by a dry run (which writes
-/// nothing).
-pub fn render(config: &Config, outputs: &[FileOutput], previous: Option<&PreviousRows>, problems: &[Problem]) -> Result<Vec<Artifact>> {
+/// nothing). `streamed`: the row artifacts, when the evaluation wrote them while it rendered
+/// (see [`RowStreams`]).
+pub fn render(
+    config: &Config,
+    outputs: &[FileOutput],
+    previous: Option<&PreviousRows>,
+    problems: &[Problem],
+    streamed: Option<Result<[Artifact; 3]>>,
+) -> Result<Vec<Artifact>> {
     let staging = (!config.dry_run).then_some(config.out.as_path());
     let counts = [outputs.len(), outputs.iter().map(|o| o.entry.symbols).sum(), outputs.iter().map(|o| o.entry.imports).sum()];
+    if let Some(streamed) = streamed {
+        let mut artifacts: Vec<Artifact> = streamed?.into_iter().zip(counts).map(|(artifact, rows)| Artifact { rows, ..artifact }).collect();
+        let (rows, diagnostics) = jsonl::render(problems);
+        artifacts.push(Artifact::new("diagnostics.jsonl", rows, diagnostics));
+        return Ok(artifacts);
+    }
     let parts = assemble(outputs, previous)?;
     // Copying and hashing a changed artifact touches all of it: the three side by side.
     use rayon::prelude::*;
@@ -43,4 +56,59 @@ pub fn render(config: &Config, outputs: &[FileOutput], previous: Option<&Previou
     let (rows, diagnostics) = jsonl::render(problems);
     artifacts.push(Artifact::new("diagnostics.jsonl", rows, diagnostics));
     Ok(artifacts)
+}
+
+/// The row artifacts written while the rows are rendered, when every file's rows are (no
+/// previous rows to copy or compare): each file's rendered rows go, a chunk of files at a time
+/// and in path order, to a thread per artifact that streams them into its staged file. A cold
+/// build then never holds the rows of every file: on the 100k-module tree 706 MB of JSONL,
+/// rendered in the evaluation and written only after it.
+pub struct RowStreams {
+    senders: Vec<std::sync::mpsc::SyncSender<Vec<Vec<u8>>>>,
+    writers: Vec<std::thread::JoinHandle<Result<Artifact>>>,
+}
+
+impl RowStreams {
+    /// Start the three writers, staging in `out`.
+    pub fn start(out: &std::path::Path) -> RowStreams {
+        let (mut senders, mut writers) = (Vec::new(), Vec::new());
+        for name in ROW_ARTIFACTS {
+            // Two chunks in flight: rendering runs ahead of the writes by at most that much.
+            let (send, receive) = std::sync::mpsc::sync_channel::<Vec<Vec<u8>>>(2);
+            let out = out.to_path_buf();
+            let writer = std::thread::Builder::new()
+                .name("rows-writer".into())
+                .spawn(move || {
+                    crate::writers::stage(&out, name, 0, |file| {
+                        for chunk in receive {
+                            for rows in chunk {
+                                file.write_all(&rows)?;
+                            }
+                        }
+                        Ok(())
+                    })
+                })
+                .expect("a thread can be started");
+            senders.push(send);
+            writers.push(writer);
+        }
+        RowStreams { senders, writers }
+    }
+
+    /// Hand over the rows of the next files in path order (their rendered rows are taken).
+    pub fn send(&self, outputs: &[FileOutput]) {
+        for (part, sender) in self.senders.iter().enumerate() {
+            let chunk: Vec<Vec<u8>> = outputs.iter().filter_map(|o| o.rendered.as_ref()).map(|r| r.take(part)).filter(|rows| !rows.is_empty()).collect();
+            // A writer that failed stopped receiving: its error comes from `finish`.
+            let _ = sender.send(chunk);
+        }
+    }
+
+    /// The three staged artifacts (their row counts are the caller's to set).
+    pub fn finish(self) -> Result<[Artifact; 3]> {
+        drop(self.senders);
+        let artifacts: Vec<Artifact> =
+            self.writers.into_iter().map(|writer| writer.join().expect("writing the rows does not panic")).collect::<Result<_>>()?;
+        Ok(artifacts.try_into().unwrap_or_else(|_| unreachable!("three row artifacts")))
+    }
 }
