@@ -455,11 +455,8 @@ fn run(cli: &Cli) -> Result<ExitCode> {
         Command::Build => {
             let cwd = std::env::current_dir().context("cannot read the current directory")?;
             let config = construct_config(cli, &cwd)?;
-            let mut workspace = crate::db::Workspace::default();
-            let report = build::build_in(&mut workspace, &config)?;
-            // The process exits next: freeing the memo tables (hundreds of MB on a large
-            // repository, a quarter of a no-op rebuild) is left to the operating system.
-            std::mem::forget(workspace);
+            // One build: its memo tables are freed beside the writes (see `Workspace::release`).
+            let report = build::build(&config)?;
             print_report(cli, &config, &report)?;
             Ok(if report.file_errors() > 0 {
                 ExitCode::from(EXIT_FILE_ERRORS)

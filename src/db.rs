@@ -250,11 +250,32 @@ pub struct LoadedFile {
 pub struct Workspace {
     pub db: Database,
     files: BTreeMap<String, SourceFile>,
+    /// It serves one build: its database is dropped once the sinks have rendered (see
+    /// [`Workspace::release`]).
+    one_shot: bool,
 }
 
 impl Workspace {
     pub fn new(db: Database) -> Self {
-        Workspace { db, files: BTreeMap::new() }
+        Workspace { db, files: BTreeMap::new(), one_shot: false }
+    }
+
+    /// A workspace for a single build (the command line's): its database is dropped as soon
+    /// as nothing reads it.
+    pub fn one_shot() -> Self {
+        Workspace { one_shot: true, ..Workspace::default() }
+    }
+
+    /// For a one-shot workspace, its database — every memoized value of every file — for the
+    /// caller to drop; otherwise nothing. After the sinks have rendered nothing reads the
+    /// memos, while the database update, the outputs' writes and the cache's inserts still
+    /// allocate.
+    pub fn release(&mut self) -> Option<Database> {
+        if !self.one_shot {
+            return None;
+        }
+        self.files.clear();
+        Some(std::mem::take(&mut self.db))
     }
 
     /// Use `compiled` as the user's pattern tags; the input changes only when their
