@@ -314,7 +314,16 @@ fn run_build(
     report.symbols = outputs.iter().map(|o| o.entry.symbols).sum();
     report.imports = outputs.iter().map(|o| o.entry.imports).sum();
 
+    // What the rest of the build reads of the database: a one-shot build drops it once the
+    // sinks that read it have rendered (see `sinks::Context::release_memos`).
+    let subjects: std::collections::BTreeSet<String> = match cache {
+        Some(_) => files.iter().map(|f| f.path(&workspace.db).clone()).collect(),
+        None => Default::default(),
+    };
+    let load_cycles = cache.map(|_| crate::stages::exports::load_cycles(&workspace.db, Project::get(&workspace.db)).clone());
+    let modules: Vec<String> = files.iter().map(|f| f.module(&workspace.db).clone()).collect();
     let mut sinks = sinks::Context {
+        modules: &modules,
         workspace,
         pool,
         config,
@@ -331,14 +340,7 @@ fn run_build(
     };
     let artifacts = sinks::render_all(&mut sinks, |name| phase(name, &mut timings))?;
     let batches = std::mem::take(&mut sinks.batches);
-    // What the rest of the build reads of the database, before a one-shot build drops it.
-    let subjects: std::collections::BTreeSet<String> = match cache {
-        Some(_) => files.iter().map(|f| f.path(&workspace.db).clone()).collect(),
-        None => Default::default(),
-    };
-    let load_cycles = cache.map(|_| crate::stages::exports::load_cycles(&workspace.db, Project::get(&workspace.db)).clone());
-    let released = workspace.release();
-    release_free_memory();
+    sinks::release_free_memory();
     report.artifacts = artifacts
         .iter()
         .map(|a| ArtifactSummary { path: a.path.clone(), rows: a.rows, bytes: a.bytes })
@@ -366,23 +368,6 @@ fn run_build(
     // linked into place) and the cache commits; the build is recorded only once all three
     // succeeded.
     std::thread::scope(|scope| -> Result<()> {
-        // The memos (on the 100k-module tree ~1.7 GB once the rows are streamed, more than
-        // the database load, the Parquet files and the cache's inserts that follow add) are
-        // freed beside them: millions of frees.
-        if let Some(db) = released {
-            std::thread::Builder::new()
-                .name("release".into())
-                .spawn_scoped(scope, move || {
-                    let started = Instant::now();
-                    drop(db);
-                    // mimalloc returns a block freed by another thread to the heap of the
-                    // thread that allocated it only when that thread collects: the workers,
-                    // idle now, allocated most memos.
-                    pool.broadcast(|_| release_free_memory());
-                    tracing::debug!(elapsed = ?started.elapsed(), "memos freed");
-                })
-                .expect("a thread can be started");
-        }
         // The cache's entries go into its write transaction while the outputs are written.
         let early = cache.filter(|_| !config.dry_run).map(|cache| {
             std::thread::Builder::new()
@@ -1317,16 +1302,6 @@ fn progress_bar(config: &Config, total: usize) -> ProgressBar {
             .expect("valid progress template"),
     );
     bar
-}
-
-/// Hand the memory the allocator holds freed back to the system, between phases: what the
-/// evaluation and the encoders freed would otherwise stay resident while the database loads.
-fn release_free_memory() {
-    // SAFETY: `mi_collect` only releases memory no allocation uses.
-    #[cfg(feature = "mimalloc")]
-    unsafe {
-        libmimalloc_sys::mi_collect(true)
-    }
 }
 
 #[cfg(test)]

@@ -267,11 +267,11 @@ impl Workspace {
     }
 
     /// For a one-shot workspace, its database — every memoized value of every file — for the
-    /// caller to drop; otherwise nothing. After the sinks have rendered nothing reads the
+    /// caller to drop, once; otherwise nothing. After the sinks have rendered nothing reads the
     /// memos, while the database update, the outputs' writes and the cache's inserts still
     /// allocate.
     pub fn release(&mut self) -> Option<Database> {
-        if !self.one_shot {
+        if !std::mem::take(&mut self.one_shot) {
             return None;
         }
         self.files.clear();

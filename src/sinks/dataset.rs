@@ -6,7 +6,6 @@ use rayon::prelude::*;
 
 use crate::cache::{BuildRecord, StageCache};
 use crate::config::Config;
-use crate::db::{SourceFile, Workspace};
 use crate::diagnostics::Problem;
 use crate::rows::{FileOutput, ROW_ARTIFACTS};
 use crate::writers::{Artifact, Body};
@@ -31,10 +30,14 @@ impl Sink for Dataset {
         true
     }
 
+    fn reads_memos(&self) -> bool {
+        false
+    }
+
     fn render(&self, cx: &mut Context<'_>, so_far: &[Artifact]) -> Result<Vec<Artifact>> {
         let kept = cx.kept();
         let (artifacts, batches) =
-            render_dataset(cx.workspace, cx.pool, cx.files, cx.outputs, so_far, cx.problems, cx.cache, kept.as_deref(), cx.last, &cx.config.out)?;
+            render_dataset(cx.pool, cx.modules, cx.outputs, so_far, cx.problems, cx.cache, kept.as_deref(), cx.last, &cx.config.out)?;
         cx.batches = batches;
         Ok(artifacts)
     }
@@ -49,9 +52,8 @@ fn row_artifact(table: &str) -> usize {
 /// (a `parquet(<table>/package=<name>)` node keyed by its files' rows keys) or its file is gone.
 #[allow(clippy::too_many_arguments)]
 fn render_dataset(
-    workspace: &Workspace,
     pool: &rayon::ThreadPool,
-    files: &[SourceFile],
+    modules: &[String],
     outputs: &[FileOutput],
     artifacts: &[Artifact],
     problems: &[Problem],
@@ -62,14 +64,13 @@ fn render_dataset(
 ) -> Result<(Vec<Artifact>, Batches)> {
     use crate::writers::parquet::{self, FileRows, PARQUET_VERSION, TABLES};
     use std::sync::OnceLock;
-    let db = &workspace.db;
     let started = std::time::Instant::now();
-    let rows: Vec<FileRows<'_>> = files
+    let rows: Vec<FileRows<'_>> = modules
         .iter()
         .zip(outputs)
-        .map(|(file, output)| FileRows {
+        .map(|(module, output)| FileRows {
             path: &output.entry.path,
-            module: file.module(db),
+            module,
             key: output.entry.key,
             lens: output.entry.lens,
             tags: &output.entry.labels.tags,

@@ -54,9 +54,26 @@ pub struct Context<'a> {
     pub batches: dataset::Batches,
     /// The row artifacts, when the evaluation streamed them (see [`rows::RowStreams`]).
     pub streamed_rows: Option<Result<[Artifact; 3]>>,
+    /// Each file's module name (same order as `files`): the sinks after the release of the
+    /// memos read them here.
+    pub modules: &'a [String],
 }
 
 impl Context<'_> {
+    /// Drop the memos of a one-shot workspace (see [`Workspace::release`]) on a worker, then
+    /// have every worker collect its heap: mimalloc returns a block another thread freed only
+    /// when the thread that allocated it collects, and the workers allocated most memos.
+    fn release_memos(&mut self) {
+        if let Some(db) = self.workspace.release() {
+            self.pool.spawn(move || {
+                let started = std::time::Instant::now();
+                drop(db);
+                rayon::spawn_broadcast(|_| release_free_memory());
+                tracing::debug!(elapsed = ?started.elapsed(), "memos freed");
+            });
+        }
+    }
+
     /// The cache's copy of the last build's artifacts.
     pub fn kept(&self) -> Option<PathBuf> {
         self.cache.map(StageCache::artifacts_dir)
@@ -81,6 +98,11 @@ pub trait Sink {
     /// finished first).
     fn reads_artifacts(&self) -> bool {
         false
+    }
+    /// Whether it reads the workspace's database (the memos); the sinks after the last that
+    /// does render while a one-shot build frees them.
+    fn reads_memos(&self) -> bool {
+        true
     }
     /// Its artifacts; `so_far` holds those of the sinks before it.
     fn render(&self, cx: &mut Context<'_>, so_far: &[Artifact]) -> Result<Vec<Artifact>>;
@@ -126,9 +148,11 @@ pub fn render_all(cx: &mut Context<'_>, mut done: impl FnMut(&'static str)) -> R
         }
         let mut rows = Some(rendering);
         let mut artifacts = Vec::new();
-        for sink in all() {
-            if !sink.wanted(config) {
-                continue;
+        let sinks: Vec<Box<dyn Sink>> = all().into_iter().filter(|sink| sink.wanted(config)).collect();
+        let last_reading = sinks.iter().rposition(|sink| sink.reads_memos());
+        for (at, sink) in sinks.into_iter().enumerate() {
+            if last_reading.is_none_or(|last| at > last) {
+                cx.release_memos();
             }
             if sink.reads_artifacts() {
                 rows_done(&mut artifacts, &mut rows, &mut done)?;
@@ -138,8 +162,20 @@ pub fn render_all(cx: &mut Context<'_>, mut done: impl FnMut(&'static str)) -> R
             done(sink.name());
         }
         rows_done(&mut artifacts, &mut rows, &mut done)?;
+        cx.release_memos();
         Ok(artifacts)
     })
+}
+
+/// Hand the memory the allocator holds freed back to the system (on the calling thread's heap):
+/// what the evaluation and the encoders freed would otherwise stay resident while the database
+/// loads.
+pub fn release_free_memory() {
+    // SAFETY: `mi_collect` only releases memory no allocation uses.
+    #[cfg(feature = "mimalloc")]
+    unsafe {
+        libmimalloc_sys::mi_collect(true)
+    }
 }
 
 /// Write the artifacts, remove those of the last build this one did not write, and keep a
