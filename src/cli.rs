@@ -455,8 +455,13 @@ fn run(cli: &Cli) -> Result<ExitCode> {
         Command::Build => {
             let cwd = std::env::current_dir().context("cannot read the current directory")?;
             let config = construct_config(cli, &cwd)?;
-            // One build: its memo tables are freed beside the writes (see `Workspace::release`).
-            let report = build::build(&config)?;
+            // One build: its memos are freed once no sink reads them (`Workspace::release`).
+            let mut workspace = crate::db::Workspace::one_shot();
+            let report = build::build_in(&mut workspace, &config)?;
+            // The process exits next: freeing what is left (the inputs of every file, and every
+            // memo when the build stopped early — a no-op's were a quarter of it) is left to
+            // the operating system.
+            std::mem::forget(workspace);
             print_report(cli, &config, &report)?;
             Ok(if report.file_errors() > 0 {
                 ExitCode::from(EXIT_FILE_ERRORS)
