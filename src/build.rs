@@ -283,7 +283,7 @@ fn run_build(
     }
     let labelling = Labelling { settings: &settings, joins: &joins, digest: &settings_digest };
     let stream_to = (!config.dry_run).then_some(config.out.as_path());
-    let Evaluated { outputs, layout, held: firewall_held, import_graph, graph_facts, streamed } =
+    let Evaluated { outputs, layout, held: firewall_held, import_graph, graph_facts, streamed, evaluated } =
         evaluate(workspace, pool, &files, &progress, cache, previous.as_ref(), &labelling, stream_to);
     progress.finish_and_clear();
     phase("evaluate", &mut timings);
@@ -337,6 +337,10 @@ fn run_build(
         import_graph: import_graph.as_ref(),
         batches: Default::default(),
         streamed_rows: streamed,
+        // The memos are worth freeing when the build evaluated much of the tree (a cold build,
+        // a large checkout); an edit's are a few files', and freeing every file's inputs with
+        // them is work it need not do (on the 100k tree no difference measured either way).
+        release_memos: evaluated * 4 >= files.len(),
     };
     let artifacts = sinks::render_all(&mut sinks, |name| phase(name, &mut timings))?;
     let batches = std::mem::take(&mut sinks.batches);
@@ -1094,7 +1098,7 @@ fn evaluate(
         })
         .collect();
     tracing::debug!(elapsed = ?phase_started.elapsed(), rendered = to_render.len(), "rows rendered");
-    Evaluated { outputs, layout, held, import_graph: new_graph, graph_facts: facts_to_record, streamed }
+    Evaluated { outputs, layout, held, import_graph: new_graph, graph_facts: facts_to_record, streamed, evaluated: changed.len() }
 }
 
 /// What changed in the module layout since the graph facts were recorded (see the layout path
@@ -1244,6 +1248,8 @@ struct Evaluated {
     graph_facts: Option<crate::cache::ByPathUpdate>,
     /// The row artifacts, when they were written while the rows were rendered.
     streamed: Option<Result<[crate::writers::Artifact; 3]>>,
+    /// How many files were evaluated (their source changed since the last build).
+    evaluated: usize,
 }
 
 /// Create the output directory and take its lock (on the marker file): builds writing one

@@ -57,13 +57,19 @@ pub struct Context<'a> {
     /// Each file's module name (same order as `files`): the sinks after the release of the
     /// memos read them here.
     pub modules: &'a [String],
+    /// Whether a one-shot workspace's memos are dropped once no sink reads them.
+    pub release_memos: bool,
 }
 
 impl Context<'_> {
-    /// Drop the memos of a one-shot workspace (see [`Workspace::release`]) on a worker, then
-    /// have every worker collect its heap: mimalloc returns a block another thread freed only
-    /// when the thread that allocated it collects, and the workers allocated most memos.
+    /// Drop the memos of a one-shot workspace (see [`Workspace::release`]) on a worker when
+    /// `release_memos` says so, then have every worker collect its heap: mimalloc returns a
+    /// block another thread freed only when the thread that allocated it collects, and the
+    /// workers allocated most memos.
     fn release_memos(&mut self) {
+        if !self.release_memos {
+            return;
+        }
         if let Some(db) = self.workspace.release() {
             self.pool.spawn(move || {
                 let started = std::time::Instant::now();
