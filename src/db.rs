@@ -250,7 +250,7 @@ pub struct LoadedFile {
 pub struct Workspace {
     pub db: Database,
     files: BTreeMap<String, SourceFile>,
-    /// It serves one build: its database is dropped once the sinks have rendered (see
+    /// It serves one build: its database may be dropped once no sink reads it (see
     /// [`Workspace::release`]).
     one_shot: bool,
 }
@@ -267,9 +267,9 @@ impl Workspace {
     }
 
     /// For a one-shot workspace, its database — every memoized value of every file — for the
-    /// caller to drop, once; otherwise nothing. After the sinks have rendered nothing reads the
-    /// memos, while the database update, the outputs' writes and the cache's inserts still
-    /// allocate.
+    /// caller to drop, once; otherwise nothing. Once the last sink that reads the memos has
+    /// rendered nothing does, while the dataset's encoding, the database update, the outputs'
+    /// writes and the cache's inserts still allocate.
     pub fn release(&mut self) -> Option<Database> {
         if !std::mem::take(&mut self.one_shot) {
             return None;
