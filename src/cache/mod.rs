@@ -67,7 +67,9 @@ pub fn engine_fingerprint() -> String {
 pub struct NodeRecord {
     #[serde(with = "crate::digest::bytes")]
     pub key: [u8; 32],
-    pub inputs: Vec<(String, String)>,
+    /// Named inputs; the names are the stages' own constants while a build runs (a cold build
+    /// of the 100k-module tree queues a million records, ~3.5 million names).
+    pub inputs: Vec<(std::borrow::Cow<'static, str>, String)>,
     #[serde(with = "crate::digest::bytes")]
     pub output: [u8; 32],
 }
@@ -437,7 +439,7 @@ impl StageCache {
         let output = *blake3::hash(&payload).as_bytes();
         let record = NodeRecord {
             key,
-            inputs: inputs.iter().map(|(n, v)| (n.to_string(), short(v))).collect(),
+            inputs: inputs.iter().map(|(n, v)| (std::borrow::Cow::Borrowed(*n), short(v))).collect(),
             output,
         };
         let (status, mut reasons, cutoff) = rerun_reasons(subject, previous.as_ref(), &record, corrupt);
@@ -477,7 +479,7 @@ impl StageCache {
             self.note_reused(stage);
             return;
         }
-        let record = NodeRecord { key, inputs: inputs.iter().map(|(n, v)| (n.to_string(), short(v))).collect(), output };
+        let record = NodeRecord { key, inputs: inputs.iter().map(|(n, v)| (std::borrow::Cow::Borrowed(*n), short(v))).collect(), output };
         let (status, mut reasons, cutoff) = rerun_reasons(subject, previous.as_ref(), &record, false);
         let changed = format!("{upstream_input}({subject})");
         if !upstream.is_empty() && let Some(at) = reasons.iter().position(|r| matches!(r, Reason::Input { name, .. } if *name == changed)) {
@@ -491,7 +493,7 @@ impl StageCache {
     /// Record a node whose value lives outside the cache (a file's rows live in the previous
     /// artifacts) and that ran: its new output hashes to `output`.
     pub fn note_rerun(&self, stage: &'static str, subject: &str, inputs: &[(&'static str, String)], key: [u8; 32], output: [u8; 32]) {
-        let record = NodeRecord { key, inputs: inputs.iter().map(|(n, v)| (n.to_string(), short(v))).collect(), output };
+        let record = NodeRecord { key, inputs: inputs.iter().map(|(n, v)| (std::borrow::Cow::Borrowed(*n), short(v))).collect(), output };
         let (status, mut reasons, cutoff) = rerun_reasons(subject, self.previous(stage, subject).as_ref(), &record, false);
         for reason in &mut reasons {
             if *reason == Reason::EntryMissing {
@@ -884,15 +886,15 @@ fn rerun_reasons(subject: &str, previous: Option<&NodeRecord>, record: &NodeReco
     let Some(old) = previous else {
         return (Status::New, vec![Reason::New], false);
     };
-    let old_inputs: BTreeMap<&str, &str> = old.inputs.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
+    let old_inputs: BTreeMap<&str, &str> = old.inputs.iter().map(|(n, v)| (n.as_ref(), v.as_str())).collect();
     let mut reasons: Vec<Reason> = record
         .inputs
         .iter()
-        .filter(|(name, value)| old_inputs.get(name.as_str()) != Some(&value.as_str()))
+        .filter(|(name, value)| old_inputs.get(name.as_ref()) != Some(&value.as_str()))
         .map(|(name, value)| Reason::Input {
             // A project-wide input is one cause for every node that reads it.
-            name: if PROJECT_INPUTS.contains(&name.as_str()) { format!("{name}(project)") } else { format!("{name}({subject})") },
-            old: old_inputs.get(name.as_str()).map(|v| short(v)),
+            name: if PROJECT_INPUTS.contains(&name.as_ref()) { format!("{name}(project)") } else { format!("{name}({subject})") },
+            old: old_inputs.get(name.as_ref()).map(|v| short(v)),
             new: short(value),
         })
         .collect();
@@ -1232,7 +1234,7 @@ mod tests {
         assert_eq!(log.expanded().nodes.len(), 1);
         drop(cache);
         let cache = StageCache::open(dir.path()).unwrap();
-        assert_eq!(cache.previous("tags", "p/__init__.py").unwrap().inputs, [("parent".to_string(), "true".to_string())]);
+        assert_eq!(cache.previous("tags", "p/__init__.py").unwrap().inputs, [("parent".into(), "true".to_string())]);
     }
 
     /// A cold build's run log names the grid stages that are new for every file instead of
