@@ -1052,10 +1052,11 @@ fn evaluate(
         }
         output
     };
-    // Without previous rows every file is rendered, in path order: the rows are streamed
-    // into the row artifacts a chunk at a time instead of held until the sinks run.
+    // Without previous rows nothing is reused and every file is rendered, in path order: the
+    // rows are streamed into the row artifacts a chunk at a time instead of held until the
+    // sinks run.
     let mut streamed = None;
-    let rendered = match stream_to.filter(|_| previous.is_none() && to_render.len() == files.len()) {
+    let rendered = match stream_to.filter(|_| previous.is_none()) {
         Some(out) => {
             let streams = crate::sinks::rows::RowStreams::start(out);
             let mut rendered = Vec::with_capacity(to_render.len());

@@ -74,6 +74,13 @@ pub struct NodeRecord {
     pub output: [u8; 32],
 }
 
+impl NodeRecord {
+    /// The record of a node computed now from `inputs`.
+    fn new(key: [u8; 32], inputs: &[(&'static str, String)], output: [u8; 32]) -> Self {
+        NodeRecord { key, inputs: inputs.iter().map(|(n, v)| (std::borrow::Cow::Borrowed(*n), short(v))).collect(), output }
+    }
+}
+
 /// The records of every node of one subject, sorted by stage: the `nodes` table keeps one entry
 /// per subject rather than per node (a cold build of the generated 20k tree has 208k nodes on
 /// 20k files: one B-tree insert, seal and encoding per file instead of ten).
@@ -437,11 +444,7 @@ impl StageCache {
             timing.bytes += payload.len();
         }
         let output = *blake3::hash(&payload).as_bytes();
-        let record = NodeRecord {
-            key,
-            inputs: inputs.iter().map(|(n, v)| (std::borrow::Cow::Borrowed(*n), short(v))).collect(),
-            output,
-        };
+        let record = NodeRecord::new(key, &inputs, output);
         let (status, mut reasons, cutoff) = rerun_reasons(subject, previous.as_ref(), &record, corrupt);
         if let Some(upstream) = upstream
             && reasons.iter().any(|r| matches!(r, Reason::Input { .. }))
@@ -479,7 +482,7 @@ impl StageCache {
             self.note_reused(stage);
             return;
         }
-        let record = NodeRecord { key, inputs: inputs.iter().map(|(n, v)| (std::borrow::Cow::Borrowed(*n), short(v))).collect(), output };
+        let record = NodeRecord::new(key, inputs, output);
         let (status, mut reasons, cutoff) = rerun_reasons(subject, previous.as_ref(), &record, false);
         let changed = format!("{upstream_input}({subject})");
         if !upstream.is_empty() && let Some(at) = reasons.iter().position(|r| matches!(r, Reason::Input { name, .. } if *name == changed)) {
@@ -493,7 +496,7 @@ impl StageCache {
     /// Record a node whose value lives outside the cache (a file's rows live in the previous
     /// artifacts) and that ran: its new output hashes to `output`.
     pub fn note_rerun(&self, stage: &'static str, subject: &str, inputs: &[(&'static str, String)], key: [u8; 32], output: [u8; 32]) {
-        let record = NodeRecord { key, inputs: inputs.iter().map(|(n, v)| (std::borrow::Cow::Borrowed(*n), short(v))).collect(), output };
+        let record = NodeRecord::new(key, inputs, output);
         let (status, mut reasons, cutoff) = rerun_reasons(subject, self.previous(stage, subject).as_ref(), &record, false);
         for reason in &mut reasons {
             if *reason == Reason::EntryMissing {
