@@ -69,23 +69,43 @@ impl Artifact {
 pub fn stage(out: &Path, path: &str, rows: usize, write: impl FnOnce(&mut dyn Write) -> Result<()>) -> Result<Artifact> {
     let target = out.join(path);
     let mut file = temporary_beside(&target)?;
-    let mut writer = HashingWriter { inner: std::io::BufWriter::with_capacity(1 << 16, file.as_file_mut()), hasher: blake3::Hasher::new(), bytes: 0 };
+    let mut writer =
+        HashingWriter { inner: std::io::BufWriter::with_capacity(1 << 16, file.as_file_mut()), hasher: blake3::Hasher::new(), bytes: 0, sent: 0 };
     write(&mut writer).with_context(|| format!("cannot write {path}"))?;
     writer.inner.flush().with_context(|| format!("cannot write {path}"))?;
     let (hash, bytes) = (*writer.hasher.finalize().as_bytes(), writer.bytes);
+    writer.send(0);
     drop(writer);
     let (_, staged) = file.keep().with_context(|| format!("cannot keep the staged {path}"))?;
     Ok(Artifact { path: path.to_string(), rows, bytes, hash, body: Body::Staged(staged) })
 }
 
-/// Hashes what passes through to `inner`.
-struct HashingWriter<W> {
-    inner: W,
+/// Hashes what passes through to the file, and starts writing it to the device every
+/// [`WRITEBACK_BYTES`] (see [`start_writeback`]).
+struct HashingWriter<'a> {
+    inner: std::io::BufWriter<&'a mut std::fs::File>,
     hasher: blake3::Hasher,
     bytes: usize,
+    /// Bytes handed to the device so far.
+    sent: usize,
 }
 
-impl<W: Write> Write for HashingWriter<W> {
+/// How much of a staged file is written before its writeback starts.
+const WRITEBACK_BYTES: usize = 8 << 20;
+
+impl HashingWriter<'_> {
+    /// Start the writeback of what reached the file since the last call, once that is at least
+    /// `least` bytes.
+    fn send(&mut self, least: usize) {
+        let written = self.bytes - self.inner.buffer().len();
+        if written - self.sent >= least.max(1) {
+            start_writeback(self.inner.get_ref(), self.sent, written - self.sent);
+            self.sent = written;
+        }
+    }
+}
+
+impl Write for HashingWriter<'_> {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
         let n = self.inner.write(buf)?;
         // Runs copied from a previous artifact come in large chunks: hashed on every core.
@@ -95,6 +115,7 @@ impl<W: Write> Write for HashingWriter<W> {
             self.hasher.update(&buf[..n]);
         }
         self.bytes += n;
+        self.send(WRITEBACK_BYTES);
         Ok(n)
     }
 
@@ -176,6 +197,29 @@ pub fn artifact_intact(file: &Path, bytes: usize, hash: [u8; 32], stat: Option<&
 pub fn hash_file(path: &Path) -> Option<[u8; 32]> {
     let file = std::fs::File::open(path).ok()?;
     Some(*blake3::Hasher::new().update_reader(file).ok()?.finalize().as_bytes())
+}
+
+/// Start writing `len` bytes of `file` from `offset` to its device, without waiting for them
+/// (`sync_file_range` with `SYNC_FILE_RANGE_WRITE`; a hint: failures are ignored). Staged
+/// files are renamed over the last build's, and ext4 (`auto_da_alloc`) flushes a file renamed
+/// over another inside `rename`: on the 100k-module tree, renaming the three row artifacts of
+/// an edit (700 MB) waited ~0.25 s there with the cores idle, and the same wait moved to
+/// [`sync_file_system`] when the writeback started only once each file was finished. Started
+/// as the bytes are written, that I/O runs beside the writing; [`sync_file_system`] still
+/// waits for all of it before the build record names the outputs.
+pub fn start_writeback(file: &std::fs::File, offset: usize, len: usize) {
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::fd::AsRawFd as _;
+        // SAFETY: the descriptor is open for the call (`file` is borrowed); no memory is passed.
+        unsafe {
+            libc::sync_file_range(file.as_raw_fd(), offset as libc::off64_t, len as libc::off64_t, libc::SYNC_FILE_RANGE_WRITE);
+        }
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        let _ = (file, offset, len);
+    }
 }
 
 /// Flush everything written to the file system that holds `dir` to its device (`syncfs`),
@@ -261,6 +305,9 @@ pub fn write_atomic_changed(path: &Path, contents: &[u8]) -> Result<()> {
 fn replace_atomic(path: &Path, contents: &[u8]) -> Result<()> {
     let mut tmp = temporary_beside(path)?;
     tmp.write_all(contents).with_context(|| format!("cannot write {}", path.display()))?;
+    if contents.len() >= 1 << 20 {
+        start_writeback(tmp.as_file(), 0, contents.len());
+    }
     tmp.persist(path).with_context(|| format!("cannot replace {}", path.display()))?;
     Ok(())
 }

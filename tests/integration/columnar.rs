@@ -287,6 +287,17 @@ fn database_stays_in_step_with_edits_additions_and_deletions() {
     built(root, &out, &[]);
     assert!(cycle_modules(&out).contains(&"zeta".to_string()), "{:?}", cycle_modules(&out));
     assert_database_matches_cold(root, &out, &cold);
+    // The cycle gains a member, then loses it: the update adds and deletes only its rows.
+    std::fs::write(root.join("theta.py"), "import zeta\n").unwrap();
+    std::fs::write(root.join("zeta.py"), "import eta\nimport theta\n").unwrap();
+    built(root, &out, &[]);
+    assert!(cycle_modules(&out).contains(&"theta".to_string()), "{:?}", cycle_modules(&out));
+    assert_database_matches_cold(root, &out, &cold);
+    std::fs::write(root.join("theta.py"), "\n").unwrap();
+    built(root, &out, &[]);
+    assert!(!cycle_modules(&out).contains(&"theta".to_string()), "{:?}", cycle_modules(&out));
+    assert!(cycle_modules(&out).contains(&"zeta".to_string()), "{:?}", cycle_modules(&out));
+    assert_database_matches_cold(root, &out, &cold);
     std::fs::write(root.join("eta.py"), "\n").unwrap();
     built(root, &out, &[]);
     assert!(!cycle_modules(&out).contains(&"zeta".to_string()), "{:?}", cycle_modules(&out));
