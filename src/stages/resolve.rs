@@ -119,22 +119,25 @@ pub fn module_index(db: &dyn Db, project: Project) -> ModuleIndex {
                 index.modules.insert(module.clone(), file);
             }
         }
-        let mut prefix = String::new();
-        for part in module.split('.') {
-            if !prefix.is_empty() {
-                index.namespace_packages.insert(prefix.clone());
-                prefix.push('.');
+        // Each proper prefix is a package or a namespace package; most were seen already (a
+        // name is allocated only when new: on the 100k-module tree this loop cloned ~300k).
+        for (at, _) in module.match_indices('.') {
+            if !index.namespace_packages.contains(&module[..at]) {
+                index.namespace_packages.insert(module[..at].to_string());
             }
-            prefix.push_str(part);
         }
-        index.top_level.insert(module.split('.').next().unwrap_or(module).to_string());
+        let top = module.split('.').next().unwrap_or(module);
+        if !index.top_level.contains(top) {
+            index.top_level.insert(top.to_string());
+        }
     }
     let modules = &index.modules;
     index.namespace_packages.retain(|p| !modules.contains_key(p));
     let mut names: Vec<(String, Option<SourceFile>)> =
         index.modules.iter().map(|(m, f)| (m.clone(), Some(*f))).chain(index.namespace_packages.iter().map(|n| (n.clone(), None))).collect();
     names.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-    index.ids = names.iter().enumerate().map(|(id, (name, _))| (name.clone(), id as u32)).collect();
+    index.ids = rustc_hash::FxHashMap::with_capacity_and_hasher(names.len(), Default::default());
+    index.ids.extend(names.iter().enumerate().map(|(id, (name, _))| (name.clone(), id as u32)));
     index.names = names;
     index
 }
