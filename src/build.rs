@@ -259,8 +259,23 @@ fn run_build(
     // The output directory's racy window, measured while the build evaluates and writes.
     let mut window = (!config.dry_run && cache.is_some()).then(|| crate::stat::WindowProbe::start(&config.out));
     // The previous build's rows, when its artifacts are intact: unchanged files are copied.
+    // Decoding them is one thread's work (0.2-0.3 s on the 100k-module tree): the module index,
+    // which nearly every edit's resolutions ask for first and which one worker builds while the
+    // others wait (~0.09 s there), is built beside it on a handle of the database.
     let previous = cache.zip(last_build.as_ref()).and_then(|(cache, last)| {
-        PreviousRows::load(&config.out, &cache.artifacts_dir(), RowIndex::from_parts(cache.row_index()?)?, last)
+        let db = workspace.db.clone();
+        std::thread::scope(|scope| {
+            let indexing = std::thread::Builder::new()
+                .name("module-index".into())
+                .spawn_scoped(scope, move || {
+                    crate::stages::resolve::module_index(&db, Project::get(&db));
+                })
+                .expect("a thread can be started");
+            let previous = RowIndex::from_parts(cache.row_index()?)
+                .and_then(|index| PreviousRows::load(&config.out, &cache.artifacts_dir(), index, last));
+            indexing.join().expect("building the module index does not panic");
+            previous
+        })
     });
     phase("previous", &mut timings);
     // The database is opened while the build evaluates (opening reads its catalog), and
