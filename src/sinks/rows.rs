@@ -23,16 +23,22 @@ pub fn render(
 ) -> Result<Vec<Artifact>> {
     let staging = (!config.dry_run).then_some(config.out.as_path());
     let counts = [outputs.len(), outputs.iter().map(|o| o.entry.symbols).sum(), outputs.iter().map(|o| o.entry.imports).sum()];
-    if let Some(streamed) = streamed {
-        let mut artifacts: Vec<Artifact> = streamed?.into_iter().zip(counts).map(|(artifact, rows)| Artifact { rows, ..artifact }).collect();
-        let (rows, diagnostics) = jsonl::render(problems);
-        artifacts.push(Artifact::new("diagnostics.jsonl", rows, diagnostics));
-        return Ok(artifacts);
-    }
+    let mut artifacts: Vec<Artifact> = match streamed {
+        Some(streamed) => streamed?.into_iter().zip(counts).map(|(artifact, rows)| Artifact { rows, ..artifact }).collect(),
+        None => assembled_artifacts(staging, outputs, previous, counts)?,
+    };
+    let (rows, diagnostics) = jsonl::render(problems);
+    artifacts.push(Artifact::new("diagnostics.jsonl", rows, diagnostics));
+    Ok(artifacts)
+}
+
+/// The three row artifacts assembled from the previous ones and the rendered rows: unchanged,
+/// linked from the cache's copy, or staged in `staging` (in memory for a dry run).
+fn assembled_artifacts(staging: Option<&std::path::Path>, outputs: &[FileOutput], previous: Option<&PreviousRows>, counts: [usize; 3]) -> Result<Vec<Artifact>> {
     let parts = assemble(outputs, previous)?;
     // Copying and hashing a changed artifact touches all of it: the three side by side.
     use rayon::prelude::*;
-    let mut artifacts: Vec<Artifact> = parts
+    parts
         .into_par_iter()
         .enumerate()
         .map(|(part, assembled)| -> Result<Artifact> {
@@ -52,10 +58,7 @@ pub fn render(
                 },
             })
         })
-        .collect::<Result<_>>()?;
-    let (rows, diagnostics) = jsonl::render(problems);
-    artifacts.push(Artifact::new("diagnostics.jsonl", rows, diagnostics));
-    Ok(artifacts)
+        .collect()
 }
 
 /// The row artifacts written while the rows are rendered, when every file's rows are (no
