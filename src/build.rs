@@ -825,7 +825,9 @@ fn evaluate(
                     })
                     .expect("a thread can be started");
                 let index = crate::stages::resolve::module_index(db, Project::get(db));
-                let cycles = crate::stages::exports::load_cycles_of(index, |file| &facts.files[position[file.path(db).as_str()]].loads);
+                // Each file's fact by the file (its place in `files`): asked once per module.
+                let fact_of: rustc_hash::FxHashMap<SourceFile, usize> = files.iter().enumerate().map(|(i, f)| (*f, i)).collect();
+                let cycles = crate::stages::exports::load_cycles_of(index, |file| &facts.files[fact_of[&file]].loads);
                 // Modules whose load-cycle companions changed, and packages whose import closure
                 // can reach a module whose loads changed (over the old loads or the new).
                 let (old_members, new_members) = (cycle_companions(previous.load_cycles()), cycle_companions(&cycles));
@@ -850,7 +852,7 @@ fn evaluate(
                 // it.
                 // A module's loads as the closure walk sees them: those of the file the index picks.
                 let new_loads = |module: &str| -> Vec<String> {
-                    index.file(module).map(|f| facts.files[position[f.path(db).as_str()]].loads.keys().cloned().collect()).unwrap_or_default()
+                    index.file(module).map(|f| facts.files[fact_of[&f]].loads.keys().cloned().collect()).unwrap_or_default()
                 };
                 let old_loads_of: rustc_hash::FxHashMap<&str, &Vec<String>> = old_loads.iter().map(|(m, l)| (m.as_str(), l)).collect();
                 let mut added: Vec<String> = Vec::new();
