@@ -779,10 +779,9 @@ fn evaluate(
             let loads = changed
                 .iter()
                 .any(|f| f.is_package(db))
-                .then(|| cache.and_then(|c| c.graph_facts().and_then(GraphFacts::from_parts)))
+                .then(|| cache.and_then(|c| GraphFacts::reader(c, layout, base)))
                 .flatten()
-                .filter(|facts| facts.layout == layout && facts.base == base)
-                .map(|facts| std::sync::Arc::new(facts.files.into_iter().map(|g| (g.path, g.loads)).collect()));
+                .map(|read| std::sync::Arc::new(crate::db::RecordedLoads::Read(Box::new(move |path| read(path).map(|fact| fact.loads)))));
             workspace.set_known_loads(loads);
             (previous_entries.iter().map(|e| e.map(|e| e.fan)).collect(), previous_entries.iter().map(|e| e.map(|e| e.graph)).collect())
         }
@@ -912,7 +911,7 @@ fn evaluate(
             facts_to_record = Some(facts.update(Some(&refreshed), gone));
             let loads = facts.files.into_iter().map(|g| (g.path, g.loads)).collect();
             workspace.set_known_load_cycles(Some(std::sync::Arc::new(cycles)));
-            workspace.set_known_loads(Some(std::sync::Arc::new(loads)));
+            workspace.set_known_loads(Some(std::sync::Arc::new(crate::db::RecordedLoads::All(loads))));
             (fans, digests)
         }
         (None, None) => {

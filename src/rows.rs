@@ -338,6 +338,13 @@ impl GraphFacts {
         (files.len() == head.files).then_some(GraphFacts { layout: head.layout, base: head.base, files })
     }
 
+    /// The facts the last build recorded, read a file at a time by path, when they were
+    /// recorded for `layout` and `base` and the cache holds one for every file they count.
+    pub fn reader(cache: &crate::cache::StageCache, layout: [u8; 32], base: [u8; 32]) -> Option<impl Fn(&str) -> Option<GraphFact> + Send + Sync + 'static> {
+        let (head, entries, read) = cache.graph_fact_reader::<GraphFactsHead, GraphFact>()?;
+        (head.layout == layout && head.base == base && head.files == entries).then_some(read)
+    }
+
     /// What the cache records of these facts: every file's (`changed` is `None`: the table is
     /// replaced), or those of the files at positions `changed`, with the paths `removed`.
     pub fn update(&self, changed: Option<&[usize]>, removed: Vec<String>) -> crate::cache::ByPathUpdate {

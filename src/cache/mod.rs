@@ -15,7 +15,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::File;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use anyhow::{Context, Result};
 use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition};
@@ -188,6 +188,10 @@ pub struct StageCache {
     /// than the lookup): the cache as it was when the build started.
     values: Option<redb::ReadOnlyTable<&'static [u8], &'static [u8]>>,
     nodes: Option<redb::ReadOnlyTable<&'static str, &'static [u8]>>,
+    /// The recorded graph facts, for readers that outlive a borrow of the cache (see
+    /// [`StageCache::graph_fact_reader`]); emptied when the cache is dropped, so that no read
+    /// transaction outlives its database (a later build in the process opens the file again).
+    facts: Arc<std::sync::RwLock<Option<redb::ReadOnlyTable<&'static str, &'static [u8]>>>>,
     _lock: File,
     pending: Mutex<Vec<Pending>>,
     events: Mutex<Vec<NodeEvent>>,
@@ -337,11 +341,13 @@ impl StageCache {
         let txn = db.begin_read().ok();
         let values = txn.as_ref().and_then(|t| t.open_table(VALUES).ok());
         let nodes = txn.as_ref().and_then(|t| t.open_table(NODES).ok());
+        let facts = Arc::new(std::sync::RwLock::new(txn.as_ref().and_then(|t| t.open_table(FACTS).ok())));
         Ok(StageCache {
             dir: dir.to_path_buf(),
             db,
             values,
             nodes,
+            facts,
             _lock: lock,
             pending: Mutex::new(Vec::new()),
             events: Mutex::new(Vec::new()),
@@ -560,6 +566,21 @@ impl StageCache {
     pub fn graph_facts<H: DeserializeOwned, E: DeserializeOwned + Send>(&self) -> Option<(H, Vec<E>)> {
         let head = rmp_serde::from_slice(unseal(&read_meta(&self.db, "graph_facts")?)?).ok()?;
         Some((head, read_entries(&self.db, FACTS)?))
+    }
+
+    /// The head of the recorded graph facts, how many facts the cache holds, and a reader of
+    /// one fact by path (`None` when it is missing or fails its checksum), over the cache as
+    /// it was when the reader was made.
+    pub fn graph_fact_reader<H: DeserializeOwned, E: DeserializeOwned>(&self) -> Option<(H, usize, impl Fn(&str) -> Option<E> + Send + Sync + 'static)> {
+        let head = rmp_serde::from_slice(unseal(&read_meta(&self.db, "graph_facts")?)?).ok()?;
+        let entries = usize::try_from(self.facts.read().unwrap().as_ref()?.len().ok()?).ok()?;
+        let facts = Arc::clone(&self.facts);
+        let read = move |path: &str| -> Option<E> {
+            let facts = facts.read().unwrap();
+            let sealed = facts.as_ref()?.get(path).ok()??;
+            rmp_serde::from_slice(unseal(sealed.value())?).ok()
+        };
+        Some((head, entries, read))
     }
 
     /// Remember this build, for the whole-build shortcut, with its row index and stat
@@ -831,6 +852,15 @@ impl StageCache {
         crate::writers::write_atomic(&self.dir.join(RUN_LOG_FILE), &bytes)?;
         tracing::debug!(elapsed = ?started.elapsed(), "run log written");
         Ok(log)
+    }
+}
+
+impl Drop for StageCache {
+    fn drop(&mut self) {
+        // Readers made by `graph_fact_reader` may outlive the cache: they find nothing now.
+        if let Ok(mut facts) = self.facts.write() {
+            facts.take();
+        }
     }
 }
 

@@ -536,11 +536,16 @@ fn package_children(db: &dyn Db, index: &ModuleIndex, package: &str) -> (BTreeSe
 #[salsa::tracked(returns(ref))]
 pub fn load_steps(db: &dyn Db, file: SourceFile) -> Vec<(u32, bool)> {
     let index = module_index(db, Project::get(db));
-    let known = crate::db::KnownLoads::try_get(db).and_then(|k| k.loads(db).as_ref());
-    let loads = match known.and_then(|k| k.get(file.path(db).as_str())) {
-        Some(loads) => loads,
-        None => module_loads(db, file),
+    let read;
+    let loads = match crate::db::KnownLoads::try_get(db).and_then(|k| k.loads(db).as_deref()) {
+        Some(crate::db::RecordedLoads::All(all)) => all.get(file.path(db).as_str()),
+        Some(crate::db::RecordedLoads::Read(load)) => {
+            read = load(file.path(db));
+            read.as_ref()
+        }
+        None => None,
     };
+    let loads = loads.unwrap_or_else(|| module_loads(db, file));
     let mut steps = Vec::new();
     for (target, definite) in loads {
         index.prefix_ids(target, |id| steps.push((id, *definite)));

@@ -308,33 +308,45 @@ pub struct Partition {
 
 /// Group files (sorted by path) and diagnostics rows into partitions, sorted by name.
 pub fn partitions(files: &[FileRows<'_>], diagnostics: &[crate::diagnostics::Problem]) -> Vec<Partition> {
-    let mut by_name: BTreeMap<String, Partition> = BTreeMap::new();
-    let mut module_of: BTreeMap<&str, &str> = BTreeMap::new();
+    // Each partition's place in `parts`, by name.
+    let mut by_name: BTreeMap<String, usize> = BTreeMap::new();
+    let mut parts: Vec<Partition> = Vec::new();
+    let mut place = |name: String, parts: &mut Vec<Partition>| -> usize {
+        *by_name.entry(name).or_insert_with_key(|name| {
+            parts.push(Partition { name: name.clone(), rows_digest: [0; 32], files: Vec::new(), diagnostics: Vec::new() });
+            parts.len() - 1
+        })
+    };
+    // Files in path order come a top-level package at a time: a module of the last one's
+    // package goes where that one went, without naming its partition again (100k-module tree:
+    // 101k names allocated and looked up, 87 ms of every edit).
+    let mut last: Option<(&str, usize)> = None;
     for (i, file) in files.iter().enumerate() {
-        module_of.insert(file.path, file.module);
-        let name = partition_of(Some(file.module), file.path);
-        by_name
-            .entry(name.clone())
-            .or_insert_with(|| Partition { name, rows_digest: [0; 32], files: Vec::new(), diagnostics: Vec::new() })
-            .files
-            .push(i);
+        let top = file.module.split('.').next().unwrap_or_default();
+        let at = match last {
+            Some((last_top, at)) if !top.is_empty() && last_top == top => at,
+            _ => place(partition_of(Some(file.module), file.path), &mut parts),
+        };
+        parts[at].files.push(i);
+        last = Some((top, at));
     }
     for problem in diagnostics {
-        let name = partition_of(module_of.get(problem.path.as_str()).copied(), &problem.path);
-        let partition = by_name
-            .entry(name.clone())
-            .or_insert_with(|| Partition { name, rows_digest: [0; 32], files: Vec::new(), diagnostics: Vec::new() });
+        // `files` are sorted by path.
+        let module = files.binary_search_by(|f| f.path.cmp(problem.path.as_str())).ok().map(|i| files[i].module);
+        let at = place(partition_of(module, &problem.path), &mut parts);
+        let partition = &mut parts[at];
         serde_json::to_writer(&mut partition.diagnostics, problem).expect("problems serialize");
         partition.diagnostics.push(b'\n');
     }
-    for partition in by_name.values_mut() {
+    for partition in &mut parts {
         let mut hasher = blake3::Hasher::new();
         for &i in &partition.files {
             crate::digest::update_parts(&mut hasher, [files[i].path.as_bytes(), files[i].module.as_bytes(), &files[i].key]);
         }
         partition.rows_digest = *hasher.finalize().as_bytes();
     }
-    by_name.into_values().collect()
+    let mut parts: Vec<Option<Partition>> = parts.into_iter().map(Some).collect();
+    by_name.into_values().map(|at| parts[at].take().expect("one place per name")).collect()
 }
 
 /// The `tags` table's JSONL rows of some files.

@@ -216,3 +216,27 @@ fn of_each(paths: &[&str], query: &str) -> Vec<String> {
     out.sort();
     out
 }
+
+/// With the cache, a package's edit behind the graph firewall reads the loads its closure
+/// walk needs from the recorded graph facts, a file at a time, through a reader the
+/// workspace's inputs keep after the build (it finds nothing once its cache is closed). In one
+/// process, the next builds open the cache again as the last one left it (no note that it was
+/// started anew) and their outputs equal a cold build's.
+#[test]
+fn package_edits_with_the_cache_in_one_process_keep_the_cache() {
+    let mut session = Session::of("edits", &[]);
+    let cache = session.repo.tmp.path().join("cache");
+    session.config.cache_dir = Some(cache.clone());
+    session.rebuild();
+    let notes = || -> Vec<String> {
+        let log: serde_json::Value = serde_json::from_slice(&std::fs::read(cache.join(codeintel_enrich::explain::RUN_LOG_FILE)).unwrap()).unwrap();
+        serde_json::from_value(log["notes"].clone()).unwrap()
+    };
+    for (from, to) in [("from .core import *", "from .core import *  # a comment"), ("*  # a comment", "*  # another")] {
+        session.edit("hub/__init__.py", from, to);
+        let ran = session.rebuild();
+        assert!(ran.contains(&"load_steps(hub/core.py)".to_string()), "the closure walk read its loads again: {ran:?}");
+        assert_eq!(notes(), Vec::<String>::new(), "after '{to}'");
+        session.assert_matches_cold_build();
+    }
+}
