@@ -335,7 +335,7 @@ fn run_build(
         Some(_) => files.iter().map(|f| f.path(&workspace.db).clone()).collect(),
         None => Default::default(),
     };
-    let load_cycles = cache.map(|_| crate::stages::exports::load_cycles(&workspace.db, Project::get(&workspace.db)).clone());
+    let load_cycles = cache.map(|_| std::sync::Arc::clone(crate::stages::exports::load_cycles(&workspace.db, Project::get(&workspace.db))));
     let modules: Vec<String> = files.iter().map(|f| f.module(&workspace.db).clone()).collect();
     let mut sinks = sinks::Context {
         modules: &modules,
@@ -449,6 +449,7 @@ fn run_build(
             .map(|a| crate::explain::ArtifactSize { path: a.path.clone(), rows: a.rows, bytes: a.bytes })
             .collect();
         let load_cycles = load_cycles.unwrap_or_default();
+        let load_cycles = &*load_cycles;
         if let (Some(previous), Some(last)) = (previous.as_ref(), last_build.as_ref()) {
             let artifacts = last.artifacts.iter().map(|a| a.0.clone()).chain([crate::writers::duckdb::DATABASE_FILE.to_string()]);
             cache.set_previously(previous.paths().map(str::to_string).collect(), artifacts.collect());
@@ -771,7 +772,7 @@ fn evaluate(
     let (fans, graph_digests): (Vec<Option<Fan>>, Vec<Option<[u8; 32]>>) = match (previous.filter(|_| held), recorded) {
         (Some(previous), _) => {
             // Behind the firewall no file's loads changed: the previous load cycles hold.
-            workspace.set_known_load_cycles(Some(std::sync::Arc::new(previous.load_cycles().clone())));
+            workspace.set_known_load_cycles(Some(std::sync::Arc::clone(previous.load_cycles())));
             // A changed package's exports may walk its import closure (thousands of modules'
             // loads): every file's loads are the recorded ones (a change would have left the
             // firewall), so the walk reads those instead of evaluating them.

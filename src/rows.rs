@@ -113,12 +113,20 @@ impl RowIndex {
     /// the `stored` ones (sorted, as the cache holds them), those that differ and the paths gone.
     pub fn update(
         layout: [u8; 32],
-        load_cycles: std::collections::BTreeMap<String, u32>,
+        load_cycles: &std::collections::BTreeMap<String, u32>,
         entries: &[&RowEntry],
         stored: Option<&[RowEntry]>,
     ) -> crate::cache::ByPathUpdate {
         let encode = |entry: &RowEntry| rmp_serde::to_vec(entry).expect("row entries serialize");
-        let head = rmp_serde::to_vec(&RowIndexHead { layout, load_cycles, entries: entries.len() }).expect("row indexes serialize");
+        /// [`RowIndexHead`] as it is written: the same fields, the cycles borrowed.
+        #[derive(Serialize)]
+        struct Head<'a> {
+            #[serde(with = "crate::digest::bytes")]
+            layout: [u8; 32],
+            load_cycles: &'a std::collections::BTreeMap<String, u32>,
+            entries: usize,
+        }
+        let head = rmp_serde::to_vec(&Head { layout, load_cycles, entries: entries.len() }).expect("row indexes serialize");
         let Some(stored) = stored else {
             let put = entries.iter().map(|e| (e.path.clone(), encode(e))).collect();
             return crate::cache::ByPathUpdate { head, replace: true, put, remove: Vec::new() };
@@ -532,7 +540,9 @@ pub struct PreviousRows {
     /// (rows, bytes, blake3) of each of [`ROW_ARTIFACTS`] as recorded.
     recorded: [(usize, usize, [u8; 32]); 3],
     ranges: rustc_hash::FxHashMap<String, ([Range<usize>; 3], usize)>,
+    /// The index without its load cycles, which are shared (`load_cycles`).
     index: RowIndex,
+    load_cycles: std::sync::Arc<std::collections::BTreeMap<String, u32>>,
 }
 
 impl PreviousRows {
@@ -555,7 +565,8 @@ impl PreviousRows {
 
     /// The previous rows of artifacts `found` (recorded as `recorded`) per `index`, if the
     /// index's lengths add up to their sizes.
-    fn with_index(out: &Path, found: [PathBuf; 3], recorded: [(usize, usize, [u8; 32]); 3], index: RowIndex) -> Option<PreviousRows> {
+    fn with_index(out: &Path, found: [PathBuf; 3], recorded: [(usize, usize, [u8; 32]); 3], mut index: RowIndex) -> Option<PreviousRows> {
+        let load_cycles = std::sync::Arc::new(std::mem::take(&mut index.load_cycles));
         let mut offsets = [0usize; 3];
         let mut ranges = rustc_hash::FxHashMap::with_capacity_and_hasher(index.entries.len(), Default::default());
         for (position, entry) in index.entries.iter().enumerate() {
@@ -568,7 +579,7 @@ impl PreviousRows {
         }
         (0..3)
             .all(|i| offsets[i] == recorded[i].1)
-            .then(|| PreviousRows { out: out.to_path_buf(), found, recorded, ranges, index })
+            .then(|| PreviousRows { out: out.to_path_buf(), found, recorded, ranges, index, load_cycles })
     }
 
     /// The row entries of the previous build, sorted by path, as the cache holds them.
@@ -581,8 +592,8 @@ impl PreviousRows {
         self.index.layout
     }
 
-    pub fn load_cycles(&self) -> &std::collections::BTreeMap<String, u32> {
-        &self.index.load_cycles
+    pub fn load_cycles(&self) -> &std::sync::Arc<std::collections::BTreeMap<String, u32>> {
+        &self.load_cycles
     }
 
     /// The previous entry of `path`.
@@ -1003,7 +1014,7 @@ mod tests {
         let stored = [entry("a.py", 1), entry("b.py", 1), entry("c.py", 1), entry("e.py", 1)];
         let new = [entry("a.py", 1), entry("b.py", 2), entry("d.py", 1), entry("e.py", 1), entry("f.py", 1)];
         let refs: Vec<&RowEntry> = new.iter().collect();
-        let update = RowIndex::update([9; 32], Default::default(), &refs, Some(&stored));
+        let update = RowIndex::update([9; 32], &Default::default(), &refs, Some(&stored));
         let put: Vec<&str> = update.put.iter().map(|(path, _)| path.as_str()).collect();
         assert!(!update.replace);
         assert_eq!(put, ["b.py", "d.py", "f.py"]);
@@ -1011,13 +1022,15 @@ mod tests {
         let decoded: RowEntry = rmp_serde::from_slice(&update.put[0].1).unwrap();
         assert_eq!(decoded, new[1]);
 
-        let all = RowIndex::update([9; 32], Default::default(), &refs, None);
+        let cycles: std::collections::BTreeMap<String, u32> = [("a".to_string(), 0), ("b".to_string(), 0), ("d".to_string(), 1)].into();
+        let all = RowIndex::update([9; 32], &cycles, &refs, None);
         assert!(all.replace && all.remove.is_empty());
         let entries: Vec<RowEntry> = all.put.iter().map(|(_, bytes)| rmp_serde::from_slice(bytes).unwrap()).collect();
         let head: RowIndexHead = rmp_serde::from_slice(&all.head).unwrap();
         let index = RowIndex::from_parts((head, entries)).expect("head and entries agree");
         assert_eq!(index.entries, new);
         assert_eq!(index.layout, [9; 32]);
+        assert_eq!(index.load_cycles, cycles);
         // A missing entry (the head counts five) is no index.
         let head: RowIndexHead = rmp_serde::from_slice(&all.head).unwrap();
         assert!(RowIndex::from_parts((head, new[..4].to_vec())).is_none());
