@@ -189,8 +189,9 @@ pub struct StageCache {
     values: Option<redb::ReadOnlyTable<&'static [u8], &'static [u8]>>,
     nodes: Option<redb::ReadOnlyTable<&'static str, &'static [u8]>>,
     /// The recorded graph facts, for readers that outlive a borrow of the cache (see
-    /// [`StageCache::graph_fact_reader`]); emptied when the cache is dropped, so that no read
-    /// transaction outlives its database (a later build in the process opens the file again).
+    /// [`StageCache::graph_fact_reader`]: the workspace's inputs keep one after the build);
+    /// emptied when the cache is dropped, so that such a reader keeps no read transaction, and
+    /// with it the closed database's file and pages, alive.
     facts: Arc<std::sync::RwLock<Option<redb::ReadOnlyTable<&'static str, &'static [u8]>>>>,
     _lock: File,
     pending: Mutex<Vec<Pending>>,
