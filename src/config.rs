@@ -189,6 +189,11 @@ pub struct InputsConfig {
 pub const DEFAULT_LOW_COVERAGE: f64 = 0.5;
 
 impl InputsConfig {
+    /// Whether any external input is joined.
+    pub fn any(&self) -> bool {
+        self.scip.is_some() || self.pyrefly_json.is_some() || self.coverage_xml.is_some() || self.owners || self.history()
+    }
+
     pub fn history(&self) -> bool {
         self.history_window_days.is_some() || self.commits_window.is_some()
     }
