@@ -336,8 +336,9 @@ impl Workspace {
         }
     }
 
-    /// Give the closure walks every file's recorded loads (the edges and layout paths), or let
-    /// them evaluate loads (`None`); a setter only when the value changed.
+    /// Give the closure walks the recorded loads (decoded on the edges and layout paths, read
+    /// on demand behind the firewall), or let them evaluate loads (`None`); a setter only when
+    /// the value changed (loads read on demand always set it).
     pub fn set_known_loads(&mut self, loads: Option<Arc<RecordedLoads>>) {
         match KnownLoads::try_get(&self.db) {
             Some(input) if *input.loads(&self.db) == loads => {}

@@ -94,16 +94,7 @@ impl ModuleIndex {
     /// three on the 100k-module tree's load cycles), then its chain of parents.
     pub fn prefix_ids(&self, module: &str, mut each: impl FnMut(u32)) {
         let module = strip_init(module);
-        let mut end = module.len();
-        let mut id = loop {
-            if let Some(&id) = self.ids.get(&module[..end]) {
-                break id;
-            }
-            match module[..end].rfind('.') {
-                Some(dot) => end = dot,
-                None => return,
-            }
-        };
+        let Some(mut id) = self.longest_prefix(module) else { return };
         let mut chain = [0u32; 32];
         let mut depth = 0;
         while id != NO_PARENT && depth < chain.len() {
@@ -124,18 +115,20 @@ impl ModuleIndex {
         self.ids.extend(names.iter().enumerate().map(|(id, (name, _))| (name.clone(), id as u32)));
         self.parents = names
             .iter()
-            .map(|(name, _)| {
-                let mut end = name.len();
-                while let Some(dot) = name[..end].rfind('.') {
-                    end = dot;
-                    if let Some(&id) = self.ids.get(&name[..end]) {
-                        return id;
-                    }
-                }
-                NO_PARENT
-            })
+            .map(|(name, _)| name.rsplit_once('.').and_then(|(above, _)| self.longest_prefix(above)).unwrap_or(NO_PARENT))
             .collect();
         self.names = names;
+    }
+
+    /// The id of the longest prefix of `module` in the index (`module` itself included).
+    fn longest_prefix(&self, module: &str) -> Option<u32> {
+        let mut end = module.len();
+        loop {
+            if let Some(&id) = self.ids.get(&module[..end]) {
+                return Some(id);
+            }
+            end = module[..end].rfind('.')?;
+        }
     }
 
     /// [`ModuleIndex::prefix_ids`] one lookup per prefix (names deeper than its chain).

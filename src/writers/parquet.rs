@@ -345,8 +345,8 @@ pub fn partitions(files: &[FileRows<'_>], diagnostics: &[crate::diagnostics::Pro
         }
         partition.rows_digest = *hasher.finalize().as_bytes();
     }
-    let mut parts: Vec<Option<Partition>> = parts.into_iter().map(Some).collect();
-    by_name.into_values().map(|at| parts[at].take().expect("one place per name")).collect()
+    parts.sort_unstable_by(|a, b| a.name.cmp(&b.name));
+    parts
 }
 
 /// The `tags` table's JSONL rows of some files.
