@@ -175,7 +175,8 @@ pub struct EarlyWrite {
 
 struct Pending {
     stage: &'static str,
-    subject: String,
+    /// Shared with the node's event when it is a plain new one.
+    subject: Arc<str>,
     record: NodeRecord,
     value: Option<Vec<u8>>,
 }
@@ -196,6 +197,11 @@ pub struct StageCache {
     _lock: File,
     pending: Mutex<Vec<Pending>>,
     events: Mutex<Vec<NodeEvent>>,
+    /// Nodes new in this build with nothing recorded before them (status new, reason new, no
+    /// cut-off), kept apart from `events` as a stage and a shared subject: a cold build of the
+    /// 100k-module tree has a million, which as events held ~300 MB until the run log was
+    /// written, and the run log folds a stage that is new for every file into `grid_new`.
+    plain_new: Mutex<Vec<(&'static str, Arc<str>)>>,
     stages: Mutex<BTreeMap<&'static str, StageTiming>>,
     files_read: Mutex<Option<(usize, usize)>>,
     /// The subjects and artifacts of the last complete build, when the build knows them (see
@@ -317,6 +323,14 @@ fn seal(payload: Vec<u8>) -> Vec<u8> {
     sealed
 }
 
+/// [`seal`] of a payload whose blake3 is known, into an allocation of exactly its size.
+fn seal_hashed(payload: &[u8], hash: &[u8; 32]) -> Vec<u8> {
+    let mut sealed = Vec::with_capacity(payload.len() + hash.len());
+    sealed.extend_from_slice(payload);
+    sealed.extend_from_slice(hash);
+    sealed
+}
+
 fn unseal(sealed: &[u8]) -> Option<&[u8]> {
     let split = sealed.len().checked_sub(32)?;
     let (payload, hash) = sealed.split_at(split);
@@ -352,6 +366,7 @@ impl StageCache {
             _lock: lock,
             pending: Mutex::new(Vec::new()),
             events: Mutex::new(Vec::new()),
+            plain_new: Mutex::new(Vec::new()),
             stages: Mutex::new(BTreeMap::new()),
             files_read: Mutex::new(None),
             previously: Mutex::new(None),
@@ -451,6 +466,10 @@ impl StageCache {
             timing.bytes += payload.len();
         }
         let output = *blake3::hash(&payload).as_bytes();
+        // Queued until the cache's write (a cold build of the 100k-module tree queues a million):
+        // sealed in an allocation of its size, not the serializer's grown buffer.
+        let sealed = seal_hashed(&payload, &output);
+        drop(payload);
         let record = NodeRecord::new(key, &inputs, output);
         let (status, mut reasons, cutoff) = rerun_reasons(subject, previous.as_ref(), &record, corrupt);
         if let Some(upstream) = upstream
@@ -459,8 +478,8 @@ impl StageCache {
             reasons.retain(|r| !matches!(r, Reason::Input { .. }));
             reasons.insert(0, Reason::Upstream { nodes: upstream() });
         }
-        self.event(stage, subject, status, reasons, cutoff);
-        self.pending.lock().unwrap().push(Pending { stage, subject: subject.to_string(), record, value: Some(seal(payload)) });
+        let subject = self.event_of(stage, subject, status, reasons, cutoff);
+        self.pending.lock().unwrap().push(Pending { stage, subject, record, value: Some(sealed) });
         value
     }
 
@@ -496,8 +515,8 @@ impl StageCache {
             reasons[at] = Reason::Upstream { nodes: upstream };
         }
         self.stages.lock().unwrap().entry(stage).or_default().computed += 1;
-        self.event(stage, subject, status, reasons, cutoff);
-        self.pending.lock().unwrap().push(Pending { stage, subject: subject.to_string(), record, value: None });
+        let subject = self.event_of(stage, subject, status, reasons, cutoff);
+        self.pending.lock().unwrap().push(Pending { stage, subject, record, value: None });
     }
 
     /// Record a node whose value lives outside the cache (a file's rows live in the previous
@@ -511,8 +530,19 @@ impl StageCache {
             }
         }
         self.stages.lock().unwrap().entry(stage).or_default().computed += 1;
-        self.event(stage, subject, status, reasons, cutoff);
-        self.pending.lock().unwrap().push(Pending { stage, subject: subject.to_string(), record, value: None });
+        let subject = self.event_of(stage, subject, status, reasons, cutoff);
+        self.pending.lock().unwrap().push(Pending { stage, subject, record, value: None });
+    }
+
+    /// [`StageCache::event`] of a node queued for the cache; returns its subject to queue.
+    fn event_of(&self, stage: &'static str, subject: &str, status: Status, reasons: Vec<Reason>, cutoff: bool) -> Arc<str> {
+        let subject: Arc<str> = Arc::from(subject);
+        if status == Status::New && reasons == [Reason::New] && !cutoff {
+            self.plain_new.lock().unwrap().push((stage, subject.clone()));
+        } else {
+            self.event(stage, &subject, status, reasons, cutoff);
+        }
+        subject
     }
 
     fn event(&self, stage: &str, subject: &str, status: Status, reasons: Vec<Reason>, cutoff: bool) {
@@ -664,7 +694,8 @@ impl StageCache {
 
     /// Nodes recomputed or new so far in this build.
     pub fn recomputed_so_far(&self) -> usize {
-        self.events.lock().unwrap().iter().filter(|e| matches!(e.status, Status::Recomputed | Status::New)).count()
+        self.plain_new.lock().unwrap().len()
+            + self.events.lock().unwrap().iter().filter(|e| matches!(e.status, Status::Recomputed | Status::New)).count()
     }
 
     /// Per-stage counts and compute time so far.
@@ -689,7 +720,7 @@ impl StageCache {
         // A reused artifact's record is the stored one already.
         if status != Status::Reused {
             let record = NodeRecord { key: output, inputs: Vec::new(), output };
-            self.pending.lock().unwrap().push(Pending { stage: "write", subject: path.to_string(), record, value: None });
+            self.pending.lock().unwrap().push(Pending { stage: "write", subject: Arc::from(path), record, value: None });
         }
     }
 
@@ -715,6 +746,11 @@ impl StageCache {
         timings: Vec<(String, f64)>,
         artifacts: Vec<ArtifactSize>,
     ) -> RunLog {
+        // A node's events within one build share its recorded past, so a node is either only
+        // in `plain_new` or only in `events`.
+        let mut plain = std::mem::take(&mut *self.plain_new.lock().unwrap());
+        plain.sort_unstable();
+        plain.dedup();
         events.sort_by(|a, b| (&a.stage, &a.subject).cmp(&(&b.stage, &b.subject)));
         // A node computed twice (a package re-keyed as an overlay parent) is reported once, as
         // its last computation (the record the cache keeps).
@@ -724,18 +760,27 @@ impl StageCache {
         // Reused grid nodes are implicit: listing them explicitly would double them.
         events.retain(|e| !(e.status == Status::Reused && stages.contains(&e.stage.as_str()) && subjects.contains(&e.subject)));
         // So are the nodes of a grid stage that is new for every subject (a cold build).
-        let plain_new = |e: &NodeEvent| e.status == Status::New && e.reasons == [Reason::New] && !e.cutoff;
-        let grid_new: Vec<String> = stages
+        let grid_new: Vec<&str> = stages
             .iter()
+            .copied()
             .filter(|stage| {
-                let of_stage = events.iter().filter(|e| e.stage == **stage);
-                !subjects.is_empty() && of_stage.clone().count() == subjects.len() && of_stage.zip(subjects).all(|(e, s)| plain_new(e) && e.subject == *s)
+                let of_stage = plain.iter().filter(|(s, _)| s == stage);
+                !subjects.is_empty()
+                    && !events.iter().any(|e| e.stage == *stage)
+                    && of_stage.clone().count() == subjects.len()
+                    && of_stage.zip(subjects).all(|((_, subject), s)| **subject == **s)
             })
-            .map(|stage| stage.to_string())
             .collect();
-        if !grid_new.is_empty() {
-            events.retain(|e| !grid_new.contains(&e.stage));
-        }
+        let listed = plain.into_iter().filter(|(stage, _)| !grid_new.contains(stage));
+        events.extend(listed.map(|(stage, subject)| NodeEvent {
+            stage: stage.to_string(),
+            subject: subject.to_string(),
+            status: Status::New,
+            reasons: vec![Reason::New],
+            cutoff: false,
+        }));
+        events.sort_by(|a, b| (&a.stage, &a.subject).cmp(&(&b.stage, &b.subject)));
+        let grid_new: Vec<String> = grid_new.into_iter().map(str::to_string).collect();
         RunLog {
             schema: crate::explain::RUN_LOG_SCHEMA,
             nodes: events,
@@ -780,7 +825,7 @@ impl StageCache {
         let mut sealed: Vec<([u8; 32], Vec<u8>)> = Vec::with_capacity(count);
         // Records grouped by subject, in the order they were queued within a node: a node
         // queued twice (a package re-keyed as an overlay parent) keeps its last record.
-        let mut records: Vec<(usize, &'static str, String, NodeRecord)> = Vec::with_capacity(count);
+        let mut records: Vec<(usize, &'static str, Arc<str>, NodeRecord)> = Vec::with_capacity(count);
         for (at, Pending { stage, subject, record, value }) in pending.into_iter().enumerate() {
             if let Some(value) = value {
                 sealed.push((record.key, value));
@@ -792,10 +837,10 @@ impl StageCache {
             values.insert(key.as_slice(), value.as_slice())?;
         }
         drop(sealed);
-        records.sort_unstable_by(|a, b| (a.2.as_str(), a.1, a.0).cmp(&(b.2.as_str(), b.1, b.0)));
+        records.sort_unstable_by(|a, b| (&*a.2, a.1, a.0).cmp(&(&*b.2, b.1, b.0)));
         let mut entries = records.into_iter().map(|(_, stage, subject, record)| (stage, subject, record)).peekable();
         while let Some((stage, subject, record)) = entries.next() {
-            let mut group = match nodes.get(subject.as_str())? {
+            let mut group = match nodes.get(&*subject)? {
                 Some(stored) => decode_nodes(stored.value()).unwrap_or_default(),
                 None => Vec::new(),
             };
@@ -807,7 +852,7 @@ impl StageCache {
             while let Some((stage, _, record)) = entries.next_if(|e| e.1 == subject) {
                 put(stage, record);
             }
-            nodes.insert(subject.as_str(), seal(rmp_serde::to_vec(&group).expect("records serialize")).as_slice())?;
+            nodes.insert(&*subject, seal(rmp_serde::to_vec(&group).expect("records serialize")).as_slice())?;
         }
         Ok(count)
     }
@@ -1323,6 +1368,8 @@ mod tests {
     fn sealed_values_detect_corruption() {
         let sealed = seal(b"payload".to_vec());
         assert_eq!(unseal(&sealed), Some(&b"payload"[..]));
+        let hashed = seal_hashed(b"payload", blake3::hash(b"payload").as_bytes());
+        assert_eq!((hashed.as_slice(), hashed.capacity()), (sealed.as_slice(), sealed.len()));
         let mut flipped = sealed.clone();
         flipped[2] ^= 1;
         assert_eq!(unseal(&flipped), None);
