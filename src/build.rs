@@ -939,6 +939,8 @@ fn evaluate(
         }
     };
     tracing::debug!(elapsed = ?phase_started.elapsed(), "cross-module stages evaluated");
+    // What reads a file's text has run (a warning's line is looked up again when there is one).
+    workspace.release_texts();
     let db = &workspace.db;
     // Whose rows keys are computed: behind the firewall (or on the edges path), the changed
     // files, the files `also_key` marks and, transitively, the files that read the exports of
@@ -1058,6 +1060,16 @@ fn evaluate(
         .filter(|((_, reused), _)| reused.is_none())
         .map(|(((f, keyed), _), fan)| (*f, keyed.as_ref().expect("a key for every file to render"), fan.unwrap_or_default()))
         .collect();
+    // The module scopes are the largest memos, and once the rows are keyed only the rows'
+    // warnings and star imports read them: a one-shot build evaluates those and drops the
+    // scopes before the rows render (a cold build's peak).
+    if workspace.is_one_shot() {
+        workspace.for_each_item(pool, &to_render, |db, &(file, ..)| {
+            crate::stages::validate::module_warnings(db, file);
+            crate::stages::scope::star_imports(db, file);
+        });
+        crate::stages::scope::release_module_scopes(&mut workspace.db);
+    }
     let render_one = |db: &crate::db::Database, &(file, keyed, fan): &(SourceFile, &RowsKey, Fan)| {
         let output = FileOutput::render(
             keyed.key,
@@ -1088,6 +1100,8 @@ fn evaluate(
             let mut rendered = Vec::with_capacity(to_render.len());
             for chunk in to_render.chunks(STREAM_FILES) {
                 let outputs = workspace.for_each_item(pool, chunk, render_one);
+                // The records just rendered are read again by nothing (see `module_record`).
+                salsa::Database::trigger_lru_eviction(&mut workspace.db);
                 streams.send(&outputs);
                 rendered.extend(outputs);
             }

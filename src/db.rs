@@ -135,10 +135,10 @@ pub struct SourceFile {
     /// Name of the encoding the text was decoded from.
     #[returns(ref)]
     pub encoding: String,
-    /// Decoded text (see [`crate::source::decode`]), or `None` when the stat fast path found
+    /// Decoded text (see [`crate::source::decode`]), or none when the stat fast path found
     /// the file unchanged and did not read it: [`source_text`] reads it if a stage needs it.
     #[returns(ref)]
-    pub text: Option<Arc<str>>,
+    pub text: LoadedText,
     /// The text of the `.pyi` stub beside the file, if there is one (checkers read it instead
     /// of the source).
     #[returns(ref)]
@@ -149,12 +149,50 @@ pub struct SourceFile {
     pub compiled: Option<String>,
 }
 
+/// A file's text as the build loaded it, which a one-shot build lets go of once the stages
+/// that read text have run ([`Workspace::release_texts`]: on the generated 100k tree, 400 MB
+/// held through the cross-module stages and the rows' rendering otherwise). The text is the
+/// decoding of the bytes [`SourceFile::content_hash`] hashed, so letting go changes no query's
+/// value: [`source_text`] reads the file again.
+#[derive(Clone, Default)]
+pub struct LoadedText(Arc<Mutex<Option<Arc<str>>>>);
+
+impl LoadedText {
+    pub fn new(text: Option<Arc<str>>) -> Self {
+        LoadedText(Arc::new(Mutex::new(text)))
+    }
+
+    pub fn get(&self) -> Option<Arc<str>> {
+        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner).clone()
+    }
+
+    fn release(&self) {
+        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner).take();
+    }
+}
+
+/// The same slot (inputs are replaced, not compared, when a file's hash changes).
+impl PartialEq for LoadedText {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl Eq for LoadedText {}
+
+impl std::fmt::Debug for LoadedText {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let bytes = self.get().map(|text| text.len());
+        f.debug_tuple("LoadedText").field(&bytes).finish()
+    }
+}
+
 /// The decoded text of `file`: loaded, or read now from the root. Memoized per content hash.
 /// A file that changed or vanished since it was hashed is reported and read as it is now.
 #[salsa::tracked(returns(ref), no_eq, lru = 128)]
 pub fn source_text(db: &dyn Db, file: SourceFile) -> Arc<str> {
-    if let Some(text) = file.text(db) {
-        return text.clone();
+    if let Some(text) = file.text(db).get() {
+        return text;
     }
     let Some(root) = db.root() else {
         tracing::warn!("{}: text not loaded and no root to read it from", file.path(db));
@@ -293,6 +331,21 @@ impl Workspace {
         Workspace { one_shot: true, ..Workspace::default() }
     }
 
+    /// Whether the workspace serves one build (see [`Workspace::one_shot`]).
+    pub fn is_one_shot(&self) -> bool {
+        self.one_shot
+    }
+
+    /// Let go of the loaded texts of a one-shot workspace (see [`LoadedText`]); a workspace
+    /// kept across builds keeps them.
+    pub fn release_texts(&self) {
+        if self.one_shot {
+            for file in self.files.values() {
+                file.text(&self.db).release();
+            }
+        }
+    }
+
     /// For a one-shot workspace, its database — every memoized value of every file — for the
     /// caller to drop, once; otherwise nothing. Once the last sink that reads the memos has
     /// rendered nothing does, while the dataset's encoding, the database update, the outputs'
@@ -379,7 +432,7 @@ impl Workspace {
                     let db = &mut self.db;
                     if input.content_hash(db) != file.hash {
                         input.set_content_hash(db).to(file.hash);
-                        input.set_text(db).to(file.text);
+                        input.set_text(db).to(LoadedText::new(file.text));
                         if *input.encoding(db) != file.encoding {
                             input.set_encoding(db).to(file.encoding);
                         }
@@ -405,7 +458,7 @@ impl Workspace {
                     file.is_package,
                     file.hash,
                     file.encoding,
-                    file.text,
+                    LoadedText::new(file.text),
                     file.stub,
                     file.compiled,
                 ),

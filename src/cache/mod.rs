@@ -177,8 +177,44 @@ struct Pending {
     stage: &'static str,
     /// Shared with the node's event when it is a plain new one.
     subject: Arc<str>,
-    record: NodeRecord,
+    record: QueuedRecord,
     value: Option<Vec<u8>>,
+}
+
+/// A [`NodeRecord`] as it waits in the queue: its named inputs packed into one allocation, each
+/// string after its length (a cold build of the 100k-module tree queues a million records; as
+/// vectors of string pairs they held ~400 bytes each).
+struct QueuedRecord {
+    key: [u8; 32],
+    output: [u8; 32],
+    inputs: Box<[u8]>,
+}
+
+impl QueuedRecord {
+    fn pack(record: NodeRecord) -> Self {
+        let mut inputs = Vec::with_capacity(record.inputs.iter().map(|(n, v)| 8 + n.len() + v.len()).sum());
+        for part in record.inputs.iter().flat_map(|(name, value)| [name.as_bytes(), value.as_bytes()]) {
+            inputs.extend_from_slice(&(part.len() as u32).to_le_bytes());
+            inputs.extend_from_slice(part);
+        }
+        QueuedRecord { key: record.key, output: record.output, inputs: inputs.into_boxed_slice() }
+    }
+
+    fn unpack(&self) -> NodeRecord {
+        let mut parts = Vec::new();
+        let mut rest = &self.inputs[..];
+        while let Some((len, tail)) = rest.split_first_chunk::<4>() {
+            let (part, tail) = tail.split_at(u32::from_le_bytes(*len) as usize);
+            parts.push(String::from_utf8(part.to_vec()).expect("packed from strings"));
+            rest = tail;
+        }
+        let mut parts = parts.into_iter();
+        let mut inputs = Vec::with_capacity(parts.len() / 2);
+        while let (Some(name), Some(value)) = (parts.next(), parts.next()) {
+            inputs.push((std::borrow::Cow::Owned(name), value));
+        }
+        NodeRecord { key: self.key, inputs, output: self.output }
+    }
 }
 
 /// An open cache for the duration of one build.
@@ -479,7 +515,7 @@ impl StageCache {
             reasons.insert(0, Reason::Upstream { nodes: upstream() });
         }
         let subject = self.event_of(stage, subject, status, reasons, cutoff);
-        self.pending.lock().unwrap().push(Pending { stage, subject, record, value: Some(sealed) });
+        self.pending.lock().unwrap().push(Pending { stage, subject, record: QueuedRecord::pack(record), value: Some(sealed) });
         value
     }
 
@@ -516,7 +552,7 @@ impl StageCache {
         }
         self.stages.lock().unwrap().entry(stage).or_default().computed += 1;
         let subject = self.event_of(stage, subject, status, reasons, cutoff);
-        self.pending.lock().unwrap().push(Pending { stage, subject, record, value: None });
+        self.pending.lock().unwrap().push(Pending { stage, subject, record: QueuedRecord::pack(record), value: None });
     }
 
     /// Record a node whose value lives outside the cache (a file's rows live in the previous
@@ -531,7 +567,7 @@ impl StageCache {
         }
         self.stages.lock().unwrap().entry(stage).or_default().computed += 1;
         let subject = self.event_of(stage, subject, status, reasons, cutoff);
-        self.pending.lock().unwrap().push(Pending { stage, subject, record, value: None });
+        self.pending.lock().unwrap().push(Pending { stage, subject, record: QueuedRecord::pack(record), value: None });
     }
 
     /// [`StageCache::event`] of a node queued for the cache; returns its subject to queue.
@@ -720,7 +756,7 @@ impl StageCache {
         // A reused artifact's record is the stored one already.
         if status != Status::Reused {
             let record = NodeRecord { key: output, inputs: Vec::new(), output };
-            self.pending.lock().unwrap().push(Pending { stage: "write", subject: Arc::from(path), record, value: None });
+            self.pending.lock().unwrap().push(Pending { stage: "write", subject: Arc::from(path), record: QueuedRecord::pack(record), value: None });
         }
     }
 
@@ -825,7 +861,7 @@ impl StageCache {
         let mut sealed: Vec<([u8; 32], Vec<u8>)> = Vec::with_capacity(count);
         // Records grouped by subject, in the order they were queued within a node: a node
         // queued twice (a package re-keyed as an overlay parent) keeps its last record.
-        let mut records: Vec<(usize, &'static str, Arc<str>, NodeRecord)> = Vec::with_capacity(count);
+        let mut records: Vec<(usize, &'static str, Arc<str>, QueuedRecord)> = Vec::with_capacity(count);
         for (at, Pending { stage, subject, record, value }) in pending.into_iter().enumerate() {
             if let Some(value) = value {
                 sealed.push((record.key, value));
@@ -844,9 +880,9 @@ impl StageCache {
                 Some(stored) => decode_nodes(stored.value()).unwrap_or_default(),
                 None => Vec::new(),
             };
-            let mut put = |stage: &str, record: NodeRecord| match group.binary_search_by(|(s, _)| s.as_str().cmp(stage)) {
-                Ok(at) => group[at].1 = record,
-                Err(at) => group.insert(at, (stage.to_string(), record)),
+            let mut put = |stage: &str, record: QueuedRecord| match group.binary_search_by(|(s, _)| s.as_str().cmp(stage)) {
+                Ok(at) => group[at].1 = record.unpack(),
+                Err(at) => group.insert(at, (stage.to_string(), record.unpack())),
             };
             put(stage, record);
             while let Some((stage, _, record)) = entries.next_if(|e| e.1 == subject) {
@@ -1362,6 +1398,18 @@ mod tests {
         assert_eq!(cold.new, 2);
         let warm = build();
         assert_eq!((warm.reused, warm.new, warm.recomputed), (2, 0, 0));
+    }
+
+    #[test]
+    fn queued_records_unpack_to_the_record() {
+        let record = NodeRecord {
+            key: [1; 32],
+            inputs: vec![("content".into(), "0123456789ab".to_string()), ("module".into(), String::new()), ("odd\0name".into(), "é\0".to_string())],
+            output: [2; 32],
+        };
+        assert_eq!(QueuedRecord::pack(record.clone()).unpack(), record);
+        let empty = NodeRecord { key: [3; 32], inputs: Vec::new(), output: [4; 32] };
+        assert_eq!(QueuedRecord::pack(empty.clone()).unpack(), empty);
     }
 
     #[test]

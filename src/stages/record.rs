@@ -55,17 +55,17 @@ pub struct ModuleRecord {
     pub imports: Vec<String>,
 }
 
-/// The record of `file`.
-#[salsa::tracked(returns(ref))]
+/// The record of `file`. Read only to render the file's rows: a cold build evicts the records
+/// a chunk of files at a time as it renders (the last 4,096 used stay memoized).
+#[salsa::tracked(returns(ref), lru = 4096)]
 pub fn module_record(db: &dyn Db, file: SourceFile) -> ModuleRecord {
-    let text = crate::db::source_text(db, file);
     ModuleRecord {
         path: file.path(db).clone(),
         module: file.module(db).clone(),
         is_package: file.is_package(db),
         content_hash: file.content_hash(db).to_hex(),
         encoding: file.encoding(db).clone(),
-        lines: line_count(text),
+        lines: module_summary(db, file).lines,
         parse_errors: syntax_errors(db, file).count,
         docstring: module_docstring(db, file).clone(),
         stub_path: file.stub(db).as_ref().map(|_| format!("{}i", file.path(db))),

@@ -263,8 +263,10 @@ pub struct ModuleScope {
     pub registered_modules: BTreeSet<String>,
 }
 
-/// The module scope of `file` (one walk of the module-level statements).
-#[salsa::tracked(returns(ref))]
+/// The module scope of `file` (one walk of the module-level statements). Its memos are the
+/// largest of a build: they are tracked for eviction with a capacity no build reaches, for
+/// [`release_module_scopes`] to drop them all.
+#[salsa::tracked(returns(ref), lru = 1073741824)]
 pub fn module_scope(db: &dyn Db, file: SourceFile) -> ModuleScope {
     crate::stages::cached::per_file(db, file, "module_scope", SCOPE_VERSION, true, || {
         let package = package_of(file.module(db), file.is_package(db)).to_string();
@@ -285,6 +287,18 @@ pub fn module_scope(db: &dyn Db, file: SourceFile) -> ModuleScope {
         walker.dynamic_writes(root);
         walker.scope
     })
+}
+
+/// The capacity `module_scope` is declared with.
+const SCOPE_LRU: usize = 1 << 30;
+
+/// Drop the memoized module scopes (all but one): a scope asked for again is recomputed, from
+/// a parse. A one-shot build does once the rows are keyed (see [`crate::build`]); on the
+/// generated 20k tree the scopes held ~80 MB.
+pub fn release_module_scopes(db: &mut crate::db::Database) {
+    module_scope::set_lru_capacity(db, 1);
+    salsa::Database::trigger_lru_eviction(db);
+    module_scope::set_lru_capacity(db, SCOPE_LRU);
 }
 
 /// The absolute targets of `file`'s star imports, in order (a narrow view for the record).

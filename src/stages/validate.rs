@@ -27,7 +27,9 @@ pub fn module_warnings(db: &dyn Db, file: SourceFile) -> Vec<Warning> {
     let mut warnings = Vec::new();
     let exports = exports(db, file);
     let scope = module_scope(db, file);
-    let text = crate::db::source_text(db, file);
+    // Read only for a warning's line: after the cross-module stages a one-shot build has let
+    // go of the loaded texts (see `crate::db::LoadedText`).
+    let text = || crate::db::source_text(db, file);
     if let Some(all) = &exports.all {
         let index = module_index(db, Project::get(db));
         let module = file.module(db);
@@ -42,7 +44,7 @@ pub fn module_warnings(db: &dyn Db, file: SourceFile) -> Vec<Warning> {
             if !seen.insert(name) {
                 warnings.push(Warning {
                     kind: ProblemKind::AllDuplicate,
-                    line: all_entry_line(text, name, 2),
+                    line: all_entry_line(text(), name, 2),
                     message: format!("{name:?} appears more than once in __all__"),
                 });
                 continue;
@@ -51,7 +53,7 @@ pub fn module_warnings(db: &dyn Db, file: SourceFile) -> Vec<Warning> {
             if judged && !bound {
                 warnings.push(Warning {
                     kind: ProblemKind::AllUnbound,
-                    line: all_entry_line(text, name, 1),
+                    line: all_entry_line(text(), name, 1),
                     message: format!("__all__ names {name:?}, which the module never binds: `from {module} import *` raises AttributeError"),
                 });
             }
