@@ -308,7 +308,7 @@ fn run_build(
     let labelling = Labelling { settings: &settings, joins: &joins, digest: &settings_digest };
     let stream_to = (!config.dry_run).then_some(config.out.as_path());
     let Evaluated { outputs, layout, held: firewall_held, import_graph, graph_facts, streamed, evaluated } =
-        evaluate(workspace, pool, &files, &progress, cache, previous.as_ref(), &labelling, stream_to);
+        evaluate(workspace, pool, &files, &progress, cache, previous.as_ref(), &labelling, stream_to, !config.emit_ast);
     progress.finish_and_clear();
     phase("evaluate", &mut timings);
 
@@ -649,7 +649,9 @@ fn note_exports(
 /// its source changed or a module whose exports it read changed its face, so only those files
 /// are keyed (found by following the recorded reads from the changed faces) and the others
 /// are not evaluated at all — a comment edit costs its file, a new public name its file and
-/// its star importers. See ARCHITECTURE.md.
+/// its star importers. See ARCHITECTURE.md. `release_texts`: a one-shot build lets go of the
+/// loaded texts once the cross-module stages are evaluated (the AST sink reads them all again).
+#[allow(clippy::too_many_arguments)]
 fn evaluate(
     workspace: &mut Workspace,
     pool: &rayon::ThreadPool,
@@ -659,9 +661,14 @@ fn evaluate(
     previous: Option<&PreviousRows>,
     labelling: &Labelling<'_>,
     stream_to: Option<&std::path::Path>,
+    release_texts: bool,
 ) -> Evaluated {
     let Labelling { settings, joins, digest: settings_digest } = *labelling;
     let phase_started = Instant::now();
+    // A one-shot build drops the module scopes before the rows render: their reads are tracked.
+    if workspace.is_one_shot() {
+        crate::stages::scope::track_module_scopes(&mut workspace.db);
+    }
     let db = &workspace.db;
     let previous_entries: Vec<Option<&RowEntry>> =
         files.iter().map(|f| previous.and_then(|p| p.entry(f.path(db)))).collect();
@@ -939,8 +946,15 @@ fn evaluate(
         }
     };
     tracing::debug!(elapsed = ?phase_started.elapsed(), "cross-module stages evaluated");
-    // What reads a file's text has run (a warning's line is looked up again when there is one).
-    workspace.release_texts();
+    // What reads a file's text has run but the changed files' warnings (a warning's line):
+    // evaluated while a one-shot build still holds the texts (their exports are the rows
+    // keys' anyway).
+    if release_texts && workspace.is_one_shot() {
+        workspace.for_each_file(pool, &changed, |db, file| {
+            crate::stages::validate::module_warnings(db, file);
+        });
+        workspace.release_texts();
+    }
     let db = &workspace.db;
     // Whose rows keys are computed: behind the firewall (or on the edges path), the changed
     // files, the files `also_key` marks and, transitively, the files that read the exports of
@@ -1062,7 +1076,9 @@ fn evaluate(
         .collect();
     // The module scopes are the largest memos, and once the rows are keyed only the rows'
     // warnings and star imports read them: a one-shot build evaluates those and drops the
-    // scopes before the rows render (a cold build's peak).
+    // scopes before the rows render (a cold build's peak). (An overlay for a file whose rows
+    // were reused and whose kept overlay is missing computes exports later, and with them the
+    // scopes it reads again.)
     if workspace.is_one_shot() {
         workspace.for_each_item(pool, &to_render, |db, &(file, ..)| {
             crate::stages::validate::module_warnings(db, file);

@@ -150,10 +150,10 @@ pub struct SourceFile {
 }
 
 /// A file's text as the build loaded it, which a one-shot build lets go of once the stages
-/// that read text have run ([`Workspace::release_texts`]: on the generated 100k tree, 400 MB
-/// held through the cross-module stages and the rows' rendering otherwise). The text is the
-/// decoding of the bytes [`SourceFile::content_hash`] hashed, so letting go changes no query's
-/// value: [`source_text`] reads the file again.
+/// that read text have run, before the rows are keyed and rendered
+/// ([`Workspace::release_texts`]; the generated 100k tree has 97 MB of source). A stage that
+/// reads a text after that ([`source_text`]) reads the file again: the same text unless the
+/// file was edited during the build, which it reports.
 #[derive(Clone, Default)]
 pub struct LoadedText(Arc<Mutex<Option<Arc<str>>>>);
 

@@ -67,8 +67,8 @@ pub fn engine_fingerprint() -> String {
 pub struct NodeRecord {
     #[serde(with = "crate::digest::bytes")]
     pub key: [u8; 32],
-    /// Named inputs; the names are the stages' own constants while a build runs (a cold build
-    /// of the 100k-module tree queues a million records, ~3.5 million names).
+    /// Named inputs; the names are the stages' own constants while a node is computed (queued,
+    /// the inputs are packed: see `QueuedRecord`).
     pub inputs: Vec<(std::borrow::Cow<'static, str>, String)>,
     #[serde(with = "crate::digest::bytes")]
     pub output: [u8; 32],
@@ -807,6 +807,10 @@ impl StageCache {
                     && of_stage.zip(subjects).all(|((_, subject), s)| **subject == **s)
             })
             .collect();
+        // (A node with an event of its own keeps it.)
+        let evented: std::collections::HashSet<(&str, &str)> = events.iter().map(|e| (e.stage.as_str(), e.subject.as_str())).collect();
+        plain.retain(|(stage, subject)| !evented.contains(&(*stage, &**subject)));
+        drop(evented);
         let listed = plain.into_iter().filter(|(stage, _)| !grid_new.contains(stage));
         events.extend(listed.map(|(stage, subject)| NodeEvent {
             stage: stage.to_string(),
@@ -869,10 +873,10 @@ impl StageCache {
             records.push((at, stage, subject, record));
         }
         sealed.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-        for (key, value) in &sealed {
+        // Each value freed once inserted.
+        for (key, value) in sealed {
             values.insert(key.as_slice(), value.as_slice())?;
         }
-        drop(sealed);
         records.sort_unstable_by(|a, b| (&*a.2, a.1, a.0).cmp(&(&*b.2, b.1, b.0)));
         let mut entries = records.into_iter().map(|(_, stage, subject, record)| (stage, subject, record)).peekable();
         while let Some((stage, subject, record)) = entries.next() {

@@ -264,9 +264,10 @@ pub struct ModuleScope {
 }
 
 /// The module scope of `file` (one walk of the module-level statements). Its memos are the
-/// largest of a build: they are tracked for eviction with a capacity no build reaches, for
-/// [`release_module_scopes`] to drop them all.
-#[salsa::tracked(returns(ref), lru = 1073741824)]
+/// largest of a build: a one-shot build tracks their use ([`track_module_scopes`]) to drop
+/// them all once nothing reads them ([`release_module_scopes`]). Declared with capacity 0:
+/// other workspaces track and evict nothing.
+#[salsa::tracked(returns(ref), lru = 0)]
 pub fn module_scope(db: &dyn Db, file: SourceFile) -> ModuleScope {
     crate::stages::cached::per_file(db, file, "module_scope", SCOPE_VERSION, true, || {
         let package = package_of(file.module(db), file.is_package(db)).to_string();
@@ -289,16 +290,19 @@ pub fn module_scope(db: &dyn Db, file: SourceFile) -> ModuleScope {
     })
 }
 
-/// The capacity `module_scope` is declared with.
-const SCOPE_LRU: usize = 1 << 30;
+/// Track every read of a module scope (an LRU capacity no build reaches), so that
+/// [`release_module_scopes`] can evict them.
+pub fn track_module_scopes(db: &mut crate::db::Database) {
+    module_scope::set_lru_capacity(db, 1 << 30);
+}
 
-/// Drop the memoized module scopes (all but one): a scope asked for again is recomputed, from
-/// a parse. A one-shot build does once the rows are keyed (see [`crate::build`]); on the
-/// generated 20k tree the scopes held ~80 MB.
+/// Drop the memoized module scopes (all but one) and stop tracking: a scope asked for again is
+/// recomputed, from a parse. A one-shot build does once the rows are keyed (see
+/// [`crate::build`]); on the generated 20k tree the scopes held ~80 MB.
 pub fn release_module_scopes(db: &mut crate::db::Database) {
     module_scope::set_lru_capacity(db, 1);
     salsa::Database::trigger_lru_eviction(db);
-    module_scope::set_lru_capacity(db, SCOPE_LRU);
+    module_scope::set_lru_capacity(db, 0);
 }
 
 /// The absolute targets of `file`'s star imports, in order (a narrow view for the record).
