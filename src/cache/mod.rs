@@ -201,16 +201,15 @@ impl QueuedRecord {
     }
 
     fn unpack(&self) -> NodeRecord {
-        let mut parts = Vec::new();
         let mut rest = &self.inputs[..];
-        while let Some((len, tail)) = rest.split_first_chunk::<4>() {
+        let mut next = || {
+            let (len, tail) = rest.split_first_chunk::<4>()?;
             let (part, tail) = tail.split_at(u32::from_le_bytes(*len) as usize);
-            parts.push(String::from_utf8(part.to_vec()).expect("packed from strings"));
             rest = tail;
-        }
-        let mut parts = parts.into_iter();
-        let mut inputs = Vec::with_capacity(parts.len() / 2);
-        while let (Some(name), Some(value)) = (parts.next(), parts.next()) {
+            Some(String::from_utf8(part.to_vec()).expect("packed from strings"))
+        };
+        let mut inputs = Vec::new();
+        while let (Some(name), Some(value)) = (next(), next()) {
             inputs.push((std::borrow::Cow::Owned(name), value));
         }
         NodeRecord { key: self.key, inputs, output: self.output }
@@ -782,8 +781,8 @@ impl StageCache {
         timings: Vec<(String, f64)>,
         artifacts: Vec<ArtifactSize>,
     ) -> RunLog {
-        // A node's events within one build share its recorded past, so a node is either only
-        // in `plain_new` or only in `events`.
+        // A node's events within one build share its recorded past, so a node is in
+        // `plain_new` or in `events`; should one be in both, its event is what is listed.
         let mut plain = std::mem::take(&mut *self.plain_new.lock().unwrap());
         plain.sort_unstable();
         plain.dedup();
@@ -807,12 +806,10 @@ impl StageCache {
                     && of_stage.zip(subjects).all(|((_, subject), s)| **subject == **s)
             })
             .collect();
-        // (A node with an event of its own keeps it.)
-        let evented: std::collections::HashSet<(&str, &str)> = events.iter().map(|e| (e.stage.as_str(), e.subject.as_str())).collect();
-        plain.retain(|(stage, subject)| !evented.contains(&(*stage, &**subject)));
-        drop(evented);
-        let listed = plain.into_iter().filter(|(stage, _)| !grid_new.contains(stage));
-        events.extend(listed.map(|(stage, subject)| NodeEvent {
+        // `events` is sorted and deduplicated by node here.
+        let evented = |stage: &str, subject: &str| events.binary_search_by(|e| (e.stage.as_str(), e.subject.as_str()).cmp(&(stage, subject))).is_ok();
+        plain.retain(|(stage, subject)| !grid_new.contains(stage) && !evented(stage, subject));
+        events.extend(plain.into_iter().map(|(stage, subject)| NodeEvent {
             stage: stage.to_string(),
             subject: subject.to_string(),
             status: Status::New,
