@@ -491,6 +491,12 @@ fn run_build(
     if !config.dry_run {
         mark_finished(config);
     }
+    // A one-shot build's process exits next: freeing its largest values (every file's rows
+    // entry, the previous build's, the import graph) is left to the operating system — on the
+    // 100k-module tree an edit spent ~0.2 s in those frees after its work was done.
+    if workspace.is_one_shot() {
+        std::mem::forget((outputs, previous, last_build, import_graph, files, modules, subjects, batches, artifacts));
+    }
     report.elapsed = started.elapsed();
     Ok(report)
 }

@@ -463,11 +463,10 @@ fn run(cli: &Cli) -> Result<ExitCode> {
             // the operating system.
             std::mem::forget(workspace);
             print_report(cli, &config, &report)?;
-            Ok(if report.file_errors() > 0 {
-                ExitCode::from(EXIT_FILE_ERRORS)
-            } else {
-                ExitCode::SUCCESS
-            })
+            let code = if report.file_errors() > 0 { ExitCode::from(EXIT_FILE_ERRORS) } else { ExitCode::SUCCESS };
+            // Its run log too (a node list as long as the tree's).
+            std::mem::forget(report);
+            Ok(code)
         }
     }
 }

@@ -425,7 +425,9 @@ impl Workspace {
     /// (only when their hash or name changed), forget removed ones. Returns the current files
     /// sorted by path.
     pub fn sync(&mut self, loaded: Vec<LoadedFile>) -> Vec<SourceFile> {
-        let mut next = BTreeMap::new();
+        // Built from a vector (the files come in path order: a bulk build, where inserting one
+        // by one compared paths all the way down the tree).
+        let mut next: Vec<(String, SourceFile)> = Vec::with_capacity(loaded.len());
         for file in loaded {
             let input = match self.files.remove(&file.path) {
                 Some(input) => {
@@ -463,9 +465,9 @@ impl Workspace {
                     file.compiled,
                 ),
             };
-            next.insert(file.path, input);
+            next.push((file.path, input));
         }
-        self.files = next;
+        self.files = next.into_iter().collect();
         let files: Arc<[SourceFile]> = self.files.values().copied().collect();
         match Project::try_get(&self.db) {
             Some(project) => {
