@@ -106,7 +106,8 @@ pub fn discover(config: &Config) -> Result<Discovery> {
         .collect();
     let (stub_files, mut files): (Vec<FoundFile>, Vec<FoundFile>) =
         files.into_iter().partition(|f| f.rel_path.ends_with(".pyi"));
-    files.sort_by(|a, b| a.rel_path.cmp(&b.rel_path));
+    // Paths are unique but for a file reached twice (the same path: either copy will do).
+    files.sort_unstable_by(|a, b| a.rel_path.cmp(&b.rel_path));
     files.dedup_by(|a, b| a.rel_path == b.rel_path);
     let stubs = stub_files
         .into_iter()

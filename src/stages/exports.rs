@@ -390,6 +390,17 @@ pub fn load_cycles(db: &dyn Db, project: Project) -> std::sync::Arc<BTreeMap<Str
 /// Over index ids, which follow name order: the components and their numbers are those of a
 /// walk over names.
 pub fn load_cycles_of<'a>(index: &ModuleIndex, loads: impl Fn(SourceFile) -> &'a BTreeMap<String, bool>) -> BTreeMap<String, u32> {
+    load_cycles_over(index, |file, add| {
+        for target in loads(file).keys() {
+            index.prefix_ids(target, &mut *add);
+        }
+    })
+}
+
+/// [`load_cycles_of`] given, for the file of each module, the index ids of its loads'
+/// existing prefixes (`load_ids` calls `add` with each): the edges path resolves every
+/// file's loads once for both the load cycles and [`modules_reaching`].
+pub fn load_cycles_over(index: &ModuleIndex, load_ids: impl Fn(SourceFile, &mut dyn FnMut(u32))) -> BTreeMap<String, u32> {
     // Nodes: the modules (not namespace packages), in name order.
     let modules: Vec<u32> = (0..index.names.len() as u32).filter(|&id| index.names[id as usize].1.is_some()).collect();
     let mut node_of: Vec<usize> = vec![usize::MAX; index.names.len()];
@@ -408,9 +419,7 @@ pub fn load_cycles_of<'a>(index: &ModuleIndex, loads: impl Fn(SourceFile) -> &'a
             };
             // Importing a module loads its ancestors first.
             index.prefix_ids(module, &mut add);
-            for target in loads(file.expect("a module has a file")).keys() {
-                index.prefix_ids(target, &mut add);
-            }
+            load_ids(file.expect("a module has a file"), &mut add);
             targets.sort_unstable();
             targets.dedup();
             targets
@@ -454,19 +463,18 @@ pub fn with_ancestors(module: &str) -> Vec<String> {
 /// The modules from which a walk like [`closure`]'s (each module's loads, each load with its
 /// existing ancestors) reaches one of `targets` (the targets included): a package's
 /// submodule attributes can change with the loads of `targets` only if one of its ancestors or
-/// itself is among them. `loads` may list a module more than once (old and new loads): every
-/// edge counts.
+/// itself is among them. Over index ids: `loads` gives each loading module's id with the ids
+/// of its loads' existing prefixes (see [`ModuleIndex::prefix_ids`]); it may list a module more
+/// than once (old and new loads): every edge counts.
 pub fn modules_reaching<'a>(
     index: &ModuleIndex,
-    loads: impl IntoIterator<Item = (&'a str, Vec<&'a str>)>,
+    loads: impl IntoIterator<Item = (u32, &'a [u32])>,
     targets: &BTreeSet<String>,
 ) -> std::collections::HashSet<String> {
-    // Over index ids: a module that no longer exists reaches nothing further.
     let mut reverse: Vec<Vec<u32>> = vec![Vec::new(); index.names.len()];
-    for (module, loaded) in loads {
-        let Some(from) = index.id(module) else { continue };
-        for target in loaded {
-            index.prefix_ids(target, |t| reverse[t as usize].push(from));
+    for (from, loaded) in loads {
+        for &target in loaded {
+            reverse[target as usize].push(from);
         }
     }
     let mut seen = vec![false; index.names.len()];
