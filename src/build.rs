@@ -97,7 +97,9 @@ impl BuildReport {
     }
 }
 
-/// Run a build with a fresh database.
+/// Run a build with a fresh one-shot database, in a process that exits after it: what the
+/// build holds at its end is not freed (see [`Workspace::one_shot`]). A process that goes on
+/// builds in a [`Workspace::default`] with [`build_in`].
 pub fn build(config: &Config) -> Result<BuildReport> {
     build_in(&mut Workspace::one_shot(), config)
 }

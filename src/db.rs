@@ -325,8 +325,10 @@ impl Workspace {
         Workspace { db, files: BTreeMap::new(), one_shot: false }
     }
 
-    /// A workspace for a single build (the command line's): its database is dropped as soon
-    /// as nothing reads it.
+    /// A workspace for a single build in a process that exits after it (the command line's):
+    /// its memos are dropped as soon as nothing reads them, and the largest values the build
+    /// holds at its end are left to the operating system instead of freed (an edit of the
+    /// 100k-module tree spent ~0.2 s freeing them).
     pub fn one_shot() -> Self {
         Workspace { one_shot: true, ..Workspace::default() }
     }
