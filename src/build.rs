@@ -482,7 +482,7 @@ fn run_build(
                 artifact_stats,
                 database: database_digest.clone(),
             },
-            RowIndex::update(layout, load_cycles, &outputs.iter().map(|o| &o.entry).collect::<Vec<_>>(), previous.as_ref().map(PreviousRows::entries)),
+            RowIndex::update(layout, load_cycles, &outputs.iter().map(|o| &*o.entry).collect::<Vec<_>>(), previous.as_ref().map(PreviousRows::entries)),
             &stats_update,
             graph_facts,
         )?;
@@ -678,7 +678,7 @@ fn evaluate(
         crate::stages::scope::track_module_scopes(&mut workspace.db);
     }
     let db = &workspace.db;
-    let previous_entries: Vec<Option<&RowEntry>> =
+    let previous_entries: Vec<Option<&std::sync::Arc<RowEntry>>> =
         files.iter().map(|f| previous.and_then(|p| p.entry(f.path(db)))).collect();
     // Files whose source (content, module name, package flag, encoding) is the last build's.
     let same_source: Vec<bool> =
@@ -1093,7 +1093,7 @@ fn evaluate(
         }
     }
     // Phase 3: render the rows whose key changed.
-    let reused: Vec<Option<&RowEntry>> = previous_entries
+    let reused: Vec<Option<&std::sync::Arc<RowEntry>>> = previous_entries
         .iter()
         .zip(&keyed)
         .map(|(entry, keyed)| match keyed {
@@ -1171,13 +1171,15 @@ fn evaluate(
                 if let Some(cache) = cache {
                     cache.note_reused("rows");
                 }
-                let mut entry = (*entry).clone();
+                // Shared with the previous rows; copied only when a field changes.
+                let mut entry = std::sync::Arc::clone(entry);
                 if let Some(bound) = closure_bounds[i] {
-                    entry.closure = bound;
+                    std::sync::Arc::make_mut(&mut entry).closure = bound;
                 }
                 // Same rows; what they were computed from is this build's (the modules read
                 // may differ although the rows do not).
                 if let Some(keyed) = keyed {
+                    let entry = std::sync::Arc::make_mut(&mut entry);
                     entry.graph = keyed.cross.graph;
                     entry.face = keyed.cross.face;
                     entry.reads = keyed.cross.reads.clone();

@@ -115,7 +115,7 @@ impl RowIndex {
         layout: [u8; 32],
         load_cycles: &std::collections::BTreeMap<String, u32>,
         entries: &[&RowEntry],
-        stored: Option<&[RowEntry]>,
+        stored: Option<&[std::sync::Arc<RowEntry>]>,
     ) -> crate::cache::ByPathUpdate {
         let encode = |entry: &RowEntry| rmp_serde::to_vec(entry).expect("row entries serialize");
         /// [`RowIndexHead`] as it is written: the same fields, the cycles borrowed.
@@ -144,7 +144,7 @@ impl RowIndex {
             };
             if order != Ordering::Greater {
                 let n = new.next().expect("peeked");
-                let same = order == Ordering::Equal && old.next().is_some_and(|o| *n == o);
+                let same = order == Ordering::Equal && old.next().is_some_and(|o| std::ptr::eq(*n, &**o) || **n == **o);
                 if !same {
                     put.push((n.path.clone(), encode(n)));
                 }
@@ -202,7 +202,9 @@ impl Rendered {
 /// One file's contribution to the artifacts: its entry, and its rendered rows unless they
 /// are reused from the previous artifacts.
 pub struct FileOutput {
-    pub entry: RowEntry,
+    /// Shared with the previous rows when reused (a copy only when a field changes): an
+    /// edit of the 100k-module tree cloned every file's entry before.
+    pub entry: std::sync::Arc<RowEntry>,
     pub rendered: Option<Rendered>,
     /// blake3 of the rendered rows (the `rows` node's output, for early cutoff).
     pub output_hash: [u8; 32],
@@ -500,7 +502,7 @@ impl FileOutput {
         let (import_rows, imports_jsonl) = jsonl::render_in_key_order(imports.iter());
         let rendered = [module_jsonl, symbols_jsonl, imports_jsonl];
         FileOutput {
-            entry: RowEntry {
+            entry: std::sync::Arc::new(RowEntry {
                 path: record.path.clone(),
                 key,
                 source,
@@ -518,7 +520,7 @@ impl FileOutput {
                 syntax_first,
                 unresolved,
                 warnings,
-            },
+            }),
             output_hash: {
                 let mut hasher = blake3::Hasher::new();
                 update_parts(&mut hasher, &rendered);
@@ -540,15 +542,17 @@ pub struct PreviousRows {
     /// (rows, bytes, blake3) of each of [`ROW_ARTIFACTS`] as recorded.
     recorded: [(usize, usize, [u8; 32]); 3],
     ranges: rustc_hash::FxHashMap<String, ([Range<usize>; 3], usize)>,
-    /// The index without its load cycles, which are shared (`load_cycles`).
-    index: RowIndex,
+    /// The layout the previous build had.
+    layout: [u8; 32],
+    /// The entries, sorted by path: shared with the outputs that reuse them.
+    entries: Vec<std::sync::Arc<RowEntry>>,
     load_cycles: std::sync::Arc<std::collections::BTreeMap<String, u32>>,
 }
 
 impl PreviousRows {
     /// The paths of the last build's rows.
     pub fn paths(&self) -> impl Iterator<Item = &str> {
-        self.index.entries.iter().map(|e| e.path.as_str())
+        self.entries.iter().map(|e| e.path.as_str())
     }
 
     /// The last build's row artifacts, in `out` or else in the cache's copy `kept`, if all
@@ -579,17 +583,25 @@ impl PreviousRows {
         }
         (0..3)
             .all(|i| offsets[i] == recorded[i].1)
-            .then(|| PreviousRows { out: out.to_path_buf(), found, recorded, ranges, index, load_cycles })
+            .then(|| PreviousRows {
+                out: out.to_path_buf(),
+                found,
+                recorded,
+                ranges,
+                layout: index.layout,
+                entries: index.entries.into_iter().map(std::sync::Arc::new).collect(),
+                load_cycles,
+            })
     }
 
     /// The row entries of the previous build, sorted by path, as the cache holds them.
-    pub fn entries(&self) -> &[RowEntry] {
-        &self.index.entries
+    pub fn entries(&self) -> &[std::sync::Arc<RowEntry>] {
+        &self.entries
     }
 
     /// The layout the previous build had.
     pub fn layout(&self) -> [u8; 32] {
-        self.index.layout
+        self.layout
     }
 
     pub fn load_cycles(&self) -> &std::sync::Arc<std::collections::BTreeMap<String, u32>> {
@@ -597,8 +609,8 @@ impl PreviousRows {
     }
 
     /// The previous entry of `path`.
-    pub fn entry(&self, path: &str) -> Option<&RowEntry> {
-        self.ranges.get(path).map(|(_, position)| &self.index.entries[*position])
+    pub fn entry(&self, path: &str) -> Option<&std::sync::Arc<RowEntry>> {
+        self.ranges.get(path).map(|(_, position)| &self.entries[*position])
     }
 
     /// The previous artifact `part`, open for positioned reads, checked to have its recorded
@@ -928,7 +940,7 @@ mod tests {
         files
             .iter()
             .map(|(path, rows)| FileOutput {
-                entry: entry(path, 1),
+                entry: std::sync::Arc::new(entry(path, 1)),
                 rendered: rows.map(|rows| Rendered::new(rows.map(|r| r.as_bytes().to_vec()))),
                 output_hash: [0; 32],
             })
@@ -1011,9 +1023,10 @@ mod tests {
     /// entries, it writes all of them in place of the table; read back, the index is the same.
     #[test]
     fn the_row_index_is_written_entry_by_entry() {
-        let stored = [entry("a.py", 1), entry("b.py", 1), entry("c.py", 1), entry("e.py", 1)];
+        let stored = [entry("a.py", 1), entry("b.py", 1), entry("c.py", 1), entry("e.py", 1)].map(std::sync::Arc::new);
         let new = [entry("a.py", 1), entry("b.py", 2), entry("d.py", 1), entry("e.py", 1), entry("f.py", 1)];
-        let refs: Vec<&RowEntry> = new.iter().collect();
+        // `e.py` reused: the stored entry itself, as a build's outputs share it.
+        let refs: Vec<&RowEntry> = new[..3].iter().chain([&*stored[3]]).chain(&new[4..]).collect();
         let update = RowIndex::update([9; 32], &Default::default(), &refs, Some(&stored));
         let put: Vec<&str> = update.put.iter().map(|(path, _)| path.as_str()).collect();
         assert!(!update.replace);
