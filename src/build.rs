@@ -854,17 +854,7 @@ fn evaluate(
                 // Each file's loads as the index ids of their existing prefixes: resolved once for
                 // the load cycles and the reach (each walk resolved all 721k loads of the
                 // 100k-module tree on its own).
-                let load_ids: Vec<Vec<u32>> = facts
-                    .files
-                    .iter()
-                    .map(|g| {
-                        let mut ids = Vec::new();
-                        for target in g.loads.keys() {
-                            index.prefix_ids(target, |id| ids.push(id));
-                        }
-                        ids
-                    })
-                    .collect();
+                let load_ids: Vec<Vec<u32>> = facts.files.iter().map(|g| index.load_ids(g.loads.keys())).collect();
                 let cycles = crate::stages::exports::load_cycles_over(index, |file, add| {
                     load_ids[fact_of[&file]].iter().for_each(|&id| add(id));
                 });
@@ -877,17 +867,8 @@ fn evaluate(
                     .filter(|module| old_members.get(*module) != new_members.get(*module))
                     .map(|module| module.to_string())
                     .collect();
-                let old_load_ids: Vec<(u32, Vec<u32>)> = old_loads
-                    .iter()
-                    .filter_map(|(module, loads)| {
-                        let from = index.id(module)?;
-                        let mut ids = Vec::new();
-                        for target in loads {
-                            index.prefix_ids(target, |id| ids.push(id));
-                        }
-                        Some((from, ids))
-                    })
-                    .collect();
+                let old_load_ids: Vec<(u32, Vec<u32>)> =
+                    old_loads.iter().filter_map(|(module, loads)| Some((index.id(module)?, index.load_ids(loads)))).collect();
                 let reaching = crate::stages::exports::modules_reaching(
                     index,
                     modules

@@ -109,6 +109,15 @@ impl ModuleIndex {
         }
     }
 
+    /// [`ModuleIndex::prefix_ids`] of each of `loads`, in order, in one vector.
+    pub fn load_ids<'a>(&self, loads: impl IntoIterator<Item = &'a String>) -> Vec<u32> {
+        let mut ids = Vec::new();
+        for load in loads {
+            self.prefix_ids(load, |id| ids.push(id));
+        }
+        ids
+    }
+
     /// Take `names` (sorted) as the ids' names, and index them by name and parent.
     fn set_names(&mut self, names: Vec<(String, Option<SourceFile>)>) {
         self.ids = rustc_hash::FxHashMap::with_capacity_and_hasher(names.len(), Default::default());
