@@ -496,8 +496,14 @@ impl FileOutput {
         imports.sort_by(|a, b| (a.line, a.target, a.col).cmp(&(b.line, b.target, b.col)));
         let unresolved: Vec<(u32, String)> =
             imports.iter().filter(|r| r.unresolved).map(|r| (r.line, r.target.to_string())).collect();
-        let (_, module_jsonl) =
-            jsonl::render([ModuleRow { record, fan_in: fan.0, fan_out: fan.1, tags: &labels.tags, overlay: &labels.overlay, joins: &joins }]);
+        let (_, module_jsonl) = jsonl::render_in_key_order([ModuleRow {
+            record,
+            fan_in: fan.0,
+            fan_out: fan.1,
+            tags: &labels.tags,
+            overlay: &labels.overlay,
+            joins: &joins,
+        }]);
         let (symbol_rows, symbols_jsonl) = jsonl::render_in_key_order(symbols.into_iter().map(|s| SymbolRow::new(path, s)));
         let (import_rows, imports_jsonl) = jsonl::render_in_key_order(imports.iter());
         let rendered = [module_jsonl, symbols_jsonl, imports_jsonl];
@@ -756,18 +762,86 @@ pub fn write_pieces(pieces: Vec<Piece>, previous: Option<&PreviousRows>, part: u
     Ok(())
 }
 
-/// A `modules.jsonl` row: the record and its place in the import graph (keys are sorted by
-/// [`jsonl::render`]).
-#[derive(Serialize)]
+/// A `modules.jsonl` row: the record and its place in the import graph. Serialized directly
+/// with its keys in order (see the `Serialize` impl): through a sorted `serde_json::Value`,
+/// as the flattened fields once were, every key and value of every module row was an
+/// allocation of its own.
 struct ModuleRow<'a> {
-    #[serde(flatten)]
     record: &'a ModuleRecord,
     fan_in: u32,
     fan_out: u32,
     tags: &'a [String],
     overlay: &'a crate::stages::tags::OverlayDecision,
-    #[serde(flatten)]
     joins: &'a crate::inputs::joins::ModuleJoins,
+}
+
+impl Serialize for ModuleRow<'_> {
+    /// The fields of the record, the joins and the row's own, in key order; nested values in
+    /// key order too (`OverlayDecision` is declared so, re-exports go through [`ReexportRow`],
+    /// an input's figures through a sorted `Value`: null for a module no input mentions). The
+    /// unit test `module_rows_match_their_sorted_value` holds this to the `Value` rendering.
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> std::result::Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap as _;
+        /// An input's figures with their keys sorted, or null.
+        struct Sorted<'a, T>(&'a Option<T>);
+        impl<T: Serialize> Serialize for Sorted<'_, T> {
+            fn serialize<S: serde::Serializer>(&self, serializer: S) -> std::result::Result<S::Ok, S::Error> {
+                match self.0 {
+                    None => serializer.serialize_none(),
+                    Some(value) => jsonl::sorted(serde_json::to_value(value).map_err(serde::ser::Error::custom)?).serialize(serializer),
+                }
+            }
+        }
+        let (record, joins) = (self.record, self.joins);
+        let reexports: Vec<ReexportRow<'_>> = record.reexports.iter().map(ReexportRow::from).collect();
+        let mut map = serializer.serialize_map(Some(29))?;
+        map.serialize_entry("all", &record.all)?;
+        map.serialize_entry("all_complete", &record.all_complete)?;
+        map.serialize_entry("content_hash", &record.content_hash)?;
+        map.serialize_entry("coverage", &Sorted(&joins.coverage))?;
+        map.serialize_entry("docstring", &record.docstring)?;
+        map.serialize_entry("encoding", &record.encoding)?;
+        map.serialize_entry("exports", &record.exports)?;
+        map.serialize_entry("exports_complete", &record.exports_complete)?;
+        map.serialize_entry("exports_incomplete_reasons", &record.exports_incomplete_reasons)?;
+        map.serialize_entry("exports_maybe", &record.exports_maybe)?;
+        map.serialize_entry("fan_in", &self.fan_in)?;
+        map.serialize_entry("fan_out", &self.fan_out)?;
+        map.serialize_entry("history", &Sorted(&joins.history))?;
+        map.serialize_entry("import_count", &record.import_count)?;
+        map.serialize_entry("imports", &record.imports)?;
+        map.serialize_entry("is_package", &record.is_package)?;
+        map.serialize_entry("lines", &record.lines)?;
+        map.serialize_entry("module", &record.module)?;
+        map.serialize_entry("overlay", self.overlay)?;
+        map.serialize_entry("owners", &joins.owners)?;
+        map.serialize_entry("parse_errors", &record.parse_errors)?;
+        map.serialize_entry("path", &record.path)?;
+        map.serialize_entry("pyrefly", &Sorted(&joins.pyrefly))?;
+        map.serialize_entry("reexports", &reexports)?;
+        map.serialize_entry("scip", &Sorted(&joins.scip))?;
+        map.serialize_entry("star_imports", &record.star_imports)?;
+        map.serialize_entry("stub_path", &record.stub_path)?;
+        map.serialize_entry("symbol_count", &record.symbol_count)?;
+        map.serialize_entry("tags", self.tags)?;
+        map.end()
+    }
+}
+
+/// A re-export as a module row holds it: [`crate::stages::exports::Reexport`]'s fields in
+/// key order.
+#[derive(Serialize)]
+struct ReexportRow<'a> {
+    from: &'a str,
+    name: &'a str,
+    origin: &'a str,
+    origin_name: Option<&'a str>,
+}
+
+impl<'a> From<&'a crate::stages::exports::Reexport> for ReexportRow<'a> {
+    fn from(reexport: &'a crate::stages::exports::Reexport) -> Self {
+        ReexportRow { from: &reexport.from, name: &reexport.name, origin: &reexport.origin, origin_name: reexport.origin_name.as_deref() }
+    }
 }
 
 /// An `imports.jsonl` row: the import and its resolution. Fields are declared in key order
@@ -887,6 +961,72 @@ impl<'a> SymbolRow<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A module row as the flattened derive rendered it: the record's, the row's and the joins'
+    /// fields merged into one object, every object's keys sorted.
+    fn module_row_through_value(row: &ModuleRow<'_>) -> Vec<u8> {
+        let mut object = serde_json::Map::new();
+        for part in [serde_json::to_value(row.record).unwrap(), serde_json::to_value(row.joins).unwrap()] {
+            object.extend(part.as_object().unwrap().clone());
+        }
+        object.insert("fan_in".into(), row.fan_in.into());
+        object.insert("fan_out".into(), row.fan_out.into());
+        object.insert("tags".into(), serde_json::to_value(row.tags).unwrap());
+        object.insert("overlay".into(), serde_json::to_value(row.overlay).unwrap());
+        jsonl::render([serde_json::Value::Object(object)]).1
+    }
+
+    #[test]
+    fn module_rows_match_their_sorted_value() {
+        let full = ModuleRecord {
+            path: "pkg/\"quoted\"/mod.py".into(),
+            module: "pkg.mod".into(),
+            is_package: false,
+            content_hash: "ab12".into(),
+            encoding: "utf-8".into(),
+            lines: 12,
+            parse_errors: 1,
+            docstring: Some("Doc with \u{e9} and a \\ backslash.".into()),
+            stub_path: Some("pkg/mod.pyi".into()),
+            symbol_count: 3,
+            import_count: 2,
+            all: Some(vec!["b".into(), "a".into()]),
+            all_complete: false,
+            exports: vec!["a".into(), "b".into()],
+            exports_maybe: vec!["c".into()],
+            exports_complete: false,
+            exports_incomplete_reasons: vec!["why".into()],
+            star_imports: vec!["other".into()],
+            reexports: vec![
+                crate::stages::exports::Reexport { name: "a".into(), from: "x".into(), origin: "x.y".into(), origin_name: Some("z".into()) },
+                crate::stages::exports::Reexport { name: "m".into(), from: "x".into(), origin: "x.m".into(), origin_name: None },
+            ],
+            imports: vec!["other".into(), "x".into()],
+        };
+        let joins = crate::inputs::joins::ModuleJoins {
+            coverage: Some(crate::inputs::coverage::CoverageFile {
+                line_rate: 0.75,
+                branch_rate: Some(0.5),
+                lines_valid: 4,
+                lines_covered: 3,
+                branches_valid: 2,
+                branches_covered: 1,
+            }),
+            pyrefly: Some(crate::inputs::pyrefly::PyreflyFile { errors: 2, warnings: 1, by_kind: [("bad-return".to_string(), 2), ("a-kind".to_string(), 1)].into() }),
+            scip: Some(crate::inputs::scip::ScipFileStats { symbols_defined: 1, definitions: 2, references: 3, references_to_other_files: 4, referencing_files: 5 }),
+            owners: Some(vec!["@team".into()]),
+            history: Some(crate::inputs::history::FileHistory { commits: 3, authors: 2, last_change: "2026-01-01T00:00:00+00:00".into(), last_commit: "abc".into() }),
+        };
+        let overlay = crate::stages::tags::OverlayDecision { needed: true, reasons: vec!["export-hub".into(), "star-import".into()] };
+        let tags = vec!["package".to_string(), "public-api".to_string()];
+        let bare = ModuleRecord { docstring: None, stub_path: None, all: None, reexports: Vec::new(), ..full.clone() };
+        let no_joins = crate::inputs::joins::ModuleJoins::default();
+        for (record, joins) in [(&full, &joins), (&bare, &no_joins), (&full, &no_joins)] {
+            let row = ModuleRow { record, fan_in: 4, fan_out: 7, tags: &tags, overlay: &overlay, joins };
+            let direct = jsonl::render_in_key_order([&row]).1;
+            assert_eq!(String::from_utf8(direct).unwrap(), String::from_utf8(module_row_through_value(&row)).unwrap());
+        }
+    }
 
     fn entry(path: &str, key: u8) -> RowEntry {
         RowEntry {
