@@ -763,9 +763,9 @@ pub fn write_pieces(pieces: Vec<Piece>, previous: Option<&PreviousRows>, part: u
 }
 
 /// A `modules.jsonl` row: the record and its place in the import graph. Serialized directly
-/// with its keys in order (see the `Serialize` impl): through a sorted `serde_json::Value`,
-/// as the flattened fields once were, every key and value of every module row was an
-/// allocation of its own.
+/// with its keys in order (see the `Serialize` impl); rendered as a derive with flattened
+/// fields, through a sorted `serde_json::Value`, every key and value of every module row was
+/// an allocation of its own.
 struct ModuleRow<'a> {
     record: &'a ModuleRecord,
     fan_in: u32,
