@@ -126,7 +126,7 @@ pub fn parse_text(text: &str) -> ParsedModule {
 /// The tree of `file`. `no_eq`: trees are never compared, every consumer re-checks its own
 /// output instead. LRU-bounded (the build evicts between chunks) because trees are ~10× the
 /// size of their source; it is never persisted. Few are kept past an eviction: the next
-/// chunk's files are other files, and no later phase reads a tree.
+/// chunk's files are other files, and no later phase of a default build reads a tree.
 #[salsa::tracked(returns(ref), no_eq, lru = 16)]
 pub fn parsed_module(db: &dyn Db, file: SourceFile) -> ParsedModule {
     parse_text(crate::db::source_text(db, file))
