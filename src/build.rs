@@ -1118,7 +1118,8 @@ fn evaluate(
             joins.of(file.path(db)),
         );
         if let Some(cache) = cache {
-            cache.note_rerun("rows", file.path(db), &keyed.inputs, keyed.key, output.output_hash);
+            let rows_hash = output.rendered.as_ref().expect("a rendered file's rows").hash();
+            cache.note_rerun("rows", file.path(db), &keyed.inputs, keyed.key, rows_hash);
         }
         output
     };
@@ -1167,7 +1168,7 @@ fn evaluate(
                     entry.probes = keyed.cross.probes.clone();
                     entry.closure = keyed.cross.closure;
                 }
-                FileOutput { entry, rendered: None, output_hash: [0; 32] }
+                FileOutput { entry, rendered: None }
             }
             None => rendered.next().expect("one rendering per file to render"),
         })

@@ -197,6 +197,14 @@ impl Rendered {
     pub fn take(&self, part: usize) -> Vec<u8> {
         std::mem::take(&mut *self.part(part))
     }
+
+    /// blake3 of the rendered rows (the `rows` node's output, for early cutoff): computed only
+    /// for the cache's record, before any part is taken.
+    pub fn hash(&self) -> [u8; 32] {
+        let mut hasher = blake3::Hasher::new();
+        update_parts(&mut hasher, (0..3).map(|part| self.part(part)).collect::<Vec<_>>().iter().map(|guard| guard.as_slice()));
+        *hasher.finalize().as_bytes()
+    }
 }
 
 /// One file's contribution to the artifacts: its entry, and its rendered rows unless they
@@ -206,8 +214,6 @@ pub struct FileOutput {
     /// edit of the 100k-module tree cloned every file's entry before.
     pub entry: std::sync::Arc<RowEntry>,
     pub rendered: Option<Rendered>,
-    /// blake3 of the rendered rows (the `rows` node's output, for early cutoff).
-    pub output_hash: [u8; 32],
 }
 
 /// Digest of the inputs every per-file stage of `file` reads.
@@ -527,11 +533,6 @@ impl FileOutput {
                 unresolved,
                 warnings,
             }),
-            output_hash: {
-                let mut hasher = blake3::Hasher::new();
-                update_parts(&mut hasher, &rendered);
-                *hasher.finalize().as_bytes()
-            },
             rendered: Some(Rendered::new(rendered)),
         }
     }
@@ -1082,7 +1083,6 @@ mod tests {
             .map(|(path, rows)| FileOutput {
                 entry: std::sync::Arc::new(entry(path, 1)),
                 rendered: rows.map(|rows| Rendered::new(rows.map(|r| r.as_bytes().to_vec()))),
-                output_hash: [0; 32],
             })
             .collect()
     }
