@@ -202,7 +202,9 @@ impl Rendered {
     /// for the cache's record, before any part is taken.
     pub fn hash(&self) -> [u8; 32] {
         let mut hasher = blake3::Hasher::new();
-        update_parts(&mut hasher, (0..3).map(|part| self.part(part)).collect::<Vec<_>>().iter().map(|guard| guard.as_slice()));
+        for part in 0..3 {
+            update_parts(&mut hasher, [self.part(part).as_slice()]);
+        }
         *hasher.finalize().as_bytes()
     }
 }

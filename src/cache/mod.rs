@@ -274,15 +274,13 @@ struct QueuedRecord {
 
 impl QueuedRecord {
     fn pack(record: NodeRecord, bytes: &mut Arena) -> Self {
-        let lens: Vec<[u8; 4]> = record.inputs.iter().flat_map(|(name, value)| [name.len(), value.len()]).map(|len| (len as u32).to_le_bytes()).collect();
-        let parts: Vec<&[u8]> = record
-            .inputs
-            .iter()
-            .flat_map(|(name, value)| [name.as_bytes(), value.as_bytes()])
-            .zip(&lens)
-            .flat_map(|(part, len)| [len.as_slice(), part])
-            .collect();
-        QueuedRecord { key: record.key, output: record.output, inputs: bytes.push(&parts) }
+        // Packed in a buffer that lives only for this call, then copied into the queue's bytes.
+        let mut inputs = Vec::with_capacity(record.inputs.iter().map(|(n, v)| 8 + n.len() + v.len()).sum());
+        for part in record.inputs.iter().flat_map(|(name, value)| [name.as_bytes(), value.as_bytes()]) {
+            inputs.extend_from_slice(&(part.len() as u32).to_le_bytes());
+            inputs.extend_from_slice(part);
+        }
+        QueuedRecord { key: record.key, output: record.output, inputs: bytes.push(&[&inputs]) }
     }
 
     fn unpack(&self, bytes: &Arena) -> NodeRecord {
